@@ -1,0 +1,370 @@
+"""Second-order Real-ESRGAN degradation (blur -> resize -> noise -> JPEG, twice, then sinc + JPEG), as used by SeeSR
+to make LQ/HQ pairs (paper 001 §3.1 and supplementary §7; SPEC §3.4 lists the numbers).
+
+Sampling and applying are separate and pure:
+
+- [`sample_degradation`] draws every random choice from `seed` into a JSON-plain record (kernel specs, resize
+  factors and sizes, noise type/strength and the seed of the noise field, JPEG qualities, the order of the last
+  stage);
+- [`apply_degradation`] turns `(hq, record)` into the LQ image with no randomness of its own.
+
+So any LQ can be regenerated bit-exactly from its HQ, preset and seed, or from the stored record alone.
+
+```py
+from dataset_builder import degrade
+
+result = degrade(hq_image, preset="seesr", scale=4, seed=0)
+result.lq.save("lq.png"); json.dumps(result.params)
+```
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .kernels import KERNEL_TYPES, make_kernel
+
+FORMAT_VERSION = 1
+RESIZE_MODES = ("area", "bilinear", "bicubic")
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Random ranges of one degradation stage (Real-ESRGAN names in brackets)."""
+
+    blur_prob: float = 1.0  # [second_blur_prob] stage 1 always blurs
+    kernel_sizes: tuple[int, ...] = (7, 9, 11, 13, 15, 17, 19, 21)  # [kernel_range]
+    kernel_types: tuple[str, ...] = KERNEL_TYPES  # [kernel_list]
+    kernel_probs: tuple[float, ...] = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)  # [kernel_prob]
+    sinc_prob: float = 0.1
+    blur_sigma: tuple[float, float] = (0.2, 3.0)
+    beta_gaussian: tuple[float, float] = (0.5, 4.0)  # [betag_range]
+    beta_plateau: tuple[float, float] = (1.0, 2.0)  # [betap_range]
+    resize_probs: tuple[float, float, float] = (0.2, 0.7, 0.1)  # up / down / keep
+    resize_range: tuple[float, float] = (0.15, 1.5)
+    gaussian_noise_prob: float = 0.5  # otherwise Poisson
+    noise_sigma: tuple[float, float] = (1.0, 30.0)  # on the 0-255 scale
+    poisson_scale: tuple[float, float] = (0.05, 3.0)
+    gray_noise_prob: float = 0.4
+    jpeg_quality: tuple[float, float] = (30.0, 95.0)
+
+
+@dataclass(frozen=True)
+class DegradationConfig:
+    """A full second-order degradation preset."""
+
+    name: str
+    stage1: StageConfig
+    stage2: StageConfig
+    final_sinc_prob: float = 0.8
+    final_kernel_sizes: tuple[int, ...] = (7, 9, 11, 13, 15, 17, 19, 21)
+    usm_sharpen: bool = True  # the LQ is made from the unsharp-masked HQ, as in Real-ESRGAN's training
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_SEESR_STAGE2 = StageConfig(
+    blur_prob=0.8,
+    kernel_sizes=(7, 9, 11),
+    blur_sigma=(0.2, 1.5),
+    resize_probs=(0.3, 0.4, 0.3),
+    resize_range=(0.3, 1.2),
+    noise_sigma=(1.0, 25.0),
+    poisson_scale=(0.05, 2.5),
+)
+
+PRESETS: dict[str, DegradationConfig] = {
+    # SeeSR's pair maker: Real-ESRGAN settings with a stage-2 kernel of at most 11 px.
+    "seesr": DegradationConfig(name="seesr", stage1=StageConfig(), stage2=_SEESR_STAGE2),
+    # Real-ESRGAN's own settings: stage-2 kernels up to 21 px.
+    "realesrgan": DegradationConfig(
+        name="realesrgan", stage1=StageConfig(), stage2=replace(_SEESR_STAGE2, kernel_sizes=StageConfig().kernel_sizes)
+    ),
+    # SeeSR's milder params file: narrower resize, less noise, higher JPEG quality, rarer 2nd blur, no USM.
+    "mild": DegradationConfig(
+        name="mild",
+        stage1=StageConfig(
+            resize_range=(0.3, 1.5), noise_sigma=(1.0, 15.0), poisson_scale=(0.05, 2.0), jpeg_quality=(60.0, 95.0)
+        ),
+        stage2=replace(
+            _SEESR_STAGE2,
+            blur_prob=0.5,
+            resize_range=(0.6, 1.2),
+            noise_sigma=(1.0, 12.0),
+            poisson_scale=(0.05, 1.0),
+            jpeg_quality=(60.0, 100.0),
+        ),
+        usm_sharpen=False,
+    ),
+}
+
+
+def get_preset(preset: str | DegradationConfig) -> DegradationConfig:
+    if isinstance(preset, DegradationConfig):
+        return preset
+    if preset not in PRESETS:
+        raise ValueError(f"Unknown degradation preset {preset!r}; choose one of {sorted(PRESETS)}.")
+    return PRESETS[preset]
+
+
+@dataclass
+class DegradationResult:
+    """`lq`: the degraded PIL image (HQ size // scale); `params`: the JSON-plain record that reproduces it."""
+
+    lq: Image.Image
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------- sampling
+def _sample_kernel(rng: np.random.Generator, stage: StageConfig) -> dict[str, Any]:
+    size = int(rng.choice(stage.kernel_sizes))
+    if rng.uniform() < stage.sinc_prob:
+        low = math.pi / 3 if size < 13 else math.pi / 5  # small kernels cannot hold very low cut-offs
+        return {"type": "sinc", "size": size, "omega_c": float(rng.uniform(low, math.pi))}
+    kind = str(rng.choice(stage.kernel_types, p=np.asarray(stage.kernel_probs) / sum(stage.kernel_probs)))
+    sigma_x = float(rng.uniform(*stage.blur_sigma))
+    spec: dict[str, Any] = {"type": kind, "size": size, "sigma_x": sigma_x, "sigma_y": sigma_x, "rotation": 0.0}
+    if kind.endswith("aniso"):
+        spec["sigma_y"] = float(rng.uniform(*stage.blur_sigma))
+        spec["rotation"] = float(rng.uniform(-math.pi, math.pi))
+    if kind.startswith("generalized"):
+        low, high = stage.beta_gaussian
+        spec["beta"] = float(rng.uniform(low, 1.0) if rng.uniform() < 0.5 else rng.uniform(1.0, high))
+    elif kind.startswith("plateau"):
+        spec["beta"] = float(rng.uniform(*stage.beta_plateau))
+    return spec
+
+
+def _sample_resize(rng: np.random.Generator, stage: StageConfig) -> dict[str, Any]:
+    direction = str(rng.choice(["up", "down", "keep"], p=stage.resize_probs))
+    low, high = stage.resize_range
+    factor = {"up": lambda: rng.uniform(1.0, high), "down": lambda: rng.uniform(low, 1.0), "keep": lambda: 1.0}
+    return {"direction": direction, "factor": float(factor[direction]()), "mode": str(rng.choice(RESIZE_MODES))}
+
+
+def _sample_noise(rng: np.random.Generator, stage: StageConfig) -> dict[str, Any]:
+    gray = bool(rng.uniform() < stage.gray_noise_prob)
+    if rng.uniform() < stage.gaussian_noise_prob:
+        noise = {"type": "gaussian", "sigma": float(rng.uniform(*stage.noise_sigma))}
+    else:
+        noise = {"type": "poisson", "scale": float(rng.uniform(*stage.poisson_scale))}
+    return {**noise, "gray": gray, "seed": int(rng.integers(0, 2**31 - 1))}
+
+
+def sample_degradation(
+    preset: str | DegradationConfig, hq_size: tuple[int, int], scale: int = 4, seed: int = 0
+) -> dict[str, Any]:
+    """
+    Draw every random choice of one degradation.
+
+    Args:
+        preset: A preset name (`seesr`, `realesrgan`, `mild`) or a [`DegradationConfig`].
+        hq_size: `(width, height)` of the HQ image (the record stores the exact intermediate sizes).
+        scale: Downscaling factor of the final LQ.
+        seed: Seed of all draws.
+
+    Returns:
+        A JSON-plain record for [`apply_degradation`].
+    """
+    config = get_preset(preset)
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"`scale` must be a positive integer, got {scale!r}.")
+    width, height = hq_size
+    if width < scale or height < scale:
+        raise ValueError(f"The HQ image ({width}x{height}) is smaller than the scale factor {scale}.")
+    rng = np.random.default_rng(seed)
+
+    s1, s2 = config.stage1, config.stage2
+    stage1 = {"kernel": _sample_kernel(rng, s1), "resize": _sample_resize(rng, s1), "noise": _sample_noise(rng, s1)}
+    stage1["jpeg_quality"] = int(round(rng.uniform(*s1.jpeg_quality)))
+    # Sizes follow F.interpolate(scale_factor=...) for stage 1 and an explicit size for stage 2, as Real-ESRGAN.
+    stage1["size"] = [
+        max(1, int(height * stage1["resize"]["factor"])),
+        max(1, int(width * stage1["resize"]["factor"])),
+    ]
+
+    blur2 = bool(rng.uniform() < s2.blur_prob)
+    stage2 = {"blur": blur2, "kernel": _sample_kernel(rng, s2) if blur2 else None, "resize": _sample_resize(rng, s2)}
+    stage2["noise"] = _sample_noise(rng, s2)
+    stage2["jpeg_quality"] = None  # stage 2's JPEG is the final one, below
+    factor2 = stage2["resize"]["factor"]
+    stage2["size"] = [max(1, int(height / scale * factor2)), max(1, int(width / scale * factor2))]
+
+    sinc = None
+    if rng.uniform() < config.final_sinc_prob:
+        size = int(rng.choice(config.final_kernel_sizes))
+        sinc = {"type": "sinc", "size": size, "omega_c": float(rng.uniform(math.pi / 3, math.pi))}
+    final = {
+        "order": "resize_sinc_then_jpeg" if rng.uniform() < 0.5 else "jpeg_then_resize_sinc",
+        "resize_mode": str(rng.choice(RESIZE_MODES)),
+        "sinc": sinc,
+        "jpeg_quality": int(round(rng.uniform(*s2.jpeg_quality))),
+        "size": [height // scale, width // scale],
+    }
+    return {
+        "format_version": FORMAT_VERSION,
+        "preset": config.name,
+        "scale": scale,
+        "seed": seed,
+        "hq_size": [width, height],
+        "usm_sharpen": config.usm_sharpen,
+        "stage1": stage1,
+        "stage2": stage2,
+        "final": final,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- applying
+def filter2d(image: torch.Tensor, kernel: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Convolve `(B, C, H, W)` with one `(k, k)` kernel per channel; reflect padding (replicate on tiny images)."""
+    kernel = torch.as_tensor(kernel, dtype=image.dtype, device=image.device)
+    k = kernel.shape[-1]
+    channels = image.shape[1]
+    pad = k // 2
+    mode = "reflect" if pad < min(image.shape[-2:]) else "replicate"
+    padded = F.pad(image, (pad, pad, pad, pad), mode=mode)
+    return F.conv2d(padded, kernel.expand(channels, 1, k, k), groups=channels)
+
+
+def gaussian_blur(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Separable Gaussian blur with OpenCV's default sigma for an odd kernel `size` (reflect padding)."""
+    sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8
+    axis = torch.arange(size, dtype=image.dtype, device=image.device) - size // 2
+    g = torch.exp(-(axis**2) / (2 * sigma**2))
+    g = g / g.sum()
+    channels, pad = image.shape[1], size // 2
+    mode = "reflect" if pad < min(image.shape[-2:]) else "replicate"
+    out = F.conv2d(
+        F.pad(image, (pad, pad, 0, 0), mode=mode), g.view(1, 1, 1, size).expand(channels, 1, 1, size), groups=channels
+    )
+    return F.conv2d(
+        F.pad(out, (0, 0, pad, pad), mode=mode), g.view(1, 1, size, 1).expand(channels, 1, size, 1), groups=channels
+    )
+
+
+def usm_sharpen(image: torch.Tensor, weight: float = 0.5, threshold: float = 10, size: int = 51) -> torch.Tensor:
+    """Unsharp masking as in Real-ESRGAN (51 px Gaussian): sharpen where the residual exceeds `threshold`/255."""
+    residual = image - gaussian_blur(image, size)
+    mask = (residual.abs().amax(dim=1, keepdim=True) * 255 > threshold).to(image.dtype)
+    soft_mask = gaussian_blur(mask, size)
+    sharp = (image + weight * residual).clamp(0, 1)
+    return soft_mask * sharp + (1 - soft_mask) * image
+
+
+def add_noise(image: torch.Tensor, noise: dict[str, Any]) -> torch.Tensor:
+    """Add the recorded Gaussian or Poisson noise (its field drawn from the recorded seed) and clamp to [0, 1]."""
+    generator = torch.Generator(device=image.device).manual_seed(noise["seed"])
+    b, c, h, w = image.shape
+    if noise["type"] == "gaussian":
+        shape = (b, 1, h, w) if noise["gray"] else (b, c, h, w)
+        field = torch.randn(shape, generator=generator, device=image.device, dtype=image.dtype) * noise["sigma"] / 255
+    else:
+        source = image.clamp(0, 1)
+        if noise["gray"]:
+            weights = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+            source = (source * weights).sum(dim=1, keepdim=True)
+        levels = 2 ** math.ceil(math.log2(max(2, len(torch.unique(torch.round(source * 255))))))
+        photons = torch.poisson(source * levels, generator=generator)
+        field = (photons / levels - source) * noise["scale"]
+    return (image + field).clamp(0, 1)
+
+
+def jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
+    """Real JPEG round trip through Pillow at `quality` (per image in the batch)."""
+    out = []
+    for single in image.clamp(0, 1):
+        array = (single.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="JPEG", quality=int(quality))
+        buffer.seek(0)
+        decoded = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255
+        out.append(torch.from_numpy(decoded).permute(2, 0, 1))
+    return torch.stack(out).to(device=image.device, dtype=image.dtype)
+
+
+def resize(image: torch.Tensor, size: list[int], mode: str) -> torch.Tensor:
+    """Resize `(B, C, H, W)` to `size = [H, W]` with F.interpolate's `area`, `bilinear` or `bicubic`."""
+    if list(image.shape[-2:]) == list(size):
+        return image
+    align = False if mode in ("bilinear", "bicubic") else None
+    return F.interpolate(image, size=tuple(size), mode=mode, align_corners=align)
+
+
+def apply_degradation(hq: Image.Image | torch.Tensor, params: dict[str, Any], device: str | torch.device = "cpu"):
+    """
+    Degrade `hq` exactly as `params` (from [`sample_degradation`]) says. Deterministic.
+
+    Args:
+        hq: RGB PIL image, or a `(1, 3, H, W)` float tensor in [0, 1].
+        params: The record; its `hq_size` must match `hq`.
+        device: Where to compute (`"cuda"` speeds up large batches of work).
+
+    Returns:
+        The LQ as an 8-bit RGB PIL image of size `hq_size // scale`.
+    """
+    if isinstance(hq, Image.Image):
+        if hq.mode != "RGB":
+            raise ValueError(f"`hq` must be an RGB image, got mode {hq.mode!r}; convert it first.")
+        tensor = torch.from_numpy(np.asarray(hq, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    else:
+        tensor = hq.float()
+    tensor = tensor.to(device)
+    height, width = tensor.shape[-2:]
+    if [width, height] != list(params["hq_size"]):
+        raise ValueError(f"The record was sampled for a {params['hq_size']} image, got {width}x{height}.")
+
+    out = usm_sharpen(tensor) if params["usm_sharpen"] else tensor
+    s1, s2, final = params["stage1"], params["stage2"], params["final"]
+
+    out = filter2d(out, make_kernel(s1["kernel"]))
+    out = resize(out, s1["size"], s1["resize"]["mode"])
+    out = add_noise(out, s1["noise"])
+    out = jpeg(out, s1["jpeg_quality"])
+
+    if s2["blur"]:
+        out = filter2d(out, make_kernel(s2["kernel"]))
+    out = resize(out, s2["size"], s2["resize"]["mode"])
+    out = add_noise(out, s2["noise"])
+
+    def resize_and_sinc(x: torch.Tensor) -> torch.Tensor:
+        x = resize(x, final["size"], final["resize_mode"])
+        return filter2d(x, make_kernel(final["sinc"])) if final["sinc"] else x
+
+    if final["order"] == "resize_sinc_then_jpeg":
+        out = jpeg(resize_and_sinc(out), final["jpeg_quality"])
+    else:
+        out = resize_and_sinc(jpeg(out, final["jpeg_quality"]))
+
+    array = (out[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+    return Image.fromarray(array)
+
+
+def degrade(
+    hq: Image.Image, preset: str | DegradationConfig = "seesr", scale: int = 4, seed: int = 0, device: str = "cpu"
+) -> DegradationResult:
+    """
+    Make the LQ partner of `hq` with a seeded second-order degradation.
+
+    Args:
+        hq (`PIL.Image.Image`): The high-quality image (converted to RGB if needed).
+        preset (`str`, *optional*, defaults to `"seesr"`): `seesr`, `realesrgan` or `mild`.
+        scale (`int`, *optional*, defaults to 4): The LQ is `hq.size // scale`.
+        seed (`int`, *optional*, defaults to 0): Seed of every random choice.
+        device (`str`, *optional*, defaults to `"cpu"`): Compute device.
+
+    Returns:
+        [`DegradationResult`] with `.lq` (PIL) and `.params` (JSON-serialisable record).
+    """
+    if hq.mode != "RGB":
+        hq = hq.convert("RGB")
+    params = sample_degradation(preset, hq.size, scale=scale, seed=seed)
+    return DegradationResult(lq=apply_degradation(hq, params, device=device), params=params)

@@ -1,0 +1,47 @@
+"""FluxIR Hub: real-world image restoration with FLUX.1 and the FluxIR adapter.
+
+Public classes are re-exported here; diffusers records `fluxir_hub` as the library of saved components in
+`model_index.json`, so these names are part of the saved format. Imports are lazy: `import fluxir_hub` does not
+import torch or diffusers until a class is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "FluxIRAdapter": "fluxir_hub.models.adapter_fluxir",
+    "FluxIRAdapterOutput": "fluxir_hub.models.adapter_fluxir",
+    "SqueezeExcitation": "fluxir_hub.models.adapter_fluxir",
+    "FluxIRPipeline": "fluxir_hub.pipelines.pipeline_fluxir",
+    "FluxIRPipelineOutput": "fluxir_hub.pipelines.pipeline_output",
+}
+
+__all__ = [
+    "FluxIRAdapter",
+    "FluxIRAdapterOutput",
+    "FluxIRPipeline",
+    "FluxIRPipelineOutput",
+    "SqueezeExcitation",
+    "__version__",
+]
+
+if TYPE_CHECKING:
+    from .models.adapter_fluxir import FluxIRAdapter, FluxIRAdapterOutput, SqueezeExcitation
+    from .pipelines.pipeline_fluxir import FluxIRPipeline
+    from .pipelines.pipeline_output import FluxIRPipelineOutput
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fluxir_hub' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

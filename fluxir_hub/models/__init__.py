@@ -1,0 +1,3 @@
+from .adapter_fluxir import FluxIRAdapter, FluxIRAdapterOutput, SqueezeExcitation
+
+__all__ = ["FluxIRAdapter", "FluxIRAdapterOutput", "SqueezeExcitation"]

@@ -1,0 +1,405 @@
+# Copyright 2026 The FluxIR Hub authors. Licensed under the Apache License, Version 2.0.
+"""The FluxIR adapter: one MM-DiT block plus per-block low-rank squeeze-and-excitation layers that steer a
+frozen FLUX transformer for image restoration (paper 001, §3.2, Fig. 3, Eq. 1-4)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders import PeftAdapterMixin
+from diffusers.models.embeddings import CombinedTimestepGuidanceTextProjEmbeddings, CombinedTimestepTextProjEmbeddings
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.models.transformers.transformer_flux import FluxPosEmbed, FluxTransformer2DModel, FluxTransformerBlock
+from diffusers.utils import BaseOutput, logging
+
+logger = logging.get_logger(__name__)
+
+# Base-transformer config keys the adapter must agree with; a mismatch means the adapter was trained for another base.
+BASE_GEOMETRY_KEYS = (
+    "patch_size",
+    "in_channels",
+    "num_layers",
+    "num_single_layers",
+    "attention_head_dim",
+    "num_attention_heads",
+    "joint_attention_dim",
+    "pooled_projection_dim",
+    "guidance_embeds",
+)
+
+
+@dataclass
+class FluxIRAdapterOutput(BaseOutput):
+    """
+    Output of [`FluxIRAdapter`].
+
+    Args:
+        image_features (`torch.Tensor` of shape `(batch_size, image_sequence_length, inner_dim)`):
+            `f_z` of paper 001 Eq. 2: the adapter block's image-stream output. The SE layers turn it into one
+            residual per base block.
+        text_features (`torch.Tensor` of shape `(batch_size, text_sequence_length, inner_dim)`):
+            `f_p` of paper 001 Eq. 2: the adapter block's text-stream output.
+    """
+
+    image_features: torch.Tensor
+    text_features: torch.Tensor
+
+
+class SqueezeExcitation(nn.Module):
+    r"""
+    Low-rank squeeze-and-excitation layer of paper 001 Eq. 3: `SE(x) = W_e (W_s x + b_s) + b_e`, with no
+    activation between the two projections. The excitation is zero-initialised so a fresh layer outputs zeros.
+
+    Args:
+        channels (`int`): Input and output width `c`.
+        rank (`int`): Bottleneck width `r`.
+    """
+
+    def __init__(self, channels: int, rank: int):
+        super().__init__()
+        self.squeeze = nn.Linear(channels, rank)
+        self.excitation = nn.Linear(rank, channels)
+        nn.init.zeros_(self.excitation.weight)
+        nn.init.zeros_(self.excitation.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.excitation(self.squeeze(x))
+
+
+class FluxIRAdapter(ModelMixin, ConfigMixin, PeftAdapterMixin):
+    r"""
+    The FluxIR restoration adapter for a FLUX.1 transformer ([`~diffusers.FluxTransformer2DModel`]).
+
+    The adapter embeds the noisy latent `z_t` with its own copy of the base `x_embedder` and adds a zero-initialised
+    projection `M_i` of the packed low-quality latent `z_lq` (Eq. 1). Learnable offsets `theta_p` and `theta_y` are
+    added to the T5 and pooled CLIP embeddings. One double-stream block, initialised from the base's first block,
+    gives image features `f_z` and text features `f_p` (Eq. 2). For every block `i` of the base (double and single),
+    `SE_z^i(f_z)` is added to that block's image-stream output and `SE_p^i(f_p)` to its text-stream output (Eq. 4);
+    see [`~FluxIRAdapter.control`].
+
+    The config mirrors the base transformer's geometry so a mismatched base is refused with a clear error.
+
+    Args:
+        patch_size (`int`, defaults to `1`): Patch size of the base transformer.
+        in_channels (`int`, defaults to `64`): Channels of the packed latent (16 VAE channels x 2 x 2).
+        num_layers (`int`, defaults to `19`): Double-stream blocks in the base (one SE pair each).
+        num_single_layers (`int`, defaults to `38`): Single-stream blocks in the base (one SE pair each).
+        attention_head_dim (`int`, defaults to `128`): Head width of the base.
+        num_attention_heads (`int`, defaults to `24`): Heads of the base.
+        joint_attention_dim (`int`, defaults to `4096`): Width of the T5 embeddings.
+        pooled_projection_dim (`int`, defaults to `768`): Width of the pooled CLIP embedding.
+        guidance_embeds (`bool`, defaults to `True`): Whether the base embeds a distilled guidance scale.
+        axes_dims_rope (`list[int]`, defaults to `[16, 56, 56]`): Rotary embedding split of the base.
+        rank (`int`, defaults to `32`): Rank `r` of every SE layer (paper 001 Table 2 picks 32).
+        max_sequence_length (`int`, defaults to `512`): Rows of `theta_p`; longer prompts are refused.
+    """
+
+    _supports_gradient_checkpointing = True
+    _no_split_modules = ["FluxTransformerBlock"]
+    _skip_layerwise_casting_patterns = ["pos_embed", "norm"]
+
+    @register_to_config
+    def __init__(
+        self,
+        patch_size: int = 1,
+        in_channels: int = 64,
+        num_layers: int = 19,
+        num_single_layers: int = 38,
+        attention_head_dim: int = 128,
+        num_attention_heads: int = 24,
+        joint_attention_dim: int = 4096,
+        pooled_projection_dim: int = 768,
+        guidance_embeds: bool = True,
+        axes_dims_rope: list[int] = [16, 56, 56],  # noqa: B006 - JSON-plain config default, never mutated
+        rank: int = 32,
+        max_sequence_length: int = 512,
+    ):
+        super().__init__()
+        if rank < 1:
+            raise ValueError(f"`rank` must be a positive integer, got {rank}.")
+        self.inner_dim = num_attention_heads * attention_head_dim
+        packed_channels = in_channels * patch_size * patch_size
+
+        # Copies of the base embedders (weights copied by `from_transformer`).
+        self.pos_embed = FluxPosEmbed(theta=10000, axes_dim=list(axes_dims_rope))
+        text_time_guidance_cls = (
+            CombinedTimestepGuidanceTextProjEmbeddings if guidance_embeds else CombinedTimestepTextProjEmbeddings
+        )
+        self.time_text_embed = text_time_guidance_cls(
+            embedding_dim=self.inner_dim, pooled_projection_dim=pooled_projection_dim
+        )
+        self.context_embedder = nn.Linear(joint_attention_dim, self.inner_dim)
+        self.x_embedder = nn.Linear(packed_channels, self.inner_dim)
+
+        # M_i of Eq. 1, zero-initialised so the adapter starts from the base's own view of z_t.
+        self.lq_embedder = nn.Linear(packed_channels, self.inner_dim)
+        nn.init.zeros_(self.lq_embedder.weight)
+        nn.init.zeros_(self.lq_embedder.bias)
+
+        # Learnable text offsets theta_p (T5) and theta_y (pooled CLIP), zero at the start.
+        self.prompt_offset = nn.Parameter(torch.zeros(max_sequence_length, joint_attention_dim))
+        self.pooled_prompt_offset = nn.Parameter(torch.zeros(pooled_projection_dim))
+
+        self.block = FluxTransformerBlock(
+            dim=self.inner_dim, num_attention_heads=num_attention_heads, attention_head_dim=attention_head_dim
+        )
+
+        num_base_blocks = num_layers + num_single_layers
+        self.image_se = nn.ModuleList([SqueezeExcitation(self.inner_dim, rank) for _ in range(num_base_blocks)])
+        self.text_se = nn.ModuleList([SqueezeExcitation(self.inner_dim, rank) for _ in range(num_base_blocks)])
+
+        # Cached empty-prompt embeddings (T5 and pooled CLIP) so the default restoration path needs no text encoder.
+        self.register_buffer("empty_prompt_embeds", torch.zeros(max_sequence_length, joint_attention_dim))
+        self.register_buffer("empty_pooled_prompt_embeds", torch.zeros(pooled_projection_dim))
+        self.register_buffer("empty_prompt_embeds_length", torch.zeros((), dtype=torch.long))
+
+        self.gradient_checkpointing = False
+
+    @classmethod
+    def from_transformer(
+        cls,
+        transformer: FluxTransformer2DModel,
+        rank: int = 32,
+        max_sequence_length: int = 512,
+        load_weights_from_transformer: bool = True,
+    ) -> FluxIRAdapter:
+        r"""
+        Build an adapter for `transformer`, copying its embedders and its **first** double-stream block.
+
+        Args:
+            transformer ([`~diffusers.FluxTransformer2DModel`]): The base model the adapter will control.
+            rank (`int`, *optional*, defaults to `32`): Rank of every SE layer.
+            max_sequence_length (`int`, *optional*, defaults to `512`): Length of `theta_p`.
+            load_weights_from_transformer (`bool`, *optional*, defaults to `True`):
+                Copy the base weights. Turn off when only the architecture is wanted (meta-device counting).
+        """
+        base = transformer.config
+        config = {key: base[key] for key in BASE_GEOMETRY_KEYS}
+        config["axes_dims_rope"] = list(base["axes_dims_rope"])
+        adapter = cls(**config, rank=rank, max_sequence_length=max_sequence_length)
+
+        if load_weights_from_transformer:
+            adapter.x_embedder.load_state_dict(transformer.x_embedder.state_dict())
+            adapter.context_embedder.load_state_dict(transformer.context_embedder.state_dict())
+            adapter.time_text_embed.load_state_dict(transformer.time_text_embed.state_dict())
+            adapter.block.load_state_dict(transformer.transformer_blocks[0].state_dict())
+        return adapter
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def num_base_blocks(self) -> int:
+        return self.config.num_layers + self.config.num_single_layers
+
+    def check_compatible(self, transformer: FluxTransformer2DModel) -> None:
+        """Raise a `ValueError` naming every setting where `transformer` differs from the base this adapter fits."""
+        base = transformer.config
+        mismatches = [
+            f"{key}: adapter expects {self.config[key]!r}, transformer has {base.get(key)!r}"
+            for key in BASE_GEOMETRY_KEYS
+            if base.get(key) != self.config[key]
+        ]
+        if list(base.get("axes_dims_rope", [])) != list(self.config.axes_dims_rope):
+            mismatches.append(
+                f"axes_dims_rope: adapter expects {list(self.config.axes_dims_rope)}, "
+                f"transformer has {list(base['axes_dims_rope'])}"
+            )
+        if mismatches:
+            raise ValueError(
+                "This FluxIR adapter was built for a different base transformer ("
+                + "; ".join(mismatches)
+                + "). Load the base model the adapter was trained on, or build a new adapter with "
+                "`FluxIRAdapter.from_transformer(transformer)`."
+            )
+
+    # ------------------------------------------------------------------ empty-prompt cache
+    @property
+    def has_empty_prompt_embeds(self) -> bool:
+        return int(self.empty_prompt_embeds_length) > 0
+
+    def set_empty_prompt_embeds(self, prompt_embeds: torch.Tensor, pooled_prompt_embeds: torch.Tensor) -> None:
+        r"""
+        Store the base text encoders' embeddings of the empty prompt inside the adapter (saved with it), so the
+        default, prompt-free restoration needs no text encoder at run time.
+
+        Args:
+            prompt_embeds (`torch.Tensor` of shape `(text_sequence_length, joint_attention_dim)` or with a leading 1).
+            pooled_prompt_embeds (`torch.Tensor` of shape `(pooled_projection_dim,)` or with a leading 1).
+        """
+        prompt_embeds = prompt_embeds.reshape(-1, self.config.joint_attention_dim)
+        pooled_prompt_embeds = pooled_prompt_embeds.reshape(self.config.pooled_projection_dim)
+        length = prompt_embeds.shape[0]
+        if length > self.config.max_sequence_length:
+            raise ValueError(
+                f"Empty-prompt embeddings have {length} tokens; the adapter holds at most "
+                f"{self.config.max_sequence_length}."
+            )
+        with torch.no_grad():
+            self.empty_prompt_embeds.zero_()
+            self.empty_prompt_embeds[:length].copy_(prompt_embeds)
+            self.empty_pooled_prompt_embeds.copy_(pooled_prompt_embeds)
+            self.empty_prompt_embeds_length.fill_(length)
+
+    def get_empty_prompt_embeds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the cached `(prompt_embeds (L, joint_dim), pooled_prompt_embeds (pooled_dim,))`."""
+        if not self.has_empty_prompt_embeds:
+            raise ValueError(
+                "This adapter has no cached empty-prompt embeddings. Load the pipeline with its text encoders, or "
+                "call `adapter.set_empty_prompt_embeds(...)` once and save the adapter."
+            )
+        length = int(self.empty_prompt_embeds_length)
+        return self.empty_prompt_embeds[:length], self.empty_pooled_prompt_embeds
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        controlnet_cond: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        pooled_projections: torch.Tensor,
+        timestep: torch.Tensor,
+        img_ids: torch.Tensor,
+        txt_ids: torch.Tensor,
+        guidance: torch.Tensor | None = None,
+        joint_attention_kwargs: dict[str, Any] | None = None,
+        return_dict: bool = True,
+    ) -> FluxIRAdapterOutput | tuple[torch.Tensor, torch.Tensor]:
+        r"""
+        Compute the control features of one denoising step.
+
+        Args:
+            hidden_states (`torch.Tensor` of shape `(batch_size, image_sequence_length, in_channels)`):
+                The packed noisy latent `z_t`.
+            controlnet_cond (`torch.Tensor` of shape `(batch_size, image_sequence_length, in_channels)`):
+                The packed low-quality latent `z_lq` (same packing and size as `hidden_states`).
+            encoder_hidden_states (`torch.Tensor` of shape `(batch_size, text_sequence_length, joint_attention_dim)`):
+                T5 embeddings `p`; `theta_p` is added to them.
+            pooled_projections (`torch.Tensor` of shape `(batch_size, pooled_projection_dim)`):
+                Pooled CLIP embedding `y`; `theta_y` is added to it.
+            timestep (`torch.Tensor` of shape `(batch_size,)`): Flow time in [0, 1], as the base transformer takes it.
+            img_ids (`torch.Tensor` of shape `(image_sequence_length, 3)`): Image RoPE ids.
+            txt_ids (`torch.Tensor` of shape `(text_sequence_length, 3)`): Text RoPE ids.
+            guidance (`torch.Tensor` of shape `(batch_size,)`, *optional*): Distilled guidance scale.
+            joint_attention_kwargs (`dict`, *optional*): Passed to the attention processor.
+            return_dict (`bool`, *optional*, defaults to `True`): Return a [`FluxIRAdapterOutput`] or a tuple.
+
+        Returns:
+            [`FluxIRAdapterOutput`] or `tuple(image_features, text_features)`.
+        """
+        text_len = encoder_hidden_states.shape[1]
+        if text_len > self.config.max_sequence_length:
+            raise ValueError(
+                f"The prompt has {text_len} tokens but the adapter's `theta_p` covers {self.config.max_sequence_length}"
+                "; use `max_sequence_length` no larger than that."
+            )
+        # Eq. 1 on embedded tokens: x_embedder(z_t) + M_i(z_lq).
+        hidden_states = self.x_embedder(hidden_states) + self.lq_embedder(controlnet_cond)
+
+        timestep = timestep.to(hidden_states.dtype) * 1000
+        pooled_projections = pooled_projections + self.pooled_prompt_offset.to(pooled_projections.dtype)
+        if self.config.guidance_embeds:
+            if guidance is None:
+                raise ValueError("This adapter's base embeds guidance: pass `guidance`.")
+            guidance = guidance.to(hidden_states.dtype) * 1000
+            temb = self.time_text_embed(timestep, guidance, pooled_projections)
+        else:
+            temb = self.time_text_embed(timestep, pooled_projections)
+
+        encoder_hidden_states = encoder_hidden_states + self.prompt_offset[:text_len].to(encoder_hidden_states.dtype)
+        encoder_hidden_states = self.context_embedder(encoder_hidden_states)
+
+        image_rotary_emb = self.pos_embed(torch.cat((txt_ids, img_ids), dim=0))
+
+        if torch.is_grad_enabled() and self.gradient_checkpointing:
+            text_features, image_features = self._gradient_checkpointing_func(
+                self.block, hidden_states, encoder_hidden_states, temb, image_rotary_emb, joint_attention_kwargs
+            )
+        else:
+            text_features, image_features = self.block(
+                hidden_states=hidden_states,
+                encoder_hidden_states=encoder_hidden_states,
+                temb=temb,
+                image_rotary_emb=image_rotary_emb,
+                joint_attention_kwargs=joint_attention_kwargs,
+            )
+
+        if not return_dict:
+            return (image_features, text_features)
+        return FluxIRAdapterOutput(image_features=image_features, text_features=text_features)
+
+    # ------------------------------------------------------------------ control injection
+    def block_residuals(
+        self, index: int, features: FluxIRAdapterOutput, conditioning_scale: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(SE_z^i(f_z), SE_p^i(f_p))` scaled by `conditioning_scale`, for base block `index` (double blocks first)."""
+        image_residual = self.image_se[index](features.image_features) * conditioning_scale
+        text_residual = self.text_se[index](features.text_features) * conditioning_scale
+        return image_residual, text_residual
+
+    @contextmanager
+    def control(
+        self, transformer: FluxTransformer2DModel, features: FluxIRAdapterOutput, conditioning_scale: float = 1.0
+    ) -> Iterator[None]:
+        r"""
+        Context manager under which `transformer`'s forward is steered by `features`.
+
+        Each double and single block of `transformer` is temporarily replaced by a [`ControlledBlock`] that adds the
+        block's SE residuals to both its text-stream and image-stream outputs. The originals are put back on exit,
+        so the base model is left exactly as it was. Gradient checkpointing in the base keeps working: a
+        checkpointed segment holds the wrapper itself, so recomputation during a later backward pass adds the same
+        residuals even after the context has closed.
+
+        Example:
+
+        ```py
+        features = adapter(latents, lq_latents, prompt_embeds, pooled, t, img_ids, txt_ids, guidance)
+        with adapter.control(transformer, features, conditioning_scale=1.0):
+            velocity = transformer(latents, prompt_embeds, pooled, t, img_ids, txt_ids, guidance).sample
+        ```
+        """
+        self.check_compatible(transformer)
+        block_lists = (transformer.transformer_blocks, transformer.single_transformer_blocks)
+        originals = [list(blocks) for blocks in block_lists]
+        try:
+            index = 0
+            for blocks in block_lists:
+                for position, block in enumerate(blocks):
+                    blocks[position] = ControlledBlock(block, self, index, features, conditioning_scale)
+                    index += 1
+            yield
+        finally:
+            for blocks, original in zip(block_lists, originals, strict=True):
+                for position, block in enumerate(original):
+                    blocks[position] = block
+
+
+class ControlledBlock(nn.Module):
+    """
+    A base FLUX block plus its FluxIR residuals: `(text + SE_p^i(f_p) * scale, image + SE_z^i(f_z) * scale)`.
+
+    Made and discarded by [`FluxIRAdapter.control`]; the adapter is referenced, not registered, so the
+    transformer's parameters and state dict never include it.
+    """
+
+    def __init__(
+        self, block: nn.Module, adapter: FluxIRAdapter, index: int, features: FluxIRAdapterOutput, scale: float
+    ):
+        super().__init__()
+        self.block = block
+        self._adapter = [adapter]  # a list hides the adapter from nn.Module registration
+        self.index = index
+        self.features = features
+        self.scale = scale
+
+    def forward(self, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        encoder_hidden_states, hidden_states = self.block(*args, **kwargs)
+        image_residual, text_residual = self._adapter[0].block_residuals(self.index, self.features, self.scale)
+        return (
+            encoder_hidden_states + text_residual.to(encoder_hidden_states.dtype),
+            hidden_states + image_residual.to(hidden_states.dtype),
+        )

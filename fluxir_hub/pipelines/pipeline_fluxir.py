@@ -1,0 +1,609 @@
+# Copyright 2026 The FluxIR Hub authors. Licensed under the Apache License, Version 2.0.
+"""FluxIRPipeline: real-world image restoration with FLUX.1 steered by a FluxIR adapter."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.image_processor import VaeImageProcessor
+from diffusers.loaders import FluxLoraLoaderMixin
+from diffusers.models import AutoencoderKL, FluxTransformer2DModel
+from diffusers.pipelines.flux.pipeline_flux import calculate_shift, retrieve_timesteps
+from diffusers.utils import logging, replace_example_docstring
+from diffusers.utils.torch_utils import randn_tensor
+from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
+
+from ..color_fix import COLOR_FIX_MODES, apply_color_fix
+from ..image_io import to_rgb
+from ..latents import image_ids, pack_latents, text_ids, unpack_latents
+from ..models.adapter_fluxir import FluxIRAdapter
+from ..sampling import DEFAULT_RESTORATION_THRESHOLD, DEFAULT_RESTORATION_WEIGHT, apply_restoration_guidance
+from ..tiling import tiled_map
+from .pipeline_output import FluxIRPipelineOutput
+
+logger = logging.get_logger(__name__)
+
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```py
+        >>> import torch
+        >>> from diffusers.utils import load_image
+        >>> from fluxir_hub import FluxIRAdapter, FluxIRPipeline
+
+        >>> adapter = FluxIRAdapter.from_pretrained("your-org/fluxir-adapter", torch_dtype=torch.bfloat16)
+        >>> pipe = FluxIRPipeline.from_pretrained(
+        ...     "black-forest-labs/FLUX.1-dev", adapter=adapter, text_encoder_2=None, torch_dtype=torch.bfloat16
+        ... ).to("cuda")
+        >>> lq = load_image("old_photo.png")
+        >>> image = pipe(lq, upscale=4, num_inference_steps=20, generator=torch.manual_seed(0)).images[0]
+        >>> image.save("restored.png")
+        ```
+"""
+
+PipelineImage = PIL.Image.Image | np.ndarray | torch.Tensor | list[PIL.Image.Image] | list[np.ndarray]
+
+MIN_INPUT_SIDE = 8  # below this there is nothing to restore
+OUTPUT_MULTIPLE = 16  # VAE factor 8 x 2x2 token packing
+MAX_UPSCALE = 8
+DEFAULT_MAX_OUTPUT_PIXELS = 4096 * 4096
+DEFAULT_GUIDANCE_SCALE = 3.5
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+
+
+def output_size(width: int, height: int, upscale: float) -> tuple[int, int]:
+    """
+    Output `(width, height)` for an input of `width x height` pixels: each side times `upscale`, rounded to the
+    nearest multiple of 16 (halves round up; the VAE and 2x2 packing need multiples of 16), and at least 16.
+    """
+    return tuple(
+        max(OUTPUT_MULTIPLE, math.floor(side * upscale / OUTPUT_MULTIPLE + 0.5) * OUTPUT_MULTIPLE)
+        for side in (width, height)
+    )
+
+
+def _image_size(image: PIL.Image.Image | np.ndarray | torch.Tensor) -> tuple[int, int]:
+    if isinstance(image, PIL.Image.Image):
+        return image.size
+    if isinstance(image, np.ndarray):  # (H, W, C) or (H, W)
+        return image.shape[1], image.shape[0]
+    return image.shape[-1], image.shape[-2]  # (C, H, W) or (B, C, H, W)
+
+
+def _as_image_list(image: PipelineImage) -> list:
+    if isinstance(image, list):
+        return image
+    if isinstance(image, torch.Tensor) and image.ndim == 4:
+        return list(image)
+    if isinstance(image, np.ndarray) and image.ndim == 4:
+        return list(image)
+    return [image]
+
+
+class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
+    r"""
+    Restore real-world low-quality images with FLUX.1 controlled by a [`FluxIRAdapter`] (paper 001).
+
+    The low-quality (LQ) image is resized to the output size, VAE-encoded and packed like the latent being denoised;
+    at every step the adapter turns it into per-block residuals for both streams of the transformer. After each
+    step the restoration sampling strategy of paper 004 pulls the noisy latent toward the LQ latent early in the
+    trajectory (`restoration_weight`), and a colour fix against the resized LQ removes colour drift.
+
+    Args:
+        scheduler ([`~diffusers.FlowMatchEulerDiscreteScheduler`]): FLUX's flow-matching Euler scheduler.
+        vae ([`~diffusers.AutoencoderKL`]): FLUX's 16-channel VAE.
+        text_encoder ([`~transformers.CLIPTextModel`], *optional*): CLIP text encoder (pooled embedding).
+        tokenizer ([`~transformers.CLIPTokenizer`], *optional*): CLIP tokenizer.
+        text_encoder_2 ([`~transformers.T5EncoderModel`], *optional*): T5 encoder. Not needed for the default empty
+            prompt when the adapter carries the cached empty-prompt embeddings.
+        tokenizer_2 ([`~transformers.T5TokenizerFast`], *optional*): T5 tokenizer.
+        transformer ([`~diffusers.FluxTransformer2DModel`]): The frozen FLUX.1 transformer.
+        adapter ([`FluxIRAdapter`]): The restoration adapter.
+    """
+
+    # The adapter runs before the transformer at every step; as the head of the chain nothing offloads it while the
+    # transformer runs, so its SE layers (applied inside the transformer's blocks) stay on the accelerator.
+    model_cpu_offload_seq = "adapter->text_encoder->text_encoder_2->transformer->vae"
+    _optional_components = ["text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2"]
+    _callback_tensor_inputs = ["latents", "lq_latents", "prompt_embeds"]
+
+    def __init__(
+        self,
+        scheduler: FlowMatchEulerDiscreteScheduler,
+        vae: AutoencoderKL,
+        text_encoder: CLIPTextModel | None,
+        tokenizer: CLIPTokenizer | None,
+        text_encoder_2: T5EncoderModel | None,
+        tokenizer_2: T5TokenizerFast | None,
+        transformer: FluxTransformer2DModel,
+        adapter: FluxIRAdapter,
+    ):
+        super().__init__()
+        self.register_modules(
+            scheduler=scheduler,
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            text_encoder_2=text_encoder_2,
+            tokenizer_2=tokenizer_2,
+            transformer=transformer,
+            adapter=adapter,
+        )
+        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1) if getattr(self, "vae", None) else 8
+        # Packed tokens cover 2x2 latent pixels, so image sides must be multiples of vae_scale_factor * 2.
+        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor * 2, resample="bicubic")
+        self.tokenizer_max_length = self.tokenizer.model_max_length if getattr(self, "tokenizer", None) else 77
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def guidance_scale(self) -> float:
+        return self._guidance_scale
+
+    @property
+    def joint_attention_kwargs(self) -> dict[str, Any] | None:
+        return self._joint_attention_kwargs
+
+    @property
+    def num_timesteps(self) -> int:
+        return self._num_timesteps
+
+    @property
+    def interrupt(self) -> bool:
+        return self._interrupt
+
+    # ------------------------------------------------------------------ prompts
+    def _clip_pooled_embeds(self, prompt: list[str], device: torch.device) -> torch.Tensor:
+        inputs = self.tokenizer(
+            prompt, padding="max_length", max_length=self.tokenizer_max_length, truncation=True, return_tensors="pt"
+        )
+        output = self.text_encoder(inputs.input_ids.to(self.text_encoder.device), output_hidden_states=False)
+        return output.pooler_output.to(device)
+
+    def _t5_embeds(self, prompt: list[str], max_sequence_length: int, device: torch.device) -> torch.Tensor:
+        inputs = self.tokenizer_2(
+            prompt, padding="max_length", max_length=max_sequence_length, truncation=True, return_tensors="pt"
+        )
+        return self.text_encoder_2(inputs.input_ids.to(self.text_encoder_2.device), output_hidden_states=False)[0].to(
+            device
+        )
+
+    def encode_prompt(
+        self,
+        prompt: str | list[str],
+        prompt_2: str | list[str] | None = None,
+        device: torch.device | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        pooled_prompt_embeds: torch.Tensor | None = None,
+        max_sequence_length: int = 512,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        r"""
+        Encode prompts into T5 and pooled CLIP embeddings.
+
+        All-empty prompts use the adapter's cached empty-prompt embeddings when it has them, so the default path
+        needs no text encoder.
+
+        Args:
+            prompt (`str` or `list[str]`): Prompt(s) for CLIP (and T5 unless `prompt_2` is given).
+            prompt_2 (`str` or `list[str]`, *optional*): Prompt(s) for T5.
+            device (`torch.device`, *optional*): Where the embeddings go.
+            prompt_embeds (`torch.Tensor` of shape `(batch_size, text_sequence_length, joint_attention_dim)`, *optional*):
+                Precomputed T5 embeddings; skips the text encoders.
+            pooled_prompt_embeds (`torch.Tensor` of shape `(batch_size, pooled_projection_dim)`, *optional*):
+                Precomputed pooled CLIP embeddings; needed with `prompt_embeds`.
+            max_sequence_length (`int`, *optional*, defaults to 512): T5 token length.
+
+        Returns:
+            `(prompt_embeds, pooled_prompt_embeds, text_ids)`.
+        """
+        device = device or self._execution_device
+        if prompt_embeds is None:
+            prompt = [prompt] if isinstance(prompt, str) else list(prompt)
+            prompt_2 = prompt if prompt_2 is None else ([prompt_2] if isinstance(prompt_2, str) else list(prompt_2))
+            if all(p == "" for p in prompt + prompt_2) and self.adapter.has_empty_prompt_embeds:
+                cached, cached_pooled = self.adapter.get_empty_prompt_embeds()
+                prompt_embeds = cached.to(device)[None].expand(len(prompt), -1, -1)
+                pooled_prompt_embeds = cached_pooled.to(device)[None].expand(len(prompt), -1)
+            else:
+                missing = [
+                    name
+                    for name in ("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")
+                    if getattr(self, name, None) is None
+                ]
+                if missing:
+                    raise ValueError(
+                        f"Encoding a prompt needs {', '.join(missing)}, which this pipeline was loaded without. "
+                        "Load the pipeline with its text encoders, pass `prompt_embeds` and `pooled_prompt_embeds`, "
+                        "or use the empty prompt with an adapter that caches its embeddings."
+                    )
+                pooled_prompt_embeds = self._clip_pooled_embeds(prompt, device)
+                prompt_embeds = self._t5_embeds(prompt_2, max_sequence_length, device)
+        dtype = self.transformer.dtype
+        prompt_embeds = prompt_embeds.to(device=device, dtype=dtype)
+        pooled_prompt_embeds = pooled_prompt_embeds.to(device=device, dtype=dtype)
+        return prompt_embeds, pooled_prompt_embeds, text_ids(prompt_embeds.shape[1], device=device, dtype=dtype)
+
+    @torch.no_grad()
+    def cache_empty_prompt_embeds(self, max_sequence_length: int | None = None) -> None:
+        """
+        Encode the empty prompt once and store it in the adapter (saved with `adapter.save_pretrained`), so later
+        empty-prompt runs need no text encoder. Afterwards the text encoders can be dropped, e.g.
+        `pipe.text_encoder_2 = None`.
+        """
+        device = self._execution_device
+        max_sequence_length = max_sequence_length or self.adapter.config.max_sequence_length
+        pooled = self._clip_pooled_embeds([""], device)
+        embeds = self._t5_embeds([""], max_sequence_length, device)
+        self.adapter.set_empty_prompt_embeds(embeds[0], pooled[0])
+
+    # ------------------------------------------------------------------ checks
+    def check_inputs(
+        self,
+        images: list,
+        prompt: str | list[str] | None,
+        upscale: float,
+        num_inference_steps: int,
+        guidance_scale: float,
+        conditioning_scale: float,
+        restoration_weight: float,
+        restoration_threshold: float,
+        color_fix: str,
+        tile_size: int | None,
+        tile_overlap: int,
+        output_type: str,
+        max_output_pixels: int | None,
+        max_sequence_length: int,
+        prompt_embeds: torch.Tensor | None,
+        pooled_prompt_embeds: torch.Tensor | None,
+        callback_on_step_end_tensor_inputs: list[str] | None,
+    ) -> None:
+        if not images:
+            raise ValueError("`image` is empty: pass at least one image.")
+        sizes = {_image_size(image) for image in images}
+        if len(sizes) > 1:
+            raise ValueError(
+                f"All images of a batch must have the same size, got {sorted(sizes)}; restore them one call at a time."
+            )
+        width, height = sizes.pop()
+        if min(width, height) < MIN_INPUT_SIDE:
+            raise ValueError(
+                f"`image` is {width}x{height} pixels; each side must be at least {MIN_INPUT_SIDE} pixels to restore."
+            )
+        if isinstance(prompt, list) and len(prompt) not in (1, len(images)):
+            raise ValueError(f"Got {len(prompt)} prompts for {len(images)} images; give one prompt or one per image.")
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
+        if not isinstance(upscale, (int, float)) or not 1 <= upscale <= MAX_UPSCALE:
+            raise ValueError(f"`upscale` must be a number from 1 to {MAX_UPSCALE}, got {upscale!r}.")
+        if guidance_scale < 0:
+            raise ValueError(f"`guidance_scale` must be non-negative, got {guidance_scale}.")
+        if not math.isfinite(conditioning_scale):
+            raise ValueError(f"`conditioning_scale` must be a finite number, got {conditioning_scale}.")
+        if not 0 <= restoration_weight <= 1:
+            raise ValueError(f"`restoration_weight` must be in [0, 1], got {restoration_weight}.")
+        if not 0 <= restoration_threshold < 1:
+            raise ValueError(f"`restoration_threshold` must be in [0, 1), got {restoration_threshold}.")
+        if color_fix not in COLOR_FIX_MODES:
+            raise ValueError(f"`color_fix` must be one of {COLOR_FIX_MODES}, got {color_fix!r}.")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
+        if tile_size is not None:
+            if tile_size < 4 * OUTPUT_MULTIPLE or tile_size % OUTPUT_MULTIPLE:
+                raise ValueError(f"`tile_size` must be a multiple of 16 of at least 64 pixels, got {tile_size}.")
+            if not 0 <= tile_overlap < tile_size:
+                raise ValueError(
+                    f"`tile_overlap` must be at least 0 and smaller than `tile_size` ({tile_size}), got {tile_overlap}."
+                )
+        out_w, out_h = output_size(width, height, upscale)
+        if max_output_pixels is not None and out_w * out_h > max_output_pixels:
+            raise ValueError(
+                f"The output would be {out_w}x{out_h} ({out_w * out_h / 1e6:.1f} MP), above `max_output_pixels` "
+                f"({max_output_pixels / 1e6:.1f} MP). Lower `upscale`, downscale the input, or raise "
+                "`max_output_pixels` and set `tile_size`."
+            )
+        if max_sequence_length > self.adapter.config.max_sequence_length:
+            raise ValueError(
+                f"`max_sequence_length` ({max_sequence_length}) exceeds the adapter's "
+                f"{self.adapter.config.max_sequence_length}."
+            )
+        if (prompt_embeds is None) != (pooled_prompt_embeds is None):
+            raise ValueError("Pass both `prompt_embeds` and `pooled_prompt_embeds`, or neither.")
+        if callback_on_step_end_tensor_inputs is not None:
+            unknown = [k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]
+            if unknown:
+                raise ValueError(
+                    f"`callback_on_step_end_tensor_inputs` may name {self._callback_tensor_inputs}, got {unknown}."
+                )
+
+    # ------------------------------------------------------------------ latents
+    def prepare_lq(
+        self, images: list, width: int, height: int, device: torch.device, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        Resize the LQ images (RGB PIL images, or arrays/tensors in [0, 1]) to the output size and encode them.
+
+        Returns:
+            `(lq_pixels, lq_latents)`: `(B, 3, height, width)` in [-1, 1], and packed latents `(B, N, 64)`.
+        """
+        lq_pixels = self.image_processor.preprocess(images, height=height, width=width).to(device=device)
+        latents = self.vae.encode(lq_pixels.to(self.vae.dtype)).latent_dist.mode()
+        latents = (latents - self.vae.config.shift_factor) * self.vae.config.scaling_factor
+        return lq_pixels, pack_latents(latents.to(dtype))
+
+    def prepare_latents(
+        self,
+        batch_size: int,
+        width: int,
+        height: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        generator: torch.Generator | list[torch.Generator] | None,
+        latents: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Packed starting noise `(batch_size, N, 64)`, or `latents` moved to `device`."""
+        channels = self.transformer.config.in_channels // 4
+        shape = (batch_size, channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
+        if latents is not None:
+            expected = (batch_size, shape[2] * shape[3] // 4, channels * 4)
+            if tuple(latents.shape) != expected:
+                raise ValueError(f"`latents` must have shape {expected} (packed), got {tuple(latents.shape)}.")
+            return latents.to(device=device, dtype=dtype)
+        if isinstance(generator, list) and len(generator) != batch_size:
+            raise ValueError(f"Got {len(generator)} generators for a batch of {batch_size}.")
+        return pack_latents(randn_tensor(shape, generator=generator, device=device, dtype=dtype))
+
+    def decode_latents(self, latents: torch.Tensor, width: int, height: int) -> torch.Tensor:
+        """Packed latents -> images `(B, 3, height, width)` in [-1, 1]."""
+        latents = unpack_latents(latents, height // self.vae_scale_factor, width // self.vae_scale_factor)
+        latents = latents / self.vae.config.scaling_factor + self.vae.config.shift_factor
+        return self.vae.decode(latents.to(self.vae.dtype), return_dict=False)[0]
+
+    # ------------------------------------------------------------------ one velocity evaluation
+    def predict_velocity(
+        self,
+        latents: torch.Tensor,
+        lq_latents: torch.Tensor,
+        timestep: torch.Tensor,
+        prompt_embeds: torch.Tensor,
+        pooled_prompt_embeds: torch.Tensor,
+        txt_ids: torch.Tensor,
+        guidance: torch.Tensor | None,
+        token_height: int,
+        token_width: int,
+        conditioning_scale: float = 1.0,
+        tile_tokens: int | None = None,
+        overlap_tokens: int = 0,
+    ) -> torch.Tensor:
+        r"""
+        The controlled transformer's velocity for packed `latents` `(B, N, 64)` at flow time `timestep` `(B,)`.
+
+        With `tile_tokens` smaller than the token grid, the prediction runs on overlapping tiles (each tile seen as
+        a whole image, with its own RoPE ids) and is blended (see [`fluxir_hub.tiling.tiled_map`]).
+        """
+        batch, _, channels = latents.shape
+
+        def run(z: torch.Tensor, lq: torch.Tensor, th: int, tw: int) -> torch.Tensor:
+            ids = image_ids(th, tw, device=z.device, dtype=z.dtype)
+            base_kwargs = {
+                "hidden_states": z,
+                "encoder_hidden_states": prompt_embeds,
+                "pooled_projections": pooled_prompt_embeds,
+                "timestep": timestep,
+                "img_ids": ids,
+                "txt_ids": txt_ids,
+                "guidance": guidance,
+                "joint_attention_kwargs": self.joint_attention_kwargs,
+                "return_dict": False,
+            }
+            if conditioning_scale == 0:  # zero control: the plain base model, exactly
+                return self.transformer(**base_kwargs)[0]
+            adapter_dtype = self.adapter.dtype
+            features = self.adapter(
+                hidden_states=z.to(adapter_dtype),
+                controlnet_cond=lq.to(adapter_dtype),
+                encoder_hidden_states=prompt_embeds.to(adapter_dtype),
+                pooled_projections=pooled_prompt_embeds.to(adapter_dtype),
+                timestep=timestep,
+                img_ids=ids,
+                txt_ids=txt_ids,
+                guidance=guidance,
+            )
+            with self.adapter.control(self.transformer, features, conditioning_scale):
+                return self.transformer(**base_kwargs)[0]
+
+        if tile_tokens is None or (tile_tokens >= token_height and tile_tokens >= token_width):
+            return run(latents, lq_latents, token_height, token_width)
+
+        grid = torch.cat([latents, lq_latents.to(latents.dtype)], dim=-1).view(batch, token_height, token_width, -1)
+
+        def run_tile(tile: torch.Tensor, th: int, tw: int) -> torch.Tensor:
+            z, lq = tile.reshape(batch, th * tw, 2 * channels).split(channels, dim=-1)
+            return run(z, lq, th, tw).view(batch, th, tw, channels)
+
+        return tiled_map(run_tile, grid, tile_tokens, overlap_tokens).reshape(batch, -1, channels)
+
+    # ------------------------------------------------------------------ call
+    @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
+    def __call__(
+        self,
+        image: PipelineImage,
+        prompt: str | list[str] = "",
+        prompt_2: str | list[str] | None = None,
+        upscale: float = 4,
+        num_inference_steps: int = 20,
+        guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
+        conditioning_scale: float = 1.0,
+        restoration_weight: float = DEFAULT_RESTORATION_WEIGHT,
+        restoration_threshold: float = DEFAULT_RESTORATION_THRESHOLD,
+        color_fix: str = "wavelet",
+        tile_size: int | None = None,
+        tile_overlap: int = 256,
+        max_output_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        pooled_prompt_embeds: torch.Tensor | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        joint_attention_kwargs: dict[str, Any] | None = None,
+        callback_on_step_end: Callable[[DiffusionPipeline, int, torch.Tensor, dict], dict] | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+        max_sequence_length: int | None = None,
+    ) -> FluxIRPipelineOutput | tuple:
+        r"""
+        Restore `image`.
+
+        Args:
+            image (`PIL.Image.Image`, `np.ndarray`, `torch.Tensor` or a list of them):
+                Low-quality image(s) of one size. PIL images of any mode are converted to upright RGB (EXIF
+                orientation applied, transparency on white, 16-bit rescaled); arrays and tensors are in [0, 1].
+            prompt (`str` or `list[str]`, *optional*, defaults to `""`):
+                Text that steers the restoration; empty is the paper's default.
+            prompt_2 (`str` or `list[str]`, *optional*): A different prompt for T5.
+            upscale (`float`, *optional*, defaults to 4):
+                Scale factor from 1 to 8. Each output side is `input side * upscale` rounded to the nearest multiple
+                of 16 (at least 16); see [`output_size`].
+            num_inference_steps (`int`, *optional*, defaults to 20): Denoising steps (paper 001 uses 20).
+            guidance_scale (`float`, *optional*, defaults to 3.5): FLUX.1-dev's distilled guidance.
+            conditioning_scale (`float`, *optional*, defaults to 1.0): Multiplies every adapter residual.
+            restoration_weight (`float`, *optional*, defaults to 0.05):
+                Fidelity knob `w` of paper 004's restoration sampling strategy; 0 turns it off.
+            restoration_threshold (`float`, *optional*, defaults to 0.8):
+                Flow time `a` above which the strategy acts (paper 004 Eq. 2).
+            color_fix (`str`, *optional*, defaults to `"wavelet"`): `"wavelet"`, `"adain"` or `"none"`.
+            tile_size (`int`, *optional*):
+                Restore in overlapping latent tiles of this many output pixels (a multiple of 16) when the output is
+                larger; `None` restores in one pass. Pair with `pipe.vae.enable_tiling()` for large images.
+            tile_overlap (`int`, *optional*, defaults to 256): Overlap of neighbouring tiles in output pixels.
+            max_output_pixels (`int`, *optional*, defaults to 4096*4096): Refuse larger outputs; `None` disables.
+            generator (`torch.Generator` or `list[torch.Generator]`, *optional*): For reproducible noise.
+            latents (`torch.Tensor` of shape `(batch_size, N, 64)`, *optional*): Packed starting noise.
+            prompt_embeds (`torch.Tensor`, *optional*): Precomputed T5 embeddings.
+            pooled_prompt_embeds (`torch.Tensor`, *optional*): Precomputed pooled CLIP embeddings.
+            output_type (`str`, *optional*, defaults to `"pil"`): `"pil"`, `"np"`, `"pt"` or `"latent"` (packed).
+            return_dict (`bool`, *optional*, defaults to `True`): Return a [`FluxIRPipelineOutput`] or a tuple.
+            joint_attention_kwargs (`dict`, *optional*): Passed to the attention processors (e.g. LoRA `scale`).
+            callback_on_step_end (`Callable`, *optional*):
+                Called after every step as `callback_on_step_end(self, step, timestep, callback_kwargs)`; may return
+                replacements for the tensors in `callback_kwargs`.
+            callback_on_step_end_tensor_inputs (`list[str]`, *optional*, defaults to `["latents"]`):
+                Tensors passed in `callback_kwargs`; any of `self._callback_tensor_inputs`.
+            max_sequence_length (`int`, *optional*): T5 token length; defaults to the adapter's (512 for FLUX.1).
+
+        Examples:
+
+        Returns:
+            [`FluxIRPipelineOutput`] or `tuple(images, nfe)`.
+        """
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        callback_on_step_end_tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
+
+        # 1. Check inputs.
+        # Upright RGB first: EXIF rotation changes the size the checks and the output are based on.
+        images = [to_rgb(im) if isinstance(im, PIL.Image.Image) else im for im in _as_image_list(image)]
+        max_sequence_length = max_sequence_length or self.adapter.config.max_sequence_length
+        if prompt_embeds is not None:
+            prompt = [""] * prompt_embeds.shape[0]
+        self.check_inputs(
+            images, prompt, upscale, num_inference_steps, guidance_scale, conditioning_scale, restoration_weight,
+            restoration_threshold, color_fix, tile_size, tile_overlap, output_type, max_output_pixels,
+            max_sequence_length, prompt_embeds, pooled_prompt_embeds, callback_on_step_end_tensor_inputs,
+        )  # fmt: skip
+        self._guidance_scale = guidance_scale
+        self._joint_attention_kwargs = joint_attention_kwargs
+        self._interrupt = False
+
+        batch_size = len(images)
+        width, height = output_size(*_image_size(images[0]), upscale)
+        device = self._execution_device
+        dtype = self.transformer.dtype
+
+        # 2. Prompt embeddings (cached for the empty prompt).
+        prompts = [prompt] * batch_size if isinstance(prompt, str) else list(prompt) * (batch_size // len(prompt))
+        if isinstance(prompt_2, list) and len(prompt_2) == 1:
+            prompt_2 = prompt_2 * batch_size
+        prompt_embeds, pooled_prompt_embeds, txt_ids = self.encode_prompt(
+            prompts, prompt_2, device, prompt_embeds, pooled_prompt_embeds, max_sequence_length
+        )
+        if prompt_embeds.shape[0] == 1 and batch_size > 1:
+            prompt_embeds = prompt_embeds.expand(batch_size, -1, -1)
+            pooled_prompt_embeds = pooled_prompt_embeds.expand(batch_size, -1)
+
+        # 3. LQ resized to the output size and encoded; starting noise.
+        lq_pixels, lq_latents = self.prepare_lq(images, width, height, device, dtype)
+        latents = self.prepare_latents(batch_size, width, height, dtype, device, generator, latents)
+        token_height, token_width = height // (self.vae_scale_factor * 2), width // (self.vae_scale_factor * 2)
+
+        # 4. Timesteps with FLUX's resolution-dependent shift (for tiles, the tile's token count sets the shift).
+        tile_tokens = None if tile_size is None else tile_size // (self.vae_scale_factor * 2)
+        overlap_tokens = tile_overlap // (self.vae_scale_factor * 2)
+        seq_len = (
+            token_height * token_width
+            if tile_tokens is None
+            else min(token_height, tile_tokens) * min(token_width, tile_tokens)
+        )
+        sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
+        mu = calculate_shift(
+            seq_len,
+            self.scheduler.config.get("base_image_seq_len", 256),
+            self.scheduler.config.get("max_image_seq_len", 4096),
+            self.scheduler.config.get("base_shift", 0.5),
+            self.scheduler.config.get("max_shift", 1.15),
+        )
+        timesteps, num_inference_steps = retrieve_timesteps(
+            self.scheduler, num_inference_steps, device, sigmas=sigmas, mu=mu
+        )
+        self._num_timesteps = len(timesteps)
+        guidance = (
+            torch.full((batch_size,), guidance_scale, device=device, dtype=torch.float32)
+            if self.transformer.config.guidance_embeds
+            else None
+        )
+
+        # 5. Denoising loop.
+        nfe = 0
+        self.scheduler.set_begin_index(0)
+        with self.progress_bar(total=num_inference_steps) as progress_bar:
+            for i, t in enumerate(timesteps):
+                if self.interrupt:
+                    continue
+                timestep = t.expand(batch_size).to(latents.dtype) / 1000
+                velocity = self.predict_velocity(
+                    latents, lq_latents, timestep, prompt_embeds, pooled_prompt_embeds, txt_ids, guidance,
+                    token_height, token_width, conditioning_scale, tile_tokens, overlap_tokens,
+                )  # fmt: skip
+                nfe += 1
+                # Paper 004 Eq. 1-2: the stepped latent is pulled toward the LQ with g at this step's flow time.
+                s = float(self.scheduler.sigmas[i])
+                latents_dtype = latents.dtype
+                latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0].to(latents_dtype)
+                latents = apply_restoration_guidance(latents, lq_latents, s, restoration_weight, restoration_threshold)
+
+                if callback_on_step_end is not None:
+                    step_tensors = {"latents": latents, "lq_latents": lq_latents, "prompt_embeds": prompt_embeds}
+                    callback_kwargs = {k: step_tensors[k] for k in callback_on_step_end_tensor_inputs}
+                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                    latents = callback_outputs.pop("latents", latents)
+                    lq_latents = callback_outputs.pop("lq_latents", lq_latents)
+                    prompt_embeds = callback_outputs.pop("prompt_embeds", prompt_embeds)
+                progress_bar.update()
+
+        # 6. Decode, colour fix, post-process.
+        if output_type == "latent":
+            result = latents
+        else:
+            decoded = self.decode_latents(latents, width, height).float()
+            decoded = apply_color_fix(decoded, lq_pixels.float(), color_fix).clamp(-1, 1)
+            result = self.image_processor.postprocess(decoded, output_type=output_type)
+
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (result, nfe)
+        return FluxIRPipelineOutput(images=result, nfe=nfe)

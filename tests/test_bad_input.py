@@ -1,0 +1,109 @@
+"""Odd files, odd modes and bad parameters give clear errors (or correct results), never a deep traceback."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fluxir_hub.image_io import ImageLoadError, load_image, to_rgb
+
+from .helpers import gen, photo
+
+FAST = {"num_inference_steps": 1, "upscale": 2}
+
+
+def test_non_image_empty_and_truncated_files(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    buf = io.BytesIO()
+    photo(size=(64, 64)).save(buf, format="JPEG")
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 3])
+    with pytest.raises(ImageLoadError, match="notes.png: not a readable image"):
+        load_image(text)
+    with pytest.raises(ImageLoadError, match="empty.jpg: the file is empty"):
+        load_image(empty)
+    with pytest.raises(ImageLoadError, match="cut.jpg: the image data is damaged or truncated"):
+        load_image(truncated)
+    with pytest.raises(ImageLoadError, match="no such file"):
+        load_image(tmp_path / "missing.png")
+
+
+def test_modes_convert_to_rgb_sensibly():
+    rgba = Image.new("RGBA", (4, 4), (255, 0, 0, 0))  # fully transparent red -> white
+    assert to_rgb(rgba).getpixel((0, 0)) == (255, 255, 255)
+    la = Image.new("LA", (4, 4), (10, 255))
+    assert to_rgb(la).getpixel((0, 0)) == (10, 10, 10)
+    p = Image.new("P", (4, 4))
+    p.putpalette([0, 200, 0] * 256)
+    assert to_rgb(p).getpixel((0, 0)) == (0, 200, 0)
+    sixteen = Image.fromarray(np.full((4, 4), 128 * 257, dtype=np.uint16)).convert("I;16")
+    assert to_rgb(sixteen).getpixel((0, 0)) == (128, 128, 128)  # rescaled, not clipped to 255
+    gray = Image.new("L", (4, 4), 77)
+    assert to_rgb(gray).getpixel((0, 0)) == (77, 77, 77)
+
+
+def test_cmyk_jpeg_and_exif_rotation(tmp_path):
+    cmyk = tmp_path / "cmyk.jpg"
+    photo(size=(40, 20)).convert("CMYK").save(cmyk)
+    image = load_image(cmyk)
+    assert image.mode == "RGB" and image.size == (40, 20)
+
+    rotated = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown rotated 90 degrees clockwise
+    photo(size=(40, 20)).save(rotated, exif=exif)
+    assert load_image(rotated).size == (20, 40)
+
+
+def test_modes_through_the_pipeline(tiny_pipe, tmp_path):
+    base = photo(size=(16, 24))
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    path = tmp_path / "rot.jpg"
+    base.save(path, exif=exif)
+    with Image.open(path) as opened:  # EXIF applied inside the pipeline too
+        out = tiny_pipe(opened, generator=gen(), **FAST).images[0]
+    assert out.size == (48, 32)  # upright: 24x16 input, x2
+    for image in [base.convert("RGBA"), base.convert("LA"), base.convert("P"), base.convert("L"),
+                  Image.fromarray(np.asarray(base.convert("L"), dtype=np.uint16) * 257).convert("I;16")]:  # fmt: skip
+        result = tiny_pipe(image, generator=gen(), **FAST).images[0]
+        assert result.size == (32, 48) and result.mode == "RGB", image.mode
+
+
+def test_tiny_and_huge_images(tiny_pipe):
+    with pytest.raises(ValueError, match="1x1 pixels; each side must be at least 8"):
+        tiny_pipe(Image.new("RGB", (1, 1)), **FAST)
+    assert tiny_pipe(Image.new("RGB", (8, 8), (90, 20, 200)), generator=gen(), **FAST).images[0].size == (16, 16)
+    huge = torch.zeros(1, 3, 4000, 6000)  # 6000x4000 at x4 -> 24000x16000
+    with pytest.raises(ValueError, match=r"24000x16000 \(384.0 MP\), above `max_output_pixels` \(16.8 MP\)"):
+        tiny_pipe(huge, upscale=4)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"num_inference_steps": 0}, "num_inference_steps"),
+        ({"num_inference_steps": -3}, "num_inference_steps"),
+        ({"upscale": 0}, "upscale"),
+        ({"upscale": 9}, "upscale"),
+        ({"tile_size": 64, "tile_overlap": 64}, "tile_overlap"),
+        ({"tile_size": 50}, "tile_size"),
+        ({"color_fix": "histogram"}, "color_fix"),
+        ({"output_type": "jpeg"}, "output_type"),
+        ({"restoration_weight": 2.0}, "restoration_weight"),
+        ({"restoration_threshold": 1.0}, "restoration_threshold"),
+        ({"guidance_scale": -1.0}, "guidance_scale"),
+        ({"conditioning_scale": float("nan")}, "conditioning_scale"),
+        ({"callback_on_step_end_tensor_inputs": ["noise"]}, "callback_on_step_end_tensor_inputs"),
+        ({"prompt_embeds": torch.zeros(1, 4, 32)}, "pooled_prompt_embeds"),
+    ],
+)
+def test_bad_parameters_name_the_parameter(tiny_pipe, kwargs, name):
+    call = {**FAST, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        tiny_pipe(photo(size=(32, 32)), **call)
