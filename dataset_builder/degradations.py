@@ -272,7 +272,9 @@ def add_noise(image: torch.Tensor, noise: dict[str, Any]) -> torch.Tensor:
         if noise["gray"]:
             weights = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
             source = (source * weights).sum(dim=1, keepdim=True)
-        levels = 2 ** math.ceil(math.log2(max(2, len(torch.unique(torch.round(source * 255))))))
+        # distinct 8-bit values, rounded up to a power of two, set the photon count (as Real-ESRGAN)
+        distinct = int((torch.bincount(torch.round(source * 255).long().flatten(), minlength=256) > 0).sum())
+        levels = 2 ** math.ceil(math.log2(max(2, distinct)))
         photons = torch.poisson(source * levels, generator=generator)
         field = (photons / levels - source) * noise["scale"]
     return (image + field).clamp(0, 1)

@@ -1,0 +1,201 @@
+"""`fluxgen`: build synthetic LQ/HQ restoration pairs with FLUX (paper 001 §3.1).
+
+    fluxgen run -o fluxgen_out --seed-end 350000 --push your-org/fluxgen-pairs     # everything, in order
+    fluxgen generate -o fluxgen_out --seed-end 1000                               # or stage by stage
+    accelerate launch --multi_gpu --num_processes 8 -m dataset_builder.cli generate -o fluxgen_out --seed-end 350000
+    fluxgen score -o fluxgen_out && fluxgen select -o fluxgen_out && fluxgen degrade -o fluxgen_out
+    fluxgen export -o fluxgen_out && fluxgen push -o fluxgen_out --repo-id your-org/fluxgen-pairs
+    fluxgen run -o demo_pairs --tiny                                               # offline, tiny random FLUX
+
+Every stage is resumable: rerun the same command after an interruption and it continues where it stopped. The
+resolved settings are saved in `<output>/fluxgen_config.json`; later stages read them from there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .config import (
+    FluxGenConfig,
+    config_differences,
+)
+from .distributed import process_state
+from .io_utils import BuildLayout
+
+STAGES = ("generate", "score", "select", "degrade", "export", "push", "run")
+TINY_OVERRIDES = {
+    "generate": {
+        "model": "tiny",
+        "width": 128,
+        "height": 96,
+        "num_inference_steps": 2,
+        "seed_end": 8,
+        "dtype": "float32",
+    },
+    "score": {"metrics": ["piqe", "entropy", "musiq"], "pretrained": False},
+    "select": {"quantile": 0.2},  # a tiny pool: drop a visible share
+    "export": {"validation_fraction": 0.25},
+}
+
+# CLI flag -> (config section, field)
+OPTIONS = {
+    "model": ("generate", "model"),
+    "revision": ("generate", "revision"),
+    "prompts": ("generate", "prompts_file"),
+    "guidance_scale": ("generate", "guidance_scale"),
+    "steps": ("generate", "num_inference_steps"),
+    "width": ("generate", "width"),
+    "height": ("generate", "height"),
+    "seed_start": ("generate", "seed_start"),
+    "seed_end": ("generate", "seed_end"),
+    "batch_size": ("generate", "batch_size"),
+    "dtype": ("generate", "dtype"),
+    "metrics": ("score", "metrics"),
+    "score_batch_size": ("score", "batch_size"),
+    "quantile": ("select", "quantile"),
+    "preset": ("degrade", "preset"),
+    "scale": ("degrade", "scale"),
+    "validation_fraction": ("export", "validation_fraction"),
+    "rows_per_shard": ("export", "rows_per_shard"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fluxgen", description=__doc__.splitlines()[0])
+    parser.add_argument("stage", choices=STAGES)
+    parser.add_argument("-o", "--output-dir", required=True, help="build folder (created by generate/run)")
+    parser.add_argument("--tiny", action="store_true", help="tiny offline FLUX and offline metrics (tests, demos)")
+    parser.add_argument("--resume", action="store_true", help="continue a build even if settings changed")
+    parser.add_argument("--overwrite", action="store_true", help="delete an existing build in the folder first")
+    gen = parser.add_argument_group("generate")
+    gen.add_argument("--model", help="FLUX text-to-image model id or folder (default FLUX.1-dev)")
+    gen.add_argument("--revision")
+    gen.add_argument("--prompts", help="file with one prompt per line (default: empty prompt)")
+    gen.add_argument("--guidance-scale", type=float)
+    gen.add_argument("--steps", type=int)
+    gen.add_argument("--width", type=int)
+    gen.add_argument("--height", type=int)
+    gen.add_argument("--seed-start", type=int)
+    gen.add_argument("--seed-end", type=int, help="exclusive")
+    gen.add_argument("--batch-size", type=int)
+    gen.add_argument("--dtype", choices=["bfloat16", "float16", "float32"])
+    other = parser.add_argument_group("score / select / degrade / export / push")
+    other.add_argument("--metrics", type=lambda s: [m.strip() for m in s.split(",") if m.strip()], help="comma list")
+    other.add_argument("--score-batch-size", type=int)
+    other.add_argument("--quantile", type=float, help="keep images above this quantile of every metric (0.05)")
+    other.add_argument("--preset", help="degradation preset: seesr, realesrgan, mild")
+    other.add_argument("--scale", type=int)
+    other.add_argument("--validation-fraction", type=float)
+    other.add_argument("--rows-per-shard", type=int)
+    other.add_argument("--repo-id", help="Hub dataset repo for push (and the card's loading example)")
+    other.add_argument("--private", action="store_true")
+    return parser
+
+
+def resolve_config(args: argparse.Namespace, stored: FluxGenConfig | None) -> FluxGenConfig:
+    """Stored settings, then --tiny defaults, then explicit flags."""
+    config = stored or FluxGenConfig()
+    if args.tiny and stored is None:
+        sections = {name: replace(getattr(config, name), **values) for name, values in TINY_OVERRIDES.items()}
+        config = replace(config, **sections)
+    for flag, (section, key) in OPTIONS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            config = replace(config, **{section: replace(getattr(config, section), **{key: value})})
+    return config
+
+
+def prepare_folder(args: argparse.Namespace, creates: bool) -> FluxGenConfig:
+    root = Path(args.output_dir)
+    if args.overwrite and root.exists() and (root / "fluxgen_config.json").exists():
+        for name in ("images", "scores", "lq", "dataset", "selection.json", "fluxgen_config.json"):
+            target = root / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    stored = FluxGenConfig.load(root) if root.exists() else None
+    if stored is None and not creates:
+        raise ValueError(f"{root} holds no FluxGen build; run `fluxgen generate -o {root}` (or `fluxgen run`) first.")
+    config = resolve_config(args, stored)
+    config.validate()
+    if stored is not None:
+        differences = config_differences(stored, config)
+        if differences and not args.resume:
+            raise ValueError(
+                f"{root} was built with different settings: {'; '.join(differences)}. Rerun with --resume to continue "
+                "with the new settings, --overwrite to start over, or another --output-dir."
+            )
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / ".write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"Cannot write to the output folder {root}: {err}") from err
+    if process_state().is_main_process:
+        config.save(root)
+    return config
+
+
+def run_stage(stage: str, args: argparse.Namespace, config: FluxGenConfig) -> None:
+    root = Path(args.output_dir)
+    if stage == "generate":
+        from .generate import generate_images
+
+        print(f"generate: wrote {generate_images(root, config.generate)} image(s)")
+    elif stage == "score":
+        from .score import score_images
+
+        print(f"score: scored {score_images(root, config.score)} image(s)")
+    elif stage == "select":
+        from .select import select_images
+
+        counts = select_images(root, config.select)["counts"]
+        print(f"select: kept {counts['kept']}, dropped {counts['dropped']}, unreadable {counts['corrupt']}")
+    elif stage == "degrade":
+        from .degrade_stage import degrade_images
+
+        print(f"degrade: wrote {degrade_images(root, config.degrade)} LQ image(s)")
+    elif stage == "export":
+        from .export import export_dataset
+
+        splits = export_dataset(root, config, repo_id=args.repo_id)
+        print(
+            f"export: {splits['train']} train / {splits['validation']} validation rows in {BuildLayout(root).dataset_dir}"
+        )
+    elif stage == "push":
+        from .push import push_dataset
+
+        if not args.repo_id:
+            raise ValueError("push needs --repo-id (e.g. your-org/fluxgen-pairs).")
+        print(f"push: {push_dataset(BuildLayout(root).dataset_dir, args.repo_id, private=args.private)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = prepare_folder(args, creates=args.stage in ("generate", "run"))
+        if args.stage == "run":
+            state = process_state()
+            run_stage("generate", args, config)
+            state.wait_for_everyone()
+            if not state.is_main_process:  # scoring onwards needs the whole pool: one process
+                return 0
+            for stage in ("score", "select", "degrade", "export"):
+                run_stage(stage, args, config)
+            if args.repo_id:
+                run_stage("push", args, config)
+        else:
+            run_stage(args.stage, args, config)
+    except ValueError as err:
+        print(f"fluxgen: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Stage 1: generate images with a FLUX text-to-image model, one seed per image (paper 001 §3.1).
+
+Seeds are split across processes (`accelerate launch`, one per GPU, any number of machines): process `i` of `n`
+takes seeds `i, i+n, ...` of the range, so shards are disjoint. Every image is written atomically; a rerun skips
+seeds already on disk, so a killed run loses only the batch in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .config import GenerateConfig
+from .distributed import process_state
+from .io_utils import BuildLayout, atomic_save_png, remove_stale_temp_files
+
+TINY_MAX_SEQUENCE_LENGTH = 32
+
+
+def load_prompts(config: GenerateConfig) -> list[str]:
+    if config.prompts_file is None:
+        return [""]
+    prompts = [line.strip() for line in Path(config.prompts_file).read_text().splitlines() if line.strip()]
+    if not prompts:
+        raise ValueError(f"Prompts file {config.prompts_file} has no prompts.")
+    return prompts
+
+
+def load_text_to_image(config: GenerateConfig, device: torch.device):
+    """Return `(FluxPipeline, resolved revision, max_sequence_length)` for `config.model`."""
+    from diffusers import FluxPipeline
+
+    if config.model == "tiny":
+        from fluxir_hub.testing import tiny_components
+
+        pipe = FluxPipeline(**tiny_components())
+        return pipe.to(device), "tiny", TINY_MAX_SEQUENCE_LENGTH
+    folder = Path(config.model)
+    if not folder.is_dir():
+        folder = Path(FluxPipeline.download(config.model, revision=config.revision))
+    match = re.search(r"snapshots[/\\]([0-9a-f]{40})", str(folder))
+    revision = match.group(1) if match else (config.revision or "local")
+    pipe = FluxPipeline.from_pretrained(folder, torch_dtype=getattr(torch, config.dtype))
+    return pipe.to(device), revision, 512
+
+
+def generate_images(root: Path, config: GenerateConfig, show_progress: bool = True) -> int:
+    """Generate every missing image of this process's seed shard into `root`; returns how many were written."""
+    state = process_state()
+    layout = BuildLayout(root)
+    if state.is_main_process:
+        remove_stale_temp_files(layout.root / "images")
+    state.wait_for_everyone()
+
+    seeds = list(range(config.seed_start, config.seed_end))[state.process_index :: state.num_processes]
+    pending = [seed for seed in seeds if not layout.image_path(seed).exists()]
+    if not pending:
+        return 0
+    prompts = load_prompts(config)
+    pipe, revision, max_sequence_length = load_text_to_image(config, state.device)
+    pipe.set_progress_bar_config(disable=True)
+
+    written = 0
+    bar = tqdm(total=len(pending), desc=f"Generating [{state.process_index}]", disable=not show_progress)
+    for start in range(0, len(pending), config.batch_size):
+        batch = pending[start : start + config.batch_size]
+        batch_prompts = [prompts[seed % len(prompts)] for seed in batch]
+        images = pipe(
+            prompt=batch_prompts,
+            height=config.height,
+            width=config.width,
+            guidance_scale=config.guidance_scale,
+            num_inference_steps=config.num_inference_steps,
+            generator=[torch.Generator(device=state.device).manual_seed(seed) for seed in batch],
+            max_sequence_length=max_sequence_length,
+        ).images
+        for seed, prompt, image in zip(batch, batch_prompts, images, strict=True):
+            meta = {
+                "seed": seed,
+                "prompt": prompt,
+                "model": config.model,
+                "revision": revision,
+                "process": state.process_index,
+            }
+            atomic_save_png(layout.image_path(seed), image, {"fluxgen": json.dumps(meta)})
+            written += 1
+        bar.update(len(batch))
+    bar.close()
+    return written
+
+
+def read_image_metadata(path: Path) -> dict:
+    """The generation record stored in a generated PNG."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return json.loads(image.text["fluxgen"])

@@ -1,0 +1,94 @@
+"""Folder layout of a FluxGen build and atomic writes (temp file in the same folder, then rename)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, PngImagePlugin
+
+
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    def write(tmp):
+        Path(tmp).write_text(text)
+
+    _atomic(path, write)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+def atomic_save_png(path: Path, image: Image.Image, text: dict[str, str] | None = None) -> None:
+    info = PngImagePlugin.PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
+    _atomic(path, lambda tmp: image.save(tmp, format="PNG", pnginfo=info))
+
+
+def remove_stale_temp_files(folder: Path) -> int:
+    """Delete `.*.tmp` files left by a killed run; returns how many."""
+    removed = 0
+    if Path(folder).exists():
+        for tmp in Path(folder).rglob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+class BuildLayout:
+    """Where each stage of a build in `root` reads and writes. Image ids are zero-padded seeds."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    @staticmethod
+    def image_id(seed: int) -> str:
+        return f"{seed:08d}"
+
+    def _sharded(self, folder: str, seed: int, suffix: str) -> Path:
+        return self.root / folder / f"{seed // 1000:06d}" / f"{self.image_id(seed)}{suffix}"
+
+    def image_path(self, seed: int) -> Path:
+        return self._sharded("images", seed, ".png")
+
+    def lq_path(self, seed: int) -> Path:
+        return self._sharded("lq", seed, ".png")
+
+    def lq_params_path(self, seed: int) -> Path:
+        return self._sharded("lq", seed, ".json")
+
+    @property
+    def scores_dir(self) -> Path:
+        return self.root / "scores"
+
+    @property
+    def selection_path(self) -> Path:
+        return self.root / "selection.json"
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.root / "dataset"
+
+    def generated_seeds(self) -> list[int]:
+        """Seeds whose image is complete on disk (temp files are ignored)."""
+        folder = self.root / "images"
+        if not folder.exists():
+            return []
+        return sorted(int(p.stem) for p in folder.glob("*/*.png") if not p.name.startswith("."))

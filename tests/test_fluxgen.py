@@ -1,0 +1,202 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from datasets import load_dataset
+from huggingface_hub import snapshot_download
+from PIL import Image
+
+from dataset_builder.cli import main
+from dataset_builder.generate import read_image_metadata
+from dataset_builder.io_utils import BuildLayout
+from dataset_builder.select import compute_selection
+from fluxir_hub.testing import make_hub_cache
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def tiny_build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fluxgen") / "build"
+    assert main(["run", "-o", str(out), "--tiny"]) == 0
+    return out
+
+
+def test_run_tiny_end_to_end_loads_with_load_dataset(tiny_build):
+    selection = json.loads((tiny_build / "selection.json").read_text())
+    kept = selection["counts"]["kept"]
+    assert selection["counts"]["scored"] == 8 and 0 < kept < 8
+    ds = load_dataset(str(tiny_build / "dataset"))
+    assert set(ds) == {"train", "validation"}
+    assert len(ds["train"]) + len(ds["validation"]) == kept
+    row = ds["train"][0]
+    assert set(row) == {"id", "seed", "hq", "lq", "prompt", "generator_model", "generator_revision", "scores",
+                        "degradation"}  # fmt: skip
+    assert row["hq"].size == (128, 96) and row["lq"].size == (32, 24)
+    assert set(row["scores"]) == {"piqe", "entropy", "musiq"}
+    assert row["generator_model"] == "tiny" and row["prompt"] == ""
+    assert json.loads(row["degradation"])["preset"] == "seesr"
+    assert sorted(list(ds["train"]["id"]) + list(ds["validation"]["id"])) == selection["kept"]
+
+    card = (tiny_build / "dataset" / "README.md").read_text()
+    assert "More information needed" not in card
+    assert "| kept | " + str(kept) in card and "piqe" in card and "Apache-2.0" in card
+
+
+def test_dataset_loads_by_repo_id_from_offline_hub_cache(tiny_build, tmp_path):
+    make_hub_cache(tiny_build / "dataset", "fluxir/tiny-pairs", tmp_path / "hub", repo_type="dataset")
+    folder = snapshot_download("fluxir/tiny-pairs", repo_type="dataset", cache_dir=tmp_path / "hub")
+    ds = load_dataset(folder, split="validation")
+    assert ds[0]["lq"].size == (32, 24)
+
+
+def test_lq_in_the_dataset_replays_from_hq_and_record(tiny_build):
+    from dataset_builder import apply_degradation
+
+    row = load_dataset(str(tiny_build / "dataset"), split="train")[0]
+    replay = apply_degradation(row["hq"].convert("RGB"), json.loads(row["degradation"]))
+    assert replay.tobytes() == row["lq"].convert("RGB").tobytes()
+
+
+def test_rerun_is_idempotent(tiny_build, capsys):
+    before = sorted(p.stat().st_mtime_ns for p in (tiny_build / "images").rglob("*.png"))
+    assert main(["run", "-o", str(tiny_build), "--tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote 0 image(s)" in out and "scored 0 image(s)" in out and "wrote 0 LQ image(s)" in out
+    assert sorted(p.stat().st_mtime_ns for p in (tiny_build / "images").rglob("*.png")) == before
+
+
+def test_selection_drops_exactly_the_images_below_any_quantile():
+    scores = {f"{i:08d}": {"a": float(i), "b": float(100 - i), "low": float(i % 10)} for i in range(100)}
+    result = compute_selection(scores, 0.05, lower_better={"low": True})
+    # a: keep >= q05(0..99) = 4.95 -> drops 0..4; b = 100 - i: keep >= q05(1..100) = 5.95 -> drops i = 95..99;
+    # low is lower-better: keep <= q95(0..9 repeated) = 9 -> drops none
+    assert result["thresholds"]["a"] == pytest.approx(4.95) and result["thresholds"]["low"] == pytest.approx(9)
+    dropped = sorted(int(i) for i in result["dropped"])
+    assert dropped == [0, 1, 2, 3, 4, 95, 96, 97, 98, 99]
+    assert result["dropped"]["00000000"] == ["a"] and result["dropped"]["00000099"] == ["b"]
+    assert len(result["kept"]) == 90
+
+
+def test_killed_generation_resumes_without_duplicates(tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "dataset_builder.cli", "generate", "-o", str(out), "--tiny", "--seed-end", "400"]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    layout = BuildLayout(out)
+    deadline = time.time() + 120
+    while len(layout.generated_seeds()) < 5 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = len(layout.generated_seeds())
+    assert 5 <= partial < 400, "the run should have been killed mid-way"
+    assert main(["generate", "-o", str(out), "--tiny", "--seed-end", "400"]) == 0
+    seeds = layout.generated_seeds()
+    assert seeds == list(range(400))
+    assert not list(out.rglob("*.tmp"))
+    for seed in seeds[::37]:
+        with Image.open(layout.image_path(seed)) as image:
+            image.load()
+        assert read_image_metadata(layout.image_path(seed))["seed"] == seed
+
+
+def test_accelerate_two_processes_generate_disjoint_shards(tmp_path):
+    out = tmp_path / "multi"
+    # `--cpu` makes accelerate start a single process; `--multi_gpu` on a GPU-less machine starts two CPU ranks (gloo)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "dataset_builder.cli", "generate", "-o", str(out),
+           "--tiny", "--seed-end", "10"]  # fmt: skip
+    result = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    layout = BuildLayout(out)
+    assert layout.generated_seeds() == list(range(10))
+    by_process = {}
+    for seed in range(10):
+        by_process.setdefault(read_image_metadata(layout.image_path(seed))["process"], []).append(seed)
+    assert by_process == {0: [0, 2, 4, 6, 8], 1: [1, 3, 5, 7, 9]}
+
+
+def test_corrupt_image_in_pool_is_skipped_and_reported(tmp_path, capsys):
+    out = tmp_path / "corrupt"
+    assert main(["generate", "-o", str(out), "--tiny", "--seed-end", "6"]) == 0
+    layout = BuildLayout(out)
+    layout.image_path(2).write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    assert main(["score", "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "Skipped unreadable image(s): 00000002" in captured.out + captured.err
+    assert main(["select", "-o", str(out)]) == 0
+    selection = json.loads(layout.selection_path.read_text())
+    assert selection["corrupt"] == ["00000002"] and selection["counts"]["scored"] == 5
+    assert "00000002" not in selection["kept"]
+    for stage in ("degrade", "export"):
+        assert main([stage, "-o", str(out)]) == 0
+    assert len(load_dataset(str(out / "dataset"), split="train")) + 1 <= 6
+
+
+def test_push_makes_the_right_hub_calls(tiny_build, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls.append(("init", token))
+
+        def create_repo(self, repo_id, repo_type=None, private=False, exist_ok=False):
+            calls.append(("create_repo", repo_id, repo_type, private, exist_ok))
+            return f"https://hub.example/datasets/{repo_id}"
+
+        def upload_folder(self, repo_id, folder_path, repo_type=None, commit_message=None):
+            files = sorted(str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file())
+            calls.append(("upload_folder", repo_id, repo_type, files))
+
+        def upload_large_folder(self, **kwargs):
+            calls.append(("upload_large_folder", kwargs))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    assert main(["push", "-o", str(tiny_build), "--repo-id", "me/pairs", "--private"]) == 0
+    assert calls[1] == ("create_repo", "me/pairs", "dataset", True, True)
+    name, repo, repo_type, files = calls[2]
+    assert (name, repo, repo_type) == ("upload_folder", "me/pairs", "dataset")
+    assert "README.md" in files and any(f.startswith("data/train-") and f.endswith(".parquet") for f in files)
+
+
+def test_bad_input_gives_clear_errors(tiny_build, tmp_path, capsys):
+    def error(argv):
+        assert main(argv) == 2
+        return capsys.readouterr().err
+
+    assert "holds no FluxGen build" in error(["score", "-o", str(tmp_path / "nothing")])
+    assert "empty or reversed" in error(["generate", "-o", str(tmp_path / "x"), "--tiny", "--seed-start", "5",
+                                          "--seed-end", "5"])  # fmt: skip
+    assert "Unknown degradation preset 'fancy'" in error(["generate", "-o", str(tmp_path / "y"), "--tiny",
+                                                            "--preset", "fancy"])  # fmt: skip
+    assert "Unknown pyiqa metric" in error(["generate", "-o", str(tmp_path / "z"), "--tiny", "--metrics", "nosuch"])
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    assert "Cannot write to the output folder" in error(["generate", "-o", str(blocker / "sub"), "--tiny"])
+    message = error(["generate", "-o", str(tiny_build), "--tiny", "--steps", "3", "--width", "64"])
+    assert "generate.num_inference_steps: 2 -> 3" in message and "generate.width: 128 -> 64" in message
+    assert "--resume" in message
+    # nothing already written was lost by the refusal
+    assert len(BuildLayout(tiny_build).generated_seeds()) == 8
+
+
+def test_resume_with_a_larger_seed_range_and_overwrite(tmp_path):
+    out = tmp_path / "grow"
+    assert main(["generate", "-o", str(out), "--tiny", "--seed-end", "3"]) == 0
+    assert main(["generate", "-o", str(out), "--tiny", "--seed-end", "5"]) == 0  # seed_end may grow freely
+    assert BuildLayout(out).generated_seeds() == list(range(5))
+    assert main(["generate", "-o", str(out), "--tiny", "--steps", "3", "--resume"]) == 0
+    assert json.loads((out / "fluxgen_config.json").read_text())["generate"]["num_inference_steps"] == 3
+    assert main(["generate", "-o", str(out), "--tiny", "--seed-end", "2", "--overwrite"]) == 0
+    assert BuildLayout(out).generated_seeds() == [0, 1]
