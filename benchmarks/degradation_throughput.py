@@ -121,7 +121,9 @@ def main() -> None:
         pool.map(_worker, halves)
         two = args.images / (time.perf_counter() - start)
 
-    print(f"Degradation, seesr preset, {HQ_SIDE}x{HQ_SIDE} HQ -> {HQ_SIDE // 4}x{HQ_SIDE // 4} LQ, {args.images} images")
+    print(
+        f"Degradation, seesr preset, {HQ_SIDE}x{HQ_SIDE} HQ -> {HQ_SIDE // 4}x{HQ_SIDE // 4} LQ, {args.images} images"
+    )
     print(f"  1 worker  : {one:6.1f} images/s")
     print(f"  2 workers : {two:6.1f} images/s")
     print("  time shares (1 worker):")

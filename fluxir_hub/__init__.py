@@ -18,6 +18,8 @@ _EXPORTS = {
     "SqueezeExcitation": "fluxir_hub.models.adapter_fluxir",
     "FluxIRPipeline": "fluxir_hub.pipelines.pipeline_fluxir",
     "FluxIRPipelineOutput": "fluxir_hub.pipelines.pipeline_output",
+    "TTSConfig": "fluxir_hub.tts",
+    "IQAReward": "fluxir_hub.tts",
 }
 
 __all__ = [
@@ -25,7 +27,9 @@ __all__ = [
     "FluxIRAdapterOutput",
     "FluxIRPipeline",
     "FluxIRPipelineOutput",
+    "IQAReward",
     "SqueezeExcitation",
+    "TTSConfig",
     "__version__",
 ]
 
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
     from .models.adapter_fluxir import FluxIRAdapter, FluxIRAdapterOutput, SqueezeExcitation
     from .pipelines.pipeline_fluxir import FluxIRPipeline
     from .pipelines.pipeline_output import FluxIRPipelineOutput
+    from .tts import IQAReward, TTSConfig
 
 
 def __getattr__(name: str) -> Any:

@@ -26,6 +26,7 @@ from ..latents import image_ids, pack_latents, text_ids, unpack_latents
 from ..models.adapter_fluxir import FluxIRAdapter
 from ..sampling import DEFAULT_RESTORATION_THRESHOLD, DEFAULT_RESTORATION_WEIGHT, apply_restoration_guidance
 from ..tiling import tiled_map
+from ..tts import TTSConfig
 from .pipeline_output import FluxIRPipelineOutput
 
 logger = logging.get_logger(__name__)
@@ -427,6 +428,77 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
 
         return tiled_map(run_tile, grid, tile_tokens, overlap_tokens).reshape(batch, -1, channels)
 
+    # ------------------------------------------------------------------ test-time scaling
+    def select_candidate(
+        self,
+        latents: torch.Tensor,
+        velocity: torch.Tensor,
+        s: float,
+        s_next: float,
+        tts: TTSConfig,
+        lq_pixels: torch.Tensor,
+        generator: torch.Generator | list[torch.Generator] | None,
+        restoration_weight: float,
+        restoration_threshold: float,
+        velocity_kwargs: dict[str, Any],
+    ) -> tuple[torch.Tensor, torch.Tensor, list[float], int]:
+        r"""
+        One greedy branching step of test-time scaling (see [`fluxir_hub.tts`]).
+
+        Returns:
+            `(latents, velocity, rewards, nfe)`: per image, the chosen candidate at flow time `s` and its velocity
+            (for the regular scheduler step), the chosen reward, and the transformer evaluations spent here.
+        """
+        batch = latents.shape[0]
+        reward_fn = tts.get_reward()
+        timestep = torch.full((batch,), s, device=latents.device, dtype=latents.dtype)
+        x0 = latents - s * velocity
+        candidates, velocities, nfe = [latents], [velocity], 0
+        for _ in range(tts.num_candidates - 1):
+            noise = randn_tensor(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+            candidate = (1 - s) * x0 + s * noise  # re-noised estimate with fresh noise
+            candidates.append(candidate)
+            velocities.append(self.predict_velocity(candidate, timestep=timestep, **velocity_kwargs))
+            nfe += 1
+
+        width, height = lq_pixels.shape[-1], lq_pixels.shape[-2]
+        lq_small = None
+        scores = []
+        for candidate, candidate_velocity in zip(candidates, velocities, strict=True):
+            z = candidate + (s_next - s) * candidate_velocity
+            z = apply_restoration_guidance(
+                z, velocity_kwargs["lq_latents"], s, restoration_weight, restoration_threshold
+            )
+            # Multi-step partial denoising estimate: k coarse Euler steps from s_next to the clean end.
+            estimate_sigmas = np.linspace(s_next, 0.0, tts.mspde_steps + 1)
+            for a, b in zip(estimate_sigmas[:-1], estimate_sigmas[1:], strict=True):
+                step_t = torch.full((batch,), float(a), device=z.device, dtype=z.dtype)
+                z = z + float(b - a) * self.predict_velocity(z, timestep=step_t, **velocity_kwargs)
+                nfe += 1
+            image = self._decode_for_reward(z, width, height, tts.decode_scale)
+            if lq_small is None:
+                lq_small = torch.nn.functional.interpolate(
+                    (lq_pixels.float() + 1) / 2, size=image.shape[-2:], mode="area"
+                )
+            scores.append(torch.as_tensor(reward_fn(image, lq_small), dtype=torch.float32).reshape(batch).cpu())
+        scores = torch.stack(scores)  # (N, B)
+        best = scores.argmax(dim=0)
+        index = best.to(latents.device).view(1, batch, 1, 1)
+        chosen = torch.stack(candidates).gather(0, index.expand(1, *latents.shape))[0]
+        chosen_velocity = torch.stack(velocities).gather(0, index.expand(1, *latents.shape))[0]
+        rewards = scores.gather(0, best.view(1, batch))[0].tolist()
+        return chosen, chosen_velocity, rewards, nfe
+
+    def _decode_for_reward(self, latents: torch.Tensor, width: int, height: int, scale: float) -> torch.Tensor:
+        """Packed latents -> images in [0, 1], decoded at `scale` of the output size (latent downsampled first)."""
+        latents = unpack_latents(latents, height // self.vae_scale_factor, width // self.vae_scale_factor)
+        if scale < 1:
+            size = [max(2, round(side * scale)) for side in latents.shape[-2:]]
+            latents = torch.nn.functional.interpolate(latents, size=size, mode="area")
+        latents = latents / self.vae.config.scaling_factor + self.vae.config.shift_factor
+        image = self.vae.decode(latents.to(self.vae.dtype), return_dict=False)[0]
+        return ((image.float() + 1) / 2).clamp(0, 1)
+
     # ------------------------------------------------------------------ call
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
@@ -455,6 +527,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         callback_on_step_end: Callable[[DiffusionPipeline, int, torch.Tensor, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
         max_sequence_length: int | None = None,
+        tts: TTSConfig | None = None,
     ) -> FluxIRPipelineOutput | tuple:
         r"""
         Restore `image`.
@@ -495,6 +568,9 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             callback_on_step_end_tensor_inputs (`list[str]`, *optional*, defaults to `["latents"]`):
                 Tensors passed in `callback_kwargs`; any of `self._callback_tensor_inputs`.
             max_sequence_length (`int`, *optional*): T5 token length; defaults to the adapter's (512 for FLUX.1).
+            tts ([`~fluxir_hub.tts.TTSConfig`], *optional*):
+                Reward-guided test-time scaling (paper 003); off by default. The output's `nfe` counts its extra
+                transformer evaluations and `tts_rewards` the chosen rewards.
 
         Examples:
 
@@ -511,6 +587,8 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         max_sequence_length = max_sequence_length or self.adapter.config.max_sequence_length
         if prompt_embeds is not None:
             prompt = [""] * prompt_embeds.shape[0]
+        if tts is not None:
+            tts.validate(num_inference_steps)
         self.check_inputs(
             images, prompt, upscale, num_inference_steps, guidance_scale, conditioning_scale, restoration_weight,
             restoration_threshold, color_fix, tile_size, tile_overlap, output_type, max_output_pixels,
@@ -569,21 +647,34 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
 
         # 5. Denoising loop.
         nfe = 0
+        branch_steps = set(tts.resolved_branch_steps(num_inference_steps)) if tts and tts.num_candidates > 1 else set()
+        tts_rewards: list[list[float]] | None = [[] for _ in range(batch_size)] if branch_steps else None
+        velocity_kwargs = {
+            "lq_latents": lq_latents, "prompt_embeds": prompt_embeds, "pooled_prompt_embeds": pooled_prompt_embeds,
+            "txt_ids": txt_ids, "guidance": guidance, "token_height": token_height, "token_width": token_width,
+            "conditioning_scale": conditioning_scale, "tile_tokens": tile_tokens, "overlap_tokens": overlap_tokens,
+        }  # fmt: skip
+        sigmas = self.scheduler.sigmas
         self.scheduler.set_begin_index(0)
         with self.progress_bar(total=num_inference_steps) as progress_bar:
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     continue
-                timestep = t.expand(batch_size).to(latents.dtype) / 1000
+                s = float(sigmas[i])
                 velocity = self.predict_velocity(
-                    latents, lq_latents, timestep, prompt_embeds, pooled_prompt_embeds, txt_ids, guidance,
-                    token_height, token_width, conditioning_scale, tile_tokens, overlap_tokens,
-                )  # fmt: skip
+                    latents, timestep=t.expand(batch_size).to(dtype) / 1000, **velocity_kwargs
+                )
                 nfe += 1
+                if i in branch_steps:
+                    latents, velocity, rewards, extra = self.select_candidate(
+                        latents, velocity, s, float(sigmas[i + 1]), tts, lq_pixels, generator,
+                        restoration_weight, restoration_threshold, velocity_kwargs,
+                    )  # fmt: skip
+                    nfe += extra
+                    for b, reward in enumerate(rewards):
+                        tts_rewards[b].append(reward)
+                latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0].to(dtype)
                 # Paper 004 Eq. 1-2: the stepped latent is pulled toward the LQ with g at this step's flow time.
-                s = float(self.scheduler.sigmas[i])
-                latents_dtype = latents.dtype
-                latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0].to(latents_dtype)
                 latents = apply_restoration_guidance(latents, lq_latents, s, restoration_weight, restoration_threshold)
 
                 if callback_on_step_end is not None:
@@ -593,6 +684,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
                     latents = callback_outputs.pop("latents", latents)
                     lq_latents = callback_outputs.pop("lq_latents", lq_latents)
                     prompt_embeds = callback_outputs.pop("prompt_embeds", prompt_embeds)
+                    velocity_kwargs.update(lq_latents=lq_latents, prompt_embeds=prompt_embeds)
                 progress_bar.update()
 
         # 6. Decode, colour fix, post-process.
@@ -606,4 +698,4 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         self.maybe_free_model_hooks()
         if not return_dict:
             return (result, nfe)
-        return FluxIRPipelineOutput(images=result, nfe=nfe)
+        return FluxIRPipelineOutput(images=result, nfe=nfe, tts_rewards=tts_rewards)
