@@ -49,10 +49,11 @@ FLUX_SCHEDULER_CONFIG: dict[str, Any] = {
 # Transformer sizes: "tiny" for tests, "mid" for CPU benchmarks (still far below FLUX.1-dev).
 TRANSFORMER_SIZES: dict[str, dict[str, Any]] = {
     "tiny": {
+        # inner width 64 = the packed latent width, so even the tiny model can fit any velocity field
         "num_layers": 2,
         "num_single_layers": 2,
         "attention_head_dim": 16,
-        "num_attention_heads": 2,
+        "num_attention_heads": 4,
         "joint_attention_dim": 32,
         "pooled_projection_dim": 32,
         "axes_dims_rope": [4, 6, 6],

@@ -1,8 +1,12 @@
 """Test setup: never reach the Hub (each failed lookup costs ~20 s), keep torch single-threaded and seeded."""
 
 import os
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+# A fresh datasets cache per run: tmp folders are reused across pytest runs, and a stale cache entry for a reused
+# path would hand a test last run's data.
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="hf-datasets-")
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

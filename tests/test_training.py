@@ -1,0 +1,178 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fluxir_hub import FluxIRAdapter
+from fluxir_hub.testing import tiny_components, tiny_pipeline
+from training import sample_timesteps
+from training.cli import main
+from training.config import TrainConfig
+from training.trainer import Trainer
+
+from .helpers import gen, make_pairs_folder, photo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    return make_pairs_folder(tmp_path_factory.mktemp("pairs") / "fluxgen", size=(128, 128))
+
+
+def _config(pairs, out, **kwargs):
+    base = {
+        "pretrained_model": "tiny", "dataset": str(pairs), "crop_sizes": [[64, 64]], "max_train_steps": 3, "rank": 4,
+        "output_dir": str(out), "validation_steps": None, "report_to": "none", "checkpointing_steps": 100,
+        "learning_rate": 1e-3, "pixel_loss_crop": 4,
+    }  # fmt: skip
+    return TrainConfig(**{**base, **kwargs})
+
+
+def test_timestep_sampler_point_masses_and_uniform_interior():
+    t = sample_timesteps(100_000, eps=0.05, generator=gen(0))
+    assert t.shape == (100_000,) and t.min() == 0 and t.max() == 1
+    expected = 0.05 / 1.1  # 0.04545
+    assert abs((t == 0).float().mean().item() - expected) < 0.003
+    assert abs((t == 1).float().mean().item() - expected) < 0.003
+    interior = t[(t > 0) & (t < 1)]
+    counts = torch.histc(interior, bins=10, min=0, max=1)
+    assert (counts / counts.mean() - 1).abs().max() < 0.05  # flat within 5 % per bin
+    assert torch.equal(sample_timesteps(8, generator=gen(1)), sample_timesteps(8, generator=gen(1)))
+
+
+def test_three_steps_from_a_fluxgen_folder_give_a_loadable_adapter(pairs, tmp_path):
+    out = tmp_path / "run"
+    history = Trainer(_config(pairs, out, validation_steps=3, num_validation_images=1, validation_inference_steps=2,
+                              validation_metrics=["piqe"])).train()  # fmt: skip
+    assert len(history) == 3 and all(np.isfinite(h["loss"]) and h["loss_pixel"] > 0 for h in history)
+    adapter = FluxIRAdapter.from_pretrained(out)
+    assert adapter.has_empty_prompt_embeds and adapter.config.rank == 4
+    pipe = tiny_pipeline()
+    pipe.adapter = adapter
+    image = pipe(photo(size=(16, 16)), upscale=4, num_inference_steps=2, generator=gen()).images[0]
+    assert image.size == (64, 64)
+    assert sorted(p.name for p in (out / "validation" / "step-3").iterdir()) == ["00.png", "00_lq.png"]
+    card = (out / "README.md").read_text()
+    assert "fluxir" in card and "image-restoration" in card and "train_config.json" in card
+    assert json.loads((out / "train_config.json").read_text())["max_train_steps"] == 3
+
+
+def test_overfits_two_fixed_pairs_and_leaves_the_base_untouched(tmp_path):
+    pairs = make_pairs_folder(tmp_path / "two", size=(64, 64))
+    base_before = {k: v.clone() for k, v in tiny_components()["transformer"].state_dict().items()}
+    trainer = Trainer(_config(pairs, tmp_path / "fit", max_train_steps=300, rank=32, learning_rate=3e-3,
+                              pixel_loss_weight=0.0, train_batch_size=2, prompt_drop_rate=0.0))  # fmt: skip
+    history = trainer.train()
+    losses = [h["loss"] for h in history]
+    assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:20])
+    assert all(torch.count_nonzero(se.excitation.weight) > 0 for se in trainer.adapter.image_se)
+    for key, value in trainer.models.transformer.state_dict().items():
+        assert torch.equal(value, base_before[key]), key
+
+
+def test_resume_from_latest_continues_exactly(pairs, tmp_path):
+    kwargs = {"checkpointing_steps": 2, "max_train_steps": 4, "use_ema": True, "ema_decay": 0.9}
+    full = [h["loss"] for h in Trainer(_config(pairs, tmp_path / "full", **kwargs)).train()]
+    Trainer(_config(pairs, tmp_path / "split", **{**kwargs, "max_train_steps": 2})).train()
+    resumed = Trainer(_config(pairs, tmp_path / "split", **kwargs, resume_from_checkpoint="latest")).train()
+    assert [h["loss"] for h in resumed] == pytest.approx(full[2:], rel=1e-5, abs=1e-6)
+    a = FluxIRAdapter.from_pretrained(tmp_path / "full").state_dict()
+    b = FluxIRAdapter.from_pretrained(tmp_path / "split").state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_checkpoint_limit_and_incomplete_checkpoints(pairs, tmp_path):
+    out = tmp_path / "limit"
+    Trainer(_config(pairs, out, checkpointing_steps=1, checkpoints_total_limit=2, max_train_steps=3)).train()
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
+    (out / "checkpoint-3" / "trainer_state.json").unlink()  # as if killed while writing
+    from training.checkpoint import resolve_resume
+
+    assert resolve_resume(out, "latest").name == "checkpoint-2"
+
+
+def test_lora_is_saved_in_diffusers_format_and_changes_the_pipeline(pairs, tmp_path):
+    out = tmp_path / "lora"
+    Trainer(_config(pairs, out, use_lora=True, lora_rank=4, max_train_steps=3, learning_rate=1e-2)).train()
+    assert (out / "pytorch_lora_weights.safetensors").exists()
+    pipe = tiny_pipeline()
+    pipe.adapter = FluxIRAdapter.from_pretrained(out)
+    lq = photo(size=(16, 16))
+    before = pipe(lq, upscale=4, num_inference_steps=2, generator=gen(), output_type="pt").images
+    pipe.load_lora_weights(out)
+    after = pipe(lq, upscale=4, num_inference_steps=2, generator=gen(), output_type="pt").images
+    assert (before - after).abs().max() > 1e-4
+
+
+def test_two_processes_complete_and_save_one_adapter(pairs, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
+           "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "training.cli", "--pretrained_model", "tiny",
+           "--dataset", str(pairs), "--crop_sizes", "[[64, 64]]", "--max_train_steps", "2", "--rank", "4",
+           "--output_dir", str(out), "--report_to", "none", "--validation_steps", "null"]  # fmt: skip
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("Trained 2 step(s)") == 2  # both ranks ran the loop
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".safetensors") == [
+        "diffusion_pytorch_model.safetensors"
+    ]
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-2"]
+    FluxIRAdapter.from_pretrained(out)
+
+
+def test_push_uploads_adapter_without_checkpoints(pairs, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+
+    class FakeApi:
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, repo_type=None, private=False, exist_ok=False):
+            calls.append(("create_repo", repo_id, repo_type, exist_ok))
+            return f"https://hub.example/{repo_id}"
+
+        def upload_folder(self, repo_id, folder_path, repo_type=None, ignore_patterns=None, commit_message=None):
+            calls.append(("upload_folder", repo_id, repo_type, ignore_patterns))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    out = tmp_path / "pushed"
+    Trainer(
+        _config(pairs, out, max_train_steps=1, checkpointing_steps=1, push_to_hub=True, hub_model_id="me/a")
+    ).train()
+    assert calls[0] == ("create_repo", "me/a", "model", True)
+    assert calls[1][:3] == ("upload_folder", "me/a", "model") and "checkpoint-*" in calls[1][3]
+    assert "me/a" in (out / "README.md").read_text()
+
+
+def test_bad_input(pairs, tmp_path, capsys):
+    plain = tmp_path / "plain"
+    from datasets import Dataset
+
+    (plain / "data").mkdir(parents=True)
+    Dataset.from_dict({"text": ["a", "b"]}).to_parquet(str(plain / "data" / "train-00000-of-00001.parquet"))
+    with pytest.raises(ValueError, match="needs image columns 'hq' and 'lq'"):
+        Trainer(_config(plain, tmp_path / "a")).train()
+    with pytest.raises(ValueError, match="smaller than the crop 256x256"):
+        Trainer(_config(pairs, tmp_path / "b", crop_sizes=[[256, 256]])).train()
+    assert main(["--pretrained_model", "tiny", "--dataset", str(pairs), "--learning_rat", "1"]) == 2
+    assert "Unknown config key(s) ['learning_rat']" in capsys.readouterr().err
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("dataset: x\nbogus: 1\n")
+    assert main(["--config", str(config_file)]) == 2
+    assert "bogus" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="multiple of 64"):
+        _config(pairs, tmp_path / "d", crop_sizes=[[96, 64]]).validate()
+
+    out = tmp_path / "resume"
+    Trainer(_config(pairs, out, max_train_steps=1, checkpointing_steps=1)).train()
+    with pytest.raises(ValueError, match="different settings: learning_rate: 0.001 -> 0.5"):
+        Trainer(_config(pairs, out, max_train_steps=2, learning_rate=0.5, resume_from_checkpoint="latest"))

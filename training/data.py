@@ -1,0 +1,162 @@
+"""Training pairs: a FluxGen dataset (Hub id or folder, optionally streamed) or a folder of HQ images degraded on the
+fly with FluxGen's own degradation code.
+
+Every random choice (order, crop size, crop position, prompt dropout, on-the-fly degradation) comes from generators
+seeded by `(seed, epoch, micro-batch)`, so the stream of batches is a pure function of the config: a resumed run
+skips what was consumed and then sees exactly the batches an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from fluxir_hub.image_io import IMAGE_EXTENSIONS, to_rgb
+
+from .config import TrainConfig
+
+
+def _rng(*keys: int | str) -> np.random.Generator:
+    digest = hashlib.sha256("/".join(map(str, keys)).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """RGB PIL -> `(3, H, W)` float in [-1, 1] (the VAE's input range)."""
+    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)
+
+
+@dataclass
+class Pair:
+    hq: Image.Image
+    lq: Image.Image | None  # None: degrade on the fly
+    prompt: str
+    name: str
+
+
+class PairSource:
+    """Random access (or a stream) of HQ/LQ pairs from one of the two supported sources."""
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self.streaming = False
+        if config.hq_folder is not None:
+            self.files = sorted(p for p in Path(config.hq_folder).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not self.files:
+                raise ValueError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in hq_folder {config.hq_folder}.")
+            self.dataset = None
+            return
+        from datasets import Image as ImageFeature
+        from datasets import load_dataset
+
+        self.dataset = load_dataset(config.dataset, split=config.dataset_split, streaming=config.streaming)
+        self.streaming = config.streaming
+        features = self.dataset.features or {}
+        missing = [c for c in ("hq", "lq") if not isinstance(features.get(c), ImageFeature)]
+        if missing:
+            raise ValueError(
+                f"Dataset {config.dataset} needs image columns 'hq' and 'lq' (a FluxGen dataset); "
+                f"{missing} missing or not images. Columns: {sorted(features)}. For plain HQ images use `hq_folder`."
+            )
+        self.prompt_column = config.prompt_column if config.prompt_column in features else None
+
+    def __len__(self) -> int:
+        if self.dataset is None:
+            return len(self.files)
+        if self.streaming:
+            raise TypeError("A streamed dataset has no length.")
+        return len(self.dataset)
+
+    def _pair(self, row_or_path) -> Pair:
+        if self.dataset is None:
+            with Image.open(row_or_path) as image:
+                return Pair(to_rgb(image), None, "", row_or_path.name)
+        prompt = row_or_path.get(self.prompt_column) or "" if self.prompt_column else ""
+        name = str(row_or_path.get("id", "?"))
+        return Pair(to_rgb(row_or_path["hq"]), to_rgb(row_or_path["lq"]), prompt, name)
+
+    def get(self, index: int) -> Pair:
+        return self._pair(self.files[index] if self.dataset is None else self.dataset[int(index)])
+
+    def stream(self, seed: int, epoch: int, rank: int, world: int) -> Iterator[Pair]:
+        from datasets.distributed import split_dataset_by_node
+
+        shuffled = self.dataset.shuffle(seed=seed + epoch, buffer_size=self.config.dataloader_shuffle_buffer)
+        for row in split_dataset_by_node(shuffled, rank=rank, world_size=world):
+            yield self._pair(row)
+
+
+def crop_pair(pair: Pair, size: tuple[int, int], rng: np.random.Generator, config: TrainConfig, degrade_seed: int):
+    """Random aligned crop of `size = (w, h)`; the LQ crop is degraded on the fly when the source has none, then
+    resized to the crop size (as the pipeline does). Returns `(hq, lq)` tensors in [-1, 1]."""
+    width, height = size
+    scale = config.scale
+    if pair.hq.width < width or pair.hq.height < height:
+        raise ValueError(
+            f"Image {pair.name} is {pair.hq.width}x{pair.hq.height}, smaller than the crop {width}x{height}; "
+            "use smaller `crop_sizes` or remove small images."
+        )
+    left = int(rng.integers(0, (pair.hq.width - width) // scale + 1)) * scale
+    top = int(rng.integers(0, (pair.hq.height - height) // scale + 1)) * scale
+    hq = pair.hq.crop((left, top, left + width, top + height))
+    if pair.lq is None:
+        from dataset_builder import degrade
+
+        lq = degrade(hq, preset=config.degradation_preset, scale=scale, seed=degrade_seed).lq
+    else:
+        expected = (pair.hq.width // scale, pair.hq.height // scale)
+        if pair.lq.size != expected:
+            raise ValueError(f"Pair {pair.name}: LQ is {pair.lq.size}, expected {expected} (HQ / {scale}).")
+        lq = pair.lq.crop((left // scale, top // scale, (left + width) // scale, (top + height) // scale))
+    lq = lq.resize((width, height), Image.BICUBIC)
+    return to_tensor(hq), to_tensor(lq)
+
+
+def iterate_batches(
+    config: TrainConfig, source: PairSource, rank: int = 0, world: int = 1, skip: int = 0
+) -> Iterator[dict]:
+    """
+    Endless stream of micro-batches for process `rank` of `world`, skipping the first `skip` (resume).
+
+    Every batch shares one crop size (bucketing). Yields `{"hq": (B, 3, H, W), "lq": (B, 3, H, W), "prompts": [..]}`.
+    """
+    batch_size = config.train_batch_size
+    micro = 0
+    epoch = 0
+    while True:
+        if source.streaming:
+            items = source.stream(config.seed, epoch, rank, world)
+        else:
+            order = _rng(config.seed, "order", epoch).permutation(len(source))[rank::world]
+            if len(order) < batch_size:
+                raise ValueError(
+                    f"The dataset has {len(source)} pairs; too few for {world} process(es) x batch {batch_size}."
+                )
+            items = iter(order[: len(order) - len(order) % batch_size])
+        while True:
+            chunk = [next(items, None) for _ in range(batch_size)]
+            if chunk[-1] is None:
+                break
+            if micro < skip:  # resume: consume without loading or cropping
+                micro += 1
+                continue
+            rng = _rng(config.seed, "batch", rank, micro)
+            size = tuple(config.crop_sizes[int(rng.integers(len(config.crop_sizes)))])
+            hqs, lqs, prompts = [], [], []
+            for j, item in enumerate(chunk):
+                pair = item if isinstance(item, Pair) else source.get(int(item))
+                hq, lq = crop_pair(
+                    pair, size, rng, config, degrade_seed=int(_rng(config.seed, "deg", rank, micro, j).integers(2**31))
+                )
+                hqs.append(hq)
+                lqs.append(lq)
+                prompts.append("" if rng.uniform() < config.prompt_drop_rate else pair.prompt)
+            micro += 1
+            yield {"hq": torch.stack(hqs), "lq": torch.stack(lqs), "prompts": prompts}
+        epoch += 1

@@ -1,0 +1,65 @@
+"""The trainable module handed to accelerate: the frozen FLUX transformer steered by the FluxIR adapter.
+
+Wrapping both in one module keeps the whole controlled forward inside `forward`, which is what DDP needs to see
+every gradient (the SE layers act inside the transformer's blocks).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from diffusers import FluxTransformer2DModel
+
+from fluxir_hub import FluxIRAdapter
+
+
+class ControlledTransformer(nn.Module):
+    def __init__(self, transformer: FluxTransformer2DModel, adapter: FluxIRAdapter):
+        super().__init__()
+        self.transformer = transformer
+        self.adapter = adapter
+
+    def forward(
+        self,
+        latents: torch.Tensor,
+        lq_latents: torch.Tensor,
+        prompt_embeds: torch.Tensor,
+        pooled_prompt_embeds: torch.Tensor,
+        timestep: torch.Tensor,
+        img_ids: torch.Tensor,
+        txt_ids: torch.Tensor,
+        guidance: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Velocity `(B, N, 64)` for packed `latents` at flow time `timestep` `(B,)`."""
+        features = self.adapter(
+            hidden_states=latents,
+            controlnet_cond=lq_latents,
+            encoder_hidden_states=prompt_embeds,
+            pooled_projections=pooled_prompt_embeds,
+            timestep=timestep,
+            img_ids=img_ids,
+            txt_ids=txt_ids,
+            guidance=guidance,
+        )
+        with self.adapter.control(self.transformer, features):
+            return self.transformer(
+                hidden_states=latents,
+                encoder_hidden_states=prompt_embeds,
+                pooled_projections=pooled_prompt_embeds,
+                timestep=timestep,
+                img_ids=img_ids,
+                txt_ids=txt_ids,
+                guidance=guidance,
+                return_dict=False,
+            )[0]
+
+
+def freeze_unreachable_parameters(adapter: FluxIRAdapter) -> list[str]:
+    """
+    Freeze the text-stream SE layer of the base's last block: FLUX drops that block's text output before
+    `norm_out`, so the layer can never get a gradient (it stays for the paper's 114-layer count). Leaving it
+    trainable would stall DDP, which waits for a gradient from every trainable parameter.
+    """
+    last = adapter.text_se[adapter.num_base_blocks - 1]
+    last.requires_grad_(False)
+    return [f"text_se.{adapter.num_base_blocks - 1}.{name}" for name, _ in last.named_parameters()]

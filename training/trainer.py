@@ -1,0 +1,371 @@
+"""The FluxIR adapter training loop (paper 001 §3.3, §4.1), on accelerate.
+
+Frozen: the FLUX transformer (except optional LoRA layers), the VAE and the text encoders. Trained: the adapter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration
+from tqdm.auto import tqdm
+
+from fluxir_hub import FluxIRAdapter, FluxIRPipeline
+from fluxir_hub.latents import image_ids, pack_latents, unpack_latents
+
+from .checkpoint import load_state, prune_checkpoints, resolve_resume, save_state
+from .config import CONFIG_NAME, TrainConfig
+from .data import PairSource, iterate_batches
+from .model import ControlledTransformer, freeze_unreachable_parameters
+from .timesteps import interpolate, pixel_loss, random_latent_crop, sample_timesteps, velocity_loss
+
+logger = logging.getLogger(__name__)
+
+LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # the base model's attention projections
+LORA_WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
+
+
+def _seed(*keys) -> int:
+    return int.from_bytes(hashlib.sha256("/".join(map(str, keys)).encode()).digest()[:8], "little") % (2**63)
+
+
+@dataclass
+class Models:
+    scheduler: Any
+    vae: Any
+    transformer: Any
+    text_encoder: Any
+    tokenizer: Any
+    text_encoder_2: Any
+    tokenizer_2: Any
+    max_sequence_length: int
+
+
+def load_models(config: TrainConfig, weight_dtype: torch.dtype) -> Models:
+    """Base FLUX components, from the Hub/folder, or the embedded tiny ones for `pretrained_model="tiny"`."""
+    if config.pretrained_model == "tiny":
+        from fluxir_hub.testing import T5_MAX_LENGTH, tiny_components
+
+        return Models(**tiny_components(seed=config.seed), max_sequence_length=T5_MAX_LENGTH)
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+    from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
+
+    source, rev = config.pretrained_model, config.revision
+    return Models(
+        scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(source, subfolder="scheduler", revision=rev),
+        vae=AutoencoderKL.from_pretrained(source, subfolder="vae", revision=rev, torch_dtype=weight_dtype),
+        transformer=FluxTransformer2DModel.from_pretrained(
+            source, subfolder="transformer", revision=rev, torch_dtype=weight_dtype
+        ),
+        text_encoder=CLIPTextModel.from_pretrained(
+            source, subfolder="text_encoder", revision=rev, torch_dtype=weight_dtype
+        ),
+        tokenizer=CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", revision=rev),
+        text_encoder_2=T5EncoderModel.from_pretrained(
+            source, subfolder="text_encoder_2", revision=rev, torch_dtype=weight_dtype
+        ),
+        tokenizer_2=T5TokenizerFast.from_pretrained(source, subfolder="tokenizer_2", revision=rev),
+        max_sequence_length=512,
+    )
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig):
+        config.validate()
+        self.config = config
+        self.output_dir = Path(config.output_dir)
+        self.accelerator = Accelerator(
+            gradient_accumulation_steps=config.gradient_accumulation_steps,
+            mixed_precision=config.mixed_precision,
+            log_with=None if config.report_to == "none" else config.report_to,
+            project_config=ProjectConfiguration(
+                project_dir=str(self.output_dir), logging_dir=str(self.output_dir / "logs")
+            ),
+            cpu=not torch.cuda.is_available(),
+        )
+        self.weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(config.mixed_precision, torch.float32)
+        self.resume_from = resolve_resume(self.output_dir, config.resume_from_checkpoint)
+        if self.resume_from is not None:
+            stored = TrainConfig.from_file(self.resume_from / CONFIG_NAME)
+            differences = stored.differences(config)
+            if differences:
+                raise ValueError(
+                    f"Checkpoint {self.resume_from} was trained with different settings: {'; '.join(differences)}. "
+                    "Resume with the same settings or start a new output_dir."
+                )
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        config, accelerator = self.config, self.accelerator
+        device = accelerator.device
+        self.source = PairSource(config)
+        models = load_models(config, self.weight_dtype)
+        self.models = models
+        torch.manual_seed(config.seed)  # fresh adapter layers are identical on every process
+        if config.adapter_init:
+            adapter = FluxIRAdapter.from_pretrained(config.adapter_init)
+            adapter.check_compatible(models.transformer)
+        else:
+            adapter = FluxIRAdapter.from_transformer(
+                models.transformer, rank=config.rank, max_sequence_length=models.max_sequence_length
+            )
+        models.transformer.requires_grad_(False)
+        models.vae.requires_grad_(False)
+        for encoder in (models.text_encoder, models.text_encoder_2):
+            encoder.requires_grad_(False)
+        for frozen in (models.vae, models.transformer):
+            frozen.to(device)
+            if frozen.dtype != self.weight_dtype:  # frozen base in reduced precision under mixed precision
+                frozen.to(dtype=self.weight_dtype)
+        adapter.to(device)
+
+        # Empty-prompt embeddings: computed once and stored in the adapter (so they ship with it). The text
+        # encoders stay only when the data has prompts.
+        self.pipe = FluxIRPipeline(
+            scheduler=models.scheduler, vae=models.vae, text_encoder=models.text_encoder.to(device),
+            tokenizer=models.tokenizer, text_encoder_2=models.text_encoder_2.to(device), tokenizer_2=models.tokenizer_2,
+            transformer=models.transformer, adapter=adapter,
+        )  # fmt: skip
+        self.pipe.set_progress_bar_config(disable=True)
+        self.pipe.cache_empty_prompt_embeds(models.max_sequence_length)
+        if getattr(self.source, "prompt_column", None) is None:
+            self.pipe.text_encoder = self.pipe.text_encoder_2 = None
+            models.text_encoder = models.text_encoder_2 = None
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+        if config.use_lora:
+            from peft import LoraConfig
+
+            models.transformer.add_adapter(
+                LoraConfig(
+                    r=config.lora_rank,
+                    lora_alpha=config.lora_rank,
+                    init_lora_weights="gaussian",
+                    target_modules=LORA_TARGETS,
+                )  # fmt: skip
+            )
+            for param in models.transformer.parameters():
+                if param.requires_grad:
+                    param.data = param.data.float()  # trainable LoRA weights in full precision
+        adapter.train()
+        self.frozen = freeze_unreachable_parameters(adapter)
+        if config.gradient_checkpointing:
+            models.transformer.enable_gradient_checkpointing()
+            adapter.enable_gradient_checkpointing()
+
+        model = ControlledTransformer(models.transformer, adapter)
+        params = [p for p in model.parameters() if p.requires_grad]
+        if config.use_8bit_adam:
+            import bitsandbytes as bnb
+
+            optimizer_cls = bnb.optim.AdamW8bit
+        else:
+            optimizer_cls = torch.optim.AdamW
+        optimizer = optimizer_cls(
+            params, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
+            weight_decay=config.adam_weight_decay, eps=config.adam_epsilon,
+        )  # fmt: skip
+        from diffusers.optimization import get_scheduler
+
+        lr_scheduler = get_scheduler(
+            config.lr_scheduler, optimizer, num_warmup_steps=config.lr_warmup_steps,
+            num_training_steps=config.max_train_steps,
+        )  # fmt: skip
+        self.model, self.optimizer, self.lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
+        self.adapter = adapter
+        self.ema = None
+        if config.use_ema:
+            from diffusers.training_utils import EMAModel
+
+            self.ema = EMAModel([p for p in adapter.parameters() if p.requires_grad], decay=config.ema_decay)
+            self.ema.to(device)
+        self.global_step = 0
+        if self.resume_from is not None:
+            self._load_checkpoint(self.resume_from)
+        if accelerator.is_main_process and config.report_to != "none":
+            accelerator.init_trackers("fluxir-train", config={k: str(v) for k, v in config.to_dict().items()})
+
+    # ------------------------------------------------------------------ loss
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        vae = self.models.vae
+        latents = vae.encode(images.to(self.accelerator.device, vae.dtype)).latent_dist.mode()
+        return ((latents - vae.config.shift_factor) * vae.config.scaling_factor).float()
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        vae = self.models.vae
+        latents = latents / vae.config.scaling_factor + vae.config.shift_factor
+        return vae.decode(latents.to(vae.dtype), return_dict=False)[0]
+
+    def compute_loss(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        config, device = self.config, self.accelerator.device
+        with torch.no_grad():
+            z0, z_lq = self.encode(batch["hq"]), self.encode(batch["lq"])
+            prompt_embeds, pooled, txt_ids = self.pipe.encode_prompt(
+                batch["prompts"], device=device, max_sequence_length=self.models.max_sequence_length
+            )
+        b, _, h, w = z0.shape
+        t = sample_timesteps(b, config.timestep_eps, generator).to(device)
+        z1 = torch.randn(z0.shape, generator=generator).to(device)
+        z_t = interpolate(z0, z1, t)
+        v_target = z1 - z0
+        guidance = torch.full((b,), config.guidance_scale, device=device)
+        v_pred = self.model(
+            pack_latents(z_t).to(self.weight_dtype), pack_latents(z_lq).to(self.weight_dtype),
+            prompt_embeds.to(self.weight_dtype), pooled.to(self.weight_dtype), t, image_ids(h // 2, w // 2, device=device),
+            txt_ids, guidance,
+        )  # fmt: skip
+        v_pred = unpack_latents(v_pred.float(), h, w)
+        loss_mse = velocity_loss(v_pred, v_target)
+        logs = {"loss_mse": loss_mse.item()}
+        loss = loss_mse
+        if config.pixel_loss_weight > 0:
+            crop = random_latent_crop([z0, z_t, v_pred, v_target], config.pixel_loss_crop, generator)
+            with self.accelerator.autocast():
+                loss_pixel = pixel_loss(self.decode, crop[0], crop[1], crop[2], crop[3], t, config.pixel_loss_form)
+            loss = loss + config.pixel_loss_weight * loss_pixel
+            logs["loss_pixel"] = loss_pixel.item()
+        logs["loss"] = loss.item()
+        return loss, logs
+
+    # ------------------------------------------------------------------ loop
+    def train(self) -> list[dict[str, float]]:
+        """Run to `max_train_steps`; returns the per-step logs of this process."""
+        self.setup()
+        config, accelerator = self.config, self.accelerator
+        rank, world = accelerator.process_index, accelerator.num_processes
+        skip = self.global_step * config.gradient_accumulation_steps
+        batches = iterate_batches(config, self.source, rank, world, skip=skip)
+        history: list[dict[str, float]] = []
+        micro = skip
+        bar = tqdm(total=config.max_train_steps, initial=self.global_step, desc="Training",
+                   disable=not accelerator.is_local_main_process)  # fmt: skip
+        step_logs: dict[str, float] = {}
+        while self.global_step < config.max_train_steps:
+            batch = next(batches)
+            generator = torch.Generator().manual_seed(_seed(config.seed, "noise", rank, micro))
+            micro += 1
+            with accelerator.accumulate(self.model):
+                loss, logs = self.compute_loss(batch, generator)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
+                self.optimizer.step()
+                self.lr_scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            for key, value in logs.items():
+                step_logs[key] = step_logs.get(key, 0.0) + value / config.gradient_accumulation_steps
+            if not accelerator.sync_gradients:
+                continue
+            if self.ema is not None:
+                self.ema.step([p for p in self.adapter.parameters() if p.requires_grad])
+            self.global_step += 1
+            step_logs["lr"] = self.lr_scheduler.get_last_lr()[0]
+            history.append(step_logs)
+            accelerator.log(step_logs, step=self.global_step)
+            bar.set_postfix(loss=f"{step_logs['loss']:.4f}")
+            bar.update()
+            step_logs = {}
+            if self.global_step % config.checkpointing_steps == 0 or self.global_step == config.max_train_steps:
+                self.save_checkpoint()
+            if config.validation_steps and self.global_step % config.validation_steps == 0:
+                self.validate()
+        bar.close()
+        accelerator.wait_for_everyone()
+        self.save_final()
+        accelerator.end_training()
+        return history
+
+    # ------------------------------------------------------------------ saving
+    def _lora_state(self) -> dict[str, torch.Tensor] | None:
+        if not self.config.use_lora:
+            return None
+        from peft.utils import get_peft_model_state_dict
+
+        return get_peft_model_state_dict(self.accelerator.unwrap_model(self.model).transformer)
+
+    def _save_weights(self, folder: Path, adapter_folder: Path) -> None:
+        self.adapter.save_pretrained(adapter_folder)
+        lora = self._lora_state()
+        if lora is not None:
+            FluxIRPipeline.save_lora_weights(folder, transformer_lora_layers=lora, weight_name=LORA_WEIGHTS_NAME)
+
+    def save_checkpoint(self) -> None:
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            folder = self.output_dir / f"checkpoint-{self.global_step}"
+            folder.mkdir(parents=True, exist_ok=True)
+            self._save_weights(folder, folder / "adapter")
+            save_state(self.optimizer.state_dict(), folder, "optimizer")
+            if self.ema is not None:
+                save_state(self.ema.state_dict(), folder, "ema")
+            self.config.save(folder)
+            # written last: a checkpoint without it is incomplete and ignored by "latest"
+            (folder / "trainer_state.json").write_text(
+                json.dumps({"global_step": self.global_step, "lr_scheduler": self.lr_scheduler.state_dict()})
+            )
+            prune_checkpoints(self.output_dir, self.config.checkpoints_total_limit)
+        self.accelerator.wait_for_everyone()
+
+    def _load_checkpoint(self, folder: Path) -> None:
+        from safetensors.torch import load_file
+
+        loaded = load_file(str(folder / "adapter" / "diffusion_pytorch_model.safetensors"))
+        self.adapter.load_state_dict(loaded)
+        if self.config.use_lora:
+            from peft import set_peft_model_state_dict
+
+            lora = FluxIRPipeline.lora_state_dict(str(folder), weight_name=LORA_WEIGHTS_NAME)
+            lora = {k.removeprefix("transformer."): v for k, v in lora.items()}
+            set_peft_model_state_dict(self.accelerator.unwrap_model(self.model).transformer, lora)
+        self.optimizer.load_state_dict(load_state(folder, "optimizer"))
+        if self.ema is not None:
+            self.ema.load_state_dict(load_state(folder, "ema"))
+        state = json.loads((folder / "trainer_state.json").read_text())
+        self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        self.global_step = state["global_step"]
+        logger.info("Resumed from %s at step %d", folder, self.global_step)
+
+    def save_final(self) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        if self.ema is not None:
+            self.ema.copy_to([p for p in self.adapter.parameters() if p.requires_grad])
+        self._save_weights(self.output_dir, self.output_dir)
+        self.config.save(self.output_dir)
+        from .hub import write_model_card
+
+        write_model_card(self.output_dir, self.config, self.global_step)
+        if self.config.push_to_hub:
+            from .hub import push_adapter
+
+            push_adapter(self.output_dir, self.config.hub_model_id, private=self.config.hub_private)
+
+    # ------------------------------------------------------------------ validation
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Restore a few LQ images, save them under `validation/step-N/`, log NR-IQA scores to the trackers."""
+        if not self.accelerator.is_main_process:
+            return {}
+        from .validation import run_validation
+
+        if self.ema is not None:
+            params = [p for p in self.adapter.parameters() if p.requires_grad]
+            self.ema.store(params)
+            self.ema.copy_to(params)
+        self.adapter.eval()
+        try:
+            scores = run_validation(self, self.output_dir / "validation" / f"step-{self.global_step}")
+        finally:
+            self.adapter.train()
+            if self.ema is not None:
+                self.ema.restore([p for p in self.adapter.parameters() if p.requires_grad])
+        self.accelerator.log({f"validation/{k}": v for k, v in scores.items()}, step=self.global_step)
+        return scores

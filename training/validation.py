@@ -1,0 +1,69 @@
+"""Periodic validation: restore a few held-out LQ images with the current adapter and score them with NR-IQA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+
+def validation_inputs(trainer, count: int) -> list[Image.Image]:
+    """LQ images at their native resolution: centre crops of the first pairs of the source."""
+    from dataset_builder import degrade
+
+    config, source = trainer.config, trainer.source
+    width, height = min(config.crop_sizes, key=lambda s: s[0] * s[1])
+    images = []
+    pairs = source.stream(config.seed, 0, 0, 1) if source.streaming else (source.get(i) for i in range(len(source)))
+    for pair in pairs:
+        if len(images) == count:
+            break
+        left, top = (
+            (pair.hq.width - width) // 2 // config.scale * config.scale,
+            (pair.hq.height - height) // 2 // config.scale * config.scale,
+        )
+        if left < 0 or top < 0:
+            continue
+        if pair.lq is None:
+            hq = pair.hq.crop((left, top, left + width, top + height))
+            images.append(degrade(hq, preset=config.degradation_preset, scale=config.scale, seed=len(images)).lq)
+        else:
+            s = config.scale
+            images.append(pair.lq.crop((left // s, top // s, (left + width) // s, (top + height) // s)))
+    return images
+
+
+def run_validation(trainer, folder: Path) -> dict[str, float]:
+    from dataset_builder.config import ScoreConfig
+    from dataset_builder.score import create_metrics
+
+    config = trainer.config
+    pipe = trainer.pipe
+    inputs = validation_inputs(trainer, config.num_validation_images)
+    if not inputs:
+        return {}
+    folder.mkdir(parents=True, exist_ok=True)
+    if not hasattr(trainer, "_validation_metrics"):
+        offline = config.pretrained_model == "tiny"
+        trainer._validation_metrics = create_metrics(
+            ScoreConfig(metrics=list(config.validation_metrics), pretrained=not offline), trainer.accelerator.device
+        )
+    totals = {name: 0.0 for name in trainer._validation_metrics}
+    for index, lq in enumerate(inputs):
+        restored = pipe(
+            lq, upscale=config.scale, num_inference_steps=config.validation_inference_steps,
+            generator=torch.Generator().manual_seed(index), output_type="pt",
+        ).images  # fmt: skip
+        image = Image.fromarray((restored[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8"))
+        image.save(folder / f"{index:02d}.png")
+        lq.save(folder / f"{index:02d}_lq.png")
+        for name, metric in trainer._validation_metrics.items():
+            totals[name] += float(metric(restored.to(trainer.accelerator.device)).mean()) / len(inputs)
+    for tracker in trainer.accelerator.trackers:
+        if tracker.name == "tensorboard":
+            import numpy as np
+
+            stack = np.stack([np.asarray(Image.open(folder / f"{i:02d}.png")) for i in range(len(inputs))])
+            tracker.writer.add_images("validation", stack, trainer.global_step, dataformats="NHWC")
+    return totals
