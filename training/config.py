@@ -20,7 +20,7 @@ RESUMABLE_KEYS = {
 @dataclass
 class TrainConfig:
     # models
-    pretrained_model: str = "black-forest-labs/FLUX.1-dev"  # Hub id or folder of a FLUX.1 pipeline; "tiny" offline
+    pretrained_model: str = "black-forest-labs/FLUX.1-dev"  # Hub id or folder; "tiny"/"tiny-mid": random, offline
     revision: str | None = None
     adapter_init: str | None = None  # start from a trained adapter (id or folder) instead of from_transformer
     rank: int = 32  # SE rank (paper 001 Table 2)

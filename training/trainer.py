@@ -49,11 +49,12 @@ class Models:
 
 
 def load_models(config: TrainConfig, weight_dtype: torch.dtype) -> Models:
-    """Base FLUX components, from the Hub/folder, or the embedded tiny ones for `pretrained_model="tiny"`."""
-    if config.pretrained_model == "tiny":
+    """Base FLUX components from the Hub/folder, or the embedded random ones: `"tiny"`, or `"tiny-mid"` (wider)."""
+    if config.pretrained_model in ("tiny", "tiny-mid"):
         from fluxir_hub.testing import T5_MAX_LENGTH, tiny_components
 
-        return Models(**tiny_components(seed=config.seed), max_sequence_length=T5_MAX_LENGTH)
+        size = "mid" if config.pretrained_model == "tiny-mid" else "tiny"
+        return Models(**tiny_components(size=size, seed=config.seed), max_sequence_length=T5_MAX_LENGTH)
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
     from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
 

@@ -45,7 +45,7 @@ def run_validation(trainer, folder: Path) -> dict[str, float]:
         return {}
     folder.mkdir(parents=True, exist_ok=True)
     if not hasattr(trainer, "_validation_metrics"):
-        offline = config.pretrained_model == "tiny"
+        offline = config.pretrained_model.startswith("tiny")
         trainer._validation_metrics = create_metrics(
             ScoreConfig(metrics=list(config.validation_metrics), pretrained=not offline), trainer.accelerator.device
         )

@@ -1,0 +1,139 @@
+"""The Gradio app: starts without GPU or Hub, serves its API, refuses bad input clearly, renders in Chromium."""
+
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from demo.app import QUEUE_SIZE, build_demo, estimate_duration, load_model
+
+from .helpers import photo
+
+DEFAULTS = {"prompt": "", "upscale": 2, "steps": 2, "seed": 0, "randomize_seed": False, "fidelity": 0.05,
+            "color_fix": "wavelet", "use_tts": False, "tts_candidates": 3}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def app():
+    demo = build_demo()
+    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    yield demo
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return Client(app.local_url, verbose=False)
+
+
+def _restore(client, path, **kwargs):
+    return client.predict(handle_file(str(path)), *{**DEFAULTS, **kwargs}.values(), api_name="/restore")
+
+
+def test_falls_back_to_the_tiny_model_with_a_banner(monkeypatch):
+    monkeypatch.delenv("FLUXIR_ADAPTER", raising=False)
+    model = load_model()
+    assert model.tiny and "tiny random" in model.banner and "no FLUXIR_ADAPTER" in model.banner
+    monkeypatch.setenv("FLUXIR_ADAPTER", "org/adapter")
+    assert "no GPU is available" in load_model().banner
+    assert estimate_duration(model, 256, 256, 4, 20, 1) < estimate_duration(model, 256, 256, 4, 20, 4)
+
+
+def test_api_restores_with_and_without_tts(client, tmp_path):
+    path = tmp_path / "in.png"
+    photo("chelsea", (40, 32)).save(path)
+    (before, after), full, info, seed = _restore(client, path)
+    with Image.open(full) as image:
+        assert image.size == (80, 64)
+    assert Image.open(after).size == Image.open(before).size == (80, 64)
+    assert "2 transformer evaluations" in info and seed == 0
+    _, _, info_tts, _ = _restore(client, path, steps=4, use_tts=True, tts_candidates=3)
+    assert "best reward per branching step" in info_tts and "12 transformer evaluations" in info_tts
+    _, _, _, new_seed = _restore(client, path, randomize_seed=True)
+    assert 0 <= new_seed < 2**31
+
+
+def test_bad_uploads_get_clear_messages(client, tmp_path):
+    big = tmp_path / "big.png"
+    Image.new("RGB", (700, 700), (10, 20, 30)).save(big)
+    with pytest.raises(Exception, match="accepts up to 262,144 pixels"):
+        _restore(client, big)
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (400, 300), (10, 20, 30)).save(wide)
+    with pytest.raises(Exception, match="would make a 1600x1200 image"):
+        _restore(client, wide, upscale=4)
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    with pytest.raises(Exception, match="not a usable image"):
+        _restore(client, text)
+
+
+def test_concurrent_calls_complete_or_are_turned_away(app, tmp_path):
+    path = tmp_path / "in.png"
+    photo("coffee", (32, 32)).save(path)
+    client = Client(app.local_url, verbose=False)
+    jobs = [client.submit(handle_file(str(path)), *{**DEFAULTS, "steps": 3}.values(), api_name="/restore")
+            for _ in range(10)]  # fmt: skip
+    done, rejected = 0, 0
+    for job in jobs:
+        try:
+            result = job.result(timeout=120)
+            assert "transformer evaluations" in result[2]
+            done += 1
+        except Exception as err:  # the bounded queue refuses the overflow
+            assert "queue is full" in str(err).lower(), repr(err)
+            rejected += 1
+    assert done + rejected == 10 and done >= min(10, QUEUE_SIZE)
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="Debian's chromium is not installed (.ci/run installs it)"
+)
+def test_page_renders_in_headless_chromium(app):
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run(
+            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+             f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--dump-dom", app.local_url],
+            capture_output=True, text=True, timeout=120,
+        ).stdout  # fmt: skip
+    for text in ("Low-quality input", "Drop Image Here", "Prompt (optional)", "Test-time scaling", "Before / after", "Restore",
+                 "tiny random"):  # fmt: skip
+        assert text in dom, text
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="Debian's chromium is not installed (.ci/run installs it)"
+)
+def test_upload_and_restore_click_through_with_playwright(app):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "demo" / "examples" / "chelsea.png"
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=shutil.which("chromium"),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],  # fmt: skip
+        )
+        try:
+            page = browser.new_page()
+            page.goto(app.local_url)
+            page.wait_for_selector("text=Restore")
+            page.locator("input[type=file]").first.set_input_files(str(example))
+            page.get_by_role("button", name="Restore").click()
+            page.wait_for_selector("#run-info :text('transformer evaluations')", timeout=90_000)
+            assert "512x512" in page.locator("#run-info").inner_text()  # 128 px example, x4
+            # the download link to the full-resolution PNG
+            page.wait_for_function("document.body.innerHTML.includes('restored.png')", timeout=30_000)
+        finally:
+            browser.close()
