@@ -1,0 +1,142 @@
+"""`fluxir-eval`: reproduce paper 001's Table 1 for any method.
+
+    fluxir-eval build div2k-val --source DIV2K_valid_HR -o bench/div2k-val         # 600 seeded 1024 crops, LQ 256
+    fluxir-eval build realsr --source RealSR/HR --lq-source RealSR/LR -o bench/realsr
+    fluxir-eval build reallq250 --source RealLQ250 -o bench/reallq250
+    fluxir-eval restore bench/div2k-val -o results/div2k-val/bicubic --method bicubic
+    fluxir-eval restore bench/div2k-val -o results/div2k-val/fluxir --method fluxir --adapter your-org/fluxir-adapter
+    fluxir-eval score --bench div2k-val=bench/div2k-val realsr=bench/realsr --results results \
+        --methods bicubic fluxir supir -o report --paper-reference
+
+`score` reads `results/<benchmark>/<method>/<name>.png`, so any other method's outputs can be dropped in a folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fluxir-eval", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="make a benchmark folder from your local copy of a dataset")
+    build.add_argument("benchmark", choices=["div2k-val", "realsr", "drealsr", "reallq250"])
+    build.add_argument(
+        "--source", required=True, help="HR folder (DIV2K, RealSR, DRealSR) or the LQ folder (RealLQ250)"
+    )
+    build.add_argument("--lq-source", help="LR folder for RealSR / DRealSR")
+    build.add_argument("-o", "--output-dir", required=True)
+    build.add_argument("--count", type=int, default=600, help="DIV2K-Val crops (600)")
+    build.add_argument("--crop", type=int, default=1024, help="HQ crop side (1024)")
+    build.add_argument("--seed", type=int, default=0)
+
+    restore = sub.add_parser("restore", help="restore a benchmark's LQ images with a built-in method")
+    restore.add_argument("bench")
+    restore.add_argument("-o", "--output-dir", required=True)
+    restore.add_argument("--method", choices=["bicubic", "fluxir"], required=True)
+    restore.add_argument("--upscale", type=int, default=4)
+    restore.add_argument("--steps", type=int, default=20)
+    restore.add_argument("--seed", type=int, default=0)
+    restore.add_argument("--model", default="black-forest-labs/FLUX.1-dev")
+    restore.add_argument("--adapter", help="FluxIR adapter id or folder (fluxir method)")
+    restore.add_argument("--tiny", action="store_true", help="the embedded tiny random pipeline (tests)")
+
+    score = sub.add_parser("score", help="score methods and write per-image CSVs and a Table-1-style report")
+    score.add_argument("--bench", nargs="+", required=True, metavar="NAME=DIR")
+    score.add_argument("--results", required=True, help="root holding <benchmark>/<method>/ folders")
+    score.add_argument("--methods", nargs="+", required=True)
+    score.add_argument("-o", "--output-dir", required=True)
+    score.add_argument("--metrics", default="PSNR,SSIM,LPIPS,CLIPIQA,MUSIQ,MANIQA", help="paper names, comma list")
+    score.add_argument("--paper-reference", action="store_true", help="add the paper's FluxIR column")
+    score.add_argument("--device", default=None)
+    return parser
+
+
+def run_build(args) -> None:
+    from fluxir_hub.evaluation.benchmarks import build_div2k_val, build_lq_only, build_paired
+
+    out = Path(args.output_dir)
+    if args.benchmark == "div2k-val":
+        manifest = build_div2k_val(Path(args.source), out, count=args.count, crop=args.crop, seed=args.seed)
+    elif args.benchmark == "reallq250":
+        manifest = build_lq_only(Path(args.source), out)
+    else:
+        if not args.lq_source:
+            raise ValueError(f"{args.benchmark} needs --lq-source (the LR folder) besides --source (HR).")
+        manifest = build_paired(args.benchmark, Path(args.source), Path(args.lq_source), out, hq_crop=args.crop)
+    print(f"{args.benchmark}: {manifest['count']} image(s) in {out}")
+
+
+def run_restore(args) -> None:
+    import torch
+
+    from fluxir_hub.evaluation.runner import restore_benchmark
+
+    pipe, kwargs = None, {}
+    if args.method == "fluxir":
+        from fluxir_hub.cli.restore import SetupError, load_pipeline
+
+        setup = argparse.Namespace(tiny=args.tiny, adapter=args.adapter, adapter_revision=None, model=args.model,
+                                   revision=None, dtype="bfloat16", cpu_offload=False, prompt="")  # fmt: skip
+        try:
+            pipe = load_pipeline(setup)
+        except SetupError as err:
+            raise ValueError(str(err)) from err
+        kwargs = {"num_inference_steps": args.steps, "generator": torch.Generator("cpu").manual_seed(args.seed),
+                  "tile_size": 1024}  # fmt: skip
+    written = restore_benchmark(Path(args.bench), Path(args.output_dir), args.method, pipe, args.upscale, **kwargs)
+    print(f"restore: wrote {written} image(s) to {args.output_dir}")
+
+
+def run_score(args) -> None:
+    from fluxir_hub.evaluation import create_scorers, render_table
+    from fluxir_hub.evaluation.benchmarks import DISPLAY_NAMES
+    from fluxir_hub.evaluation.runner import score_results
+
+    benches = {}
+    for item in args.bench:
+        if "=" not in item:
+            raise ValueError(f"--bench takes NAME=DIR, got {item!r}.")
+        name, folder = item.split("=", 1)
+        benches[name] = Path(folder)
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    scorers = create_scorers(metrics, device=args.device or "cpu")
+    out = Path(args.output_dir)
+    results, notes, summary = {}, {}, {}
+    for name, folder in benches.items():
+        display = DISPLAY_NAMES.get(name, name)
+        results[display] = {}
+        for method in args.methods:
+            method_dir = Path(args.results) / name / method
+            means, missing = score_results(folder, method_dir, scorers, out / name / f"{method}.csv")
+            results[display][method] = means
+            summary[f"{name}/{method}"] = {"means": means, "missing": missing}
+            if missing:
+                total = len(list((folder / "lq").glob("*.png")))
+                notes[(display, method)] = (
+                    f"{len(missing)} of {total} results missing (e.g. {missing[0]}); no average reported."
+                )
+    table = render_table(results, metrics, notes, paper_reference=args.paper_reference)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.md").write_text(table)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(table)
+    for note in notes.values():
+        print(f"warning: {note}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        {"build": run_build, "restore": run_restore, "score": run_score}[args.command](args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"fluxir-eval: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

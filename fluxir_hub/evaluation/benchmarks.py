@@ -1,0 +1,133 @@
+"""Benchmark inputs from a user's local copy of each dataset (paper 001 §4.1).
+
+A benchmark folder holds `lq/<name>.png`, `hq/<name>.png` when ground truth exists, and `benchmark.json` (how it was
+made; for DIV2K-Val every crop box and degradation record). Builders are resumable and deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ..image_io import IMAGE_EXTENSIONS, find_images, load_image
+
+BENCHMARKS = ("div2k-val", "realsr", "drealsr", "reallq250")
+DISPLAY_NAMES = {"div2k-val": "DIV2K-Val", "realsr": "RealSR", "drealsr": "DRealSR", "reallq250": "RealLQ250"}
+
+
+def _save(image: Image.Image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    image.save(tmp, format="PNG")
+    tmp.replace(path)
+
+
+def _write_manifest(out_dir: Path, data: dict) -> None:
+    (out_dir / "benchmark.json").write_text(json.dumps(data, indent=1) + "\n")
+
+
+def build_div2k_val(
+    source: Path,
+    out_dir: Path,
+    count: int = 600,
+    crop: int = 1024,
+    scale: int = 4,
+    seed: int = 0,
+    preset: str = "seesr",
+) -> dict:
+    """`count` random `crop`-pixel crops of DIV2K validation HR images, degraded like training data (LQ = crop/scale)."""
+    from dataset_builder import degrade
+
+    files = find_images([source])
+    usable = []
+    for path in files:
+        with Image.open(path) as image:
+            if min(image.size) >= crop:
+                usable.append(path)
+    if not usable:
+        raise ValueError(f"No image in {source} is at least {crop}x{crop}; point --source at DIV2K_valid_HR.")
+    rng = np.random.default_rng(seed)
+    entries = []
+    for index in range(count):  # draw every crop first: the set does not depend on what is already on disk
+        path = usable[int(rng.integers(len(usable)))]
+        with Image.open(path) as image:
+            width, height = image.size
+        left, top = int(rng.integers(0, width - crop + 1)), int(rng.integers(0, height - crop + 1))
+        entries.append({"name": f"{index:04d}_{path.stem}", "source": path.name, "box": [left, top, left + crop, top + crop],
+                        "degradation_seed": seed * 1_000_003 + index})  # fmt: skip
+    for entry in tqdm(entries, desc="Building DIV2K-Val"):
+        hq_path, lq_path = out_dir / "hq" / f"{entry['name']}.png", out_dir / "lq" / f"{entry['name']}.png"
+        if hq_path.exists() and lq_path.exists():
+            continue
+        hq = load_image(source / entry["source"]).crop(tuple(entry["box"]))
+        result = degrade(hq, preset=preset, scale=scale, seed=entry["degradation_seed"])
+        _save(hq, hq_path)
+        _save(result.lq, lq_path)
+    manifest = {"benchmark": "div2k-val", "count": count, "crop": crop, "scale": scale, "seed": seed, "preset": preset,
+                "entries": entries}  # fmt: skip
+    _write_manifest(out_dir, manifest)
+    return manifest
+
+
+def _pair_key(path: Path) -> str:
+    # RealSR: Canon_001_HR.png / Canon_001_LR4.png; DRealSR: *_x1.png / *_x4.png
+    return re.sub(r"_(hr|lr\d*|x\d+)$", "", path.stem, flags=re.IGNORECASE)
+
+
+def _centre_crop(image: Image.Image, size: int, name: str) -> Image.Image:
+    if min(image.size) < size:
+        raise ValueError(f"{name} is {image.width}x{image.height}, smaller than the {size}px centre crop.")
+    left, top = (image.width - size) // 2, (image.height - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def build_paired(
+    benchmark: str, hq_source: Path, lq_source: Path, out_dir: Path, hq_crop: int = 1024, lq_crop: int = 256
+):
+    """RealSR / DRealSR: HQ centre crop `hq_crop`, LQ centre crop `lq_crop`, pairs matched by file name."""
+    hq_files = {_pair_key(p): p for p in find_images([hq_source])}
+    lq_files = {_pair_key(p): p for p in find_images([lq_source])}
+    keys = sorted(set(hq_files) & set(lq_files))
+    if not keys:
+        raise ValueError(f"No HQ/LQ pairs with matching names in {hq_source} and {lq_source}.")
+    unmatched = sorted(set(hq_files) ^ set(lq_files))
+    for key in tqdm(keys, desc=f"Building {DISPLAY_NAMES[benchmark]}"):
+        if (out_dir / "hq" / f"{key}.png").exists() and (out_dir / "lq" / f"{key}.png").exists():
+            continue
+        _save(_centre_crop(load_image(hq_files[key]), hq_crop, hq_files[key].name), out_dir / "hq" / f"{key}.png")
+        _save(_centre_crop(load_image(lq_files[key]), lq_crop, lq_files[key].name), out_dir / "lq" / f"{key}.png")
+    manifest = {
+        "benchmark": benchmark,
+        "count": len(keys),
+        "hq_crop": hq_crop,
+        "lq_crop": lq_crop,
+        "unmatched": unmatched,
+    }
+    _write_manifest(out_dir, manifest)
+    return manifest
+
+
+def build_lq_only(lq_source: Path, out_dir: Path) -> dict:
+    """RealLQ250: the LQ images as they are (no ground truth)."""
+    files = find_images([lq_source])
+    if not files:
+        raise ValueError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {lq_source}.")
+    for path in tqdm(files, desc="Building RealLQ250"):
+        target = out_dir / "lq" / f"{path.stem}.png"
+        if not target.exists():
+            _save(load_image(path), target)
+    manifest = {"benchmark": "reallq250", "count": len(files)}
+    _write_manifest(out_dir, manifest)
+    return manifest
+
+
+def benchmark_names(bench_dir: Path) -> list[str]:
+    names = sorted(p.stem for p in (Path(bench_dir) / "lq").glob("*.png") if not p.name.startswith("."))
+    if not names:
+        raise ValueError(f"{bench_dir} has no lq/*.png; build it with `fluxir-eval build` first.")
+    return names

@@ -1,0 +1,34 @@
+"""The paper's metric names and the pyiqa models behind them."""
+
+from __future__ import annotations
+
+import torch
+
+# Paper 001 §4.1 name -> pyiqa model name.
+PAPER_METRICS: dict[str, str] = {
+    "PSNR": "psnr",
+    "SSIM": "ssim",
+    "LPIPS": "lpips",
+    "CLIPIQA": "clipiqa+_vitL14_512",
+    "MUSIQ": "musiq",
+    "MANIQA": "maniqa-pipal",
+}
+FULL_REFERENCE = {"PSNR", "SSIM", "LPIPS"}
+LOWER_IS_BETTER = {"LPIPS"}
+# Metrics that need no downloaded weights, for offline runs and tests.
+OFFLINE_METRICS = {"PSNR": "psnr", "SSIM": "ssim", "PIQE": "piqe", "ENTROPY": "entropy"}
+
+
+def create_scorers(names: list[str], device: str | torch.device = "cpu") -> dict:
+    """Build each metric once: paper names map through `PAPER_METRICS`; `PIQE`/`ENTROPY` run offline."""
+    import pyiqa
+
+    table = {**PAPER_METRICS, **OFFLINE_METRICS}
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise ValueError(f"Unknown metric(s) {unknown}; choose from {sorted(table)}.")
+    return {name: pyiqa.create_metric(table[name], device=device) for name in names}
+
+
+def lower_is_better(name: str) -> bool:
+    return name in LOWER_IS_BETTER or name == "PIQE"

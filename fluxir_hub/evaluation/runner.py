@@ -1,0 +1,97 @@
+"""Restore a benchmark with a method, and score results with the paper's metrics (resumable, per-image CSV)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .benchmarks import benchmark_names
+from .metrics import FULL_REFERENCE
+
+METHODS = ("bicubic", "fluxir")
+
+
+def restore_benchmark(bench_dir: Path, out_dir: Path, method: str, pipe=None, upscale: int = 4, **pipe_kwargs) -> int:
+    """Write `out_dir/<name>.png` for every LQ image not restored yet; returns how many were written."""
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; built in: {METHODS} (score any other method's folder directly).")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for name in tqdm(benchmark_names(bench_dir), desc=f"Restoring with {method}"):
+        target = out_dir / f"{name}.png"
+        if target.exists():
+            continue
+        with Image.open(Path(bench_dir) / "lq" / f"{name}.png") as lq:
+            lq = lq.convert("RGB")
+        if method == "bicubic":
+            result = lq.resize((lq.width * upscale, lq.height * upscale), Image.BICUBIC)
+        else:
+            result = pipe(lq, upscale=upscale, **pipe_kwargs).images[0]
+        tmp = target.with_name(f".{target.name}.tmp")
+        result.save(tmp, format="PNG")
+        tmp.replace(target)
+        written += 1
+    return written
+
+
+def _tensor(path: Path) -> torch.Tensor:
+    with Image.open(path) as image:
+        array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+    return torch.from_numpy(array).permute(2, 0, 1)[None]
+
+
+def score_results(
+    bench_dir: Path, results_dir: Path, scorers: dict, csv_path: Path
+) -> tuple[dict[str, float | None], list[str]]:
+    """
+    Score every image of a method on a benchmark; rows already in `csv_path` are reused.
+
+    Returns:
+        `(means, missing)`: per-metric means over all images, or None for every metric when any result is missing
+        (a partial average would not be comparable), and the names of the missing results.
+    """
+    names = benchmark_names(bench_dir)
+    has_hq = (Path(bench_dir) / "hq").exists()
+    metrics = [m for m in scorers if has_hq or m not in FULL_REFERENCE]
+    rows: dict[str, dict[str, float]] = {}
+    if csv_path.exists():
+        with csv_path.open() as handle:
+            for row in csv.DictReader(handle):
+                rows[row["name"]] = {k: float(v) for k, v in row.items() if k != "name" and v != ""}
+    missing = [n for n in names if not (results_dir / f"{n}.png").exists()]
+    todo = [n for n in names if n not in missing and not all(m in rows.get(n, {}) for m in metrics)]
+    for name in tqdm(todo, desc=f"Scoring {results_dir.name}"):
+        result = _tensor(results_dir / f"{name}.png")
+        scores = rows.setdefault(name, {})
+        reference = None
+        if has_hq:
+            reference = _tensor(Path(bench_dir) / "hq" / f"{name}.png")
+            if reference.shape != result.shape:
+                raise ValueError(
+                    f"{results_dir / name}.png is {tuple(result.shape[-2:])[::-1]}, the HQ is "
+                    f"{tuple(reference.shape[-2:])[::-1]}: a method must output the HQ size."
+                )
+        with torch.no_grad():
+            for metric, scorer in scorers.items():
+                if metric in FULL_REFERENCE:
+                    if reference is not None:
+                        scores[metric] = float(scorer(result, reference))
+                else:
+                    scores[metric] = float(scorer(result))
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["name", *metrics])
+        writer.writeheader()
+        for name in names:
+            if name in rows:
+                writer.writerow({"name": name, **{m: rows[name].get(m, "") for m in metrics}})
+    if missing:
+        return {m: None for m in metrics}, missing
+    means = {m: float(np.mean([rows[n][m] for n in names])) for m in metrics}
+    return {m: (v if math.isfinite(v) else None) for m, v in means.items()}, missing

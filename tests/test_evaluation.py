@@ -1,0 +1,123 @@
+import csv
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fluxir_hub.cli.evaluate import main
+from fluxir_hub.evaluation import PAPER_METRICS, create_scorers, render_table
+
+from .helpers import photo
+
+
+@pytest.fixture(scope="module")
+def div2k_like(tmp_path_factory):
+    """A tiny DIV2K-like HR folder of skimage photos (at least the crop size)."""
+    folder = tmp_path_factory.mktemp("div2k_hr")
+    for name in ("astronaut", "chelsea", "coffee"):
+        photo(name, (160, 144)).save(folder / f"{name}.png")
+    return folder
+
+
+def test_metric_names_map_to_the_papers_pyiqa_models():
+    assert PAPER_METRICS == {"PSNR": "psnr", "SSIM": "ssim", "LPIPS": "lpips", "CLIPIQA": "clipiqa+_vitL14_512",
+                             "MUSIQ": "musiq", "MANIQA": "maniqa-pipal"}  # fmt: skip
+    import pyiqa
+
+    assert set(PAPER_METRICS.values()) <= set(pyiqa.list_models())
+
+
+def test_psnr_and_ssim_equal_pyiqa_on_known_pairs():
+    import pyiqa
+
+    scorers = create_scorers(["PSNR", "SSIM"])
+    a = torch.from_numpy(np.asarray(photo("camera", (64, 64)), dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    b = (a + 0.05 * torch.randn(a.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    assert float(scorers["PSNR"](b, a)) == pytest.approx(float(pyiqa.create_metric("psnr")(b, a)))
+    assert float(scorers["SSIM"](b, a)) == pytest.approx(float(pyiqa.create_metric("ssim")(b, a)))
+    mse = float(((b - a) ** 2).mean())
+    assert float(scorers["PSNR"](b, a)) == pytest.approx(10 * np.log10(1 / mse), abs=0.05)
+    assert float(scorers["PSNR"](a, a)) > 60 and float(scorers["SSIM"](a, a)) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_div2k_val_build_is_deterministic_with_exact_sizes(div2k_like, tmp_path):
+    args = ["build", "div2k-val", "--source", str(div2k_like), "--count", "4", "--crop", "128", "--seed", "3"]
+    assert main([*args, "-o", str(tmp_path / "a")]) == 0
+    assert main([*args, "-o", str(tmp_path / "b")]) == 0
+    names = sorted(p.name for p in (tmp_path / "a" / "lq").iterdir())
+    assert len(names) == 4
+    for name in names:
+        for kind, size in (("hq", (128, 128)), ("lq", (32, 32))):
+            a, b = Image.open(tmp_path / "a" / kind / name), Image.open(tmp_path / "b" / kind / name)
+            assert a.size == size and a.tobytes() == b.tobytes()
+    assert main([*args[:-1], "4", "-o", str(tmp_path / "c")]) == 0  # another seed draws other crops
+    import json
+
+    boxes = [[e["source"], e["box"]] for e in json.loads((tmp_path / "a" / "benchmark.json").read_text())["entries"]]
+    other = [[e["source"], e["box"]] for e in json.loads((tmp_path / "c" / "benchmark.json").read_text())["entries"]]
+    assert boxes != other
+
+
+def test_paired_and_lq_only_builds(tmp_path):
+    hr, lr = tmp_path / "HR", tmp_path / "LR"
+    hr.mkdir(), lr.mkdir()
+    for i, name in enumerate(("astronaut", "chelsea")):
+        photo(name, (160, 160)).save(hr / f"Canon_{i:03d}_HR.png")
+        photo(name, (40, 40)).save(lr / f"Canon_{i:03d}_LR4.png")
+    photo("coffee", (160, 160)).save(hr / "Nikon_999_HR.png")  # unmatched: reported, not built
+    assert main(["build", "realsr", "--source", str(hr), "--lq-source", str(lr), "--crop", "128", "-o",
+                 str(tmp_path / "realsr")]) == 2  # LR 40 px < 256 px LQ centre crop  # fmt: skip
+    for i, name in enumerate(("astronaut", "chelsea")):
+        photo(name, (1100, 1100)).save(hr / f"Canon_{i:03d}_HR.png")
+        photo(name, (300, 300)).save(lr / f"Canon_{i:03d}_LR4.png")
+    assert main(["build", "realsr", "--source", str(hr), "--lq-source", str(lr), "-o", str(tmp_path / "realsr")]) == 0
+    assert Image.open(tmp_path / "realsr" / "hq" / "Canon_000.png").size == (1024, 1024)
+    assert Image.open(tmp_path / "realsr" / "lq" / "Canon_000.png").size == (256, 256)
+    assert main(["build", "reallq250", "--source", str(lr), "-o", str(tmp_path / "lq250")]) == 0
+    assert not (tmp_path / "lq250" / "hq").exists() and len(list((tmp_path / "lq250" / "lq").iterdir())) == 2
+
+
+def test_table_lists_every_metric_and_method_and_marks_the_best():
+    results = {"RealSR": {"a": {"PSNR": 20.0, "LPIPS": 0.30}, "b": {"PSNR": 21.0, "LPIPS": 0.35}}}
+    table = render_table(results, ["PSNR", "LPIPS"], paper_reference=True)
+    assert "| RealSR | PSNR ↑ | 20.00 | **21.00** | 20.72 |" in table
+    assert "| RealSR | LPIPS ↓ | **0.3000** | 0.3500 | 0.3672 |" in table
+    assert table.splitlines()[0] == "| Dataset | Metric | a | b | FluxIR (paper) |"
+
+
+def test_end_to_end_tiny_pipeline_and_bicubic_with_a_missing_image(div2k_like, tmp_path, capsys):
+    bench = tmp_path / "bench"
+    assert (
+        main(["build", "div2k-val", "--source", str(div2k_like), "--count", "3", "--crop", "128", "-o", str(bench)])
+        == 0
+    )
+    results = tmp_path / "results" / "div2k-val"
+    assert main(["restore", str(bench), "-o", str(results / "bicubic"), "--method", "bicubic"]) == 0
+    assert (
+        main(["restore", str(bench), "-o", str(results / "fluxir"), "--method", "fluxir", "--tiny", "--steps", "2"])
+        == 0
+    )
+    # another method's folder with one image missing
+    (results / "other").mkdir()
+    names = sorted(p.name for p in (bench / "lq").iterdir())
+    for name in names[:-1]:
+        Image.open(results / "bicubic" / name).save(results / "other" / name)
+    capsys.readouterr()
+    report = tmp_path / "report"
+    code = main(["score", "--bench", f"div2k-val={bench}", "--results", str(tmp_path / "results"), "--methods",
+                 "bicubic", "fluxir", "other", "--metrics", "PSNR,SSIM,PIQE", "-o", str(report)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0
+    table = (report / "table.md").read_text()
+    for metric in ("PSNR", "SSIM", "PIQE"):
+        assert f"| DIV2K-Val | {metric}" in table
+    assert "| bicubic | fluxir | other |" in table
+    assert "n/a" in table and "1 of 3 results missing" in table and "1 of 3 results missing" in captured.err
+    with (report / "div2k-val" / "bicubic.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["name"] for r in rows] == [n[:-4] for n in names] and all(float(r["PSNR"]) > 10 for r in rows)
+    # resumable: a second run reuses the CSV rows and gives the same table
+    assert main(["score", "--bench", f"div2k-val={bench}", "--results", str(tmp_path / "results"), "--methods",
+                 "bicubic", "fluxir", "other", "--metrics", "PSNR,SSIM,PIQE", "-o", str(report)]) == 0  # fmt: skip
+    assert (report / "table.md").read_text() == table
