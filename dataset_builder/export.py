@@ -6,6 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from fluxir_hub.files import atomic_write
+
 from .config import GENERATOR_LICENSES, FluxGenConfig
 from .generate import read_image_metadata
 from .io_utils import BuildLayout, atomic_write_text
@@ -69,10 +71,7 @@ def write_split(
         chunk = ids[shard * rows_per_shard : (shard + 1) * rows_per_shard]
         dataset = Dataset.from_list([_row(layout, i, scores[i]) for i in chunk], features=_features(metrics))
         path = data_dir / f"{split}-{shard:05d}-of-{n_shards:05d}.parquet"
-        tmp = path.with_name(f".{path.name}.tmp")
-        data_dir.mkdir(parents=True, exist_ok=True)
-        dataset.to_parquet(str(tmp))
-        tmp.replace(path)
+        atomic_write(path, lambda tmp, dataset=dataset: dataset.to_parquet(tmp))
         written.append(path)
     return written
 

@@ -4,42 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, PngImagePlugin
+from fluxir_hub.files import atomic_save_png, atomic_write_text
 
-
-def _atomic(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    def write(tmp):
-        Path(tmp).write_text(text)
-
-    _atomic(path, write)
+__all__ = ["BuildLayout", "atomic_save_png", "atomic_write_json", "atomic_write_text", "remove_stale_temp_files"]
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=1) + "\n")
-
-
-def atomic_save_png(path: Path, image: Image.Image, text: dict[str, str] | None = None) -> None:
-    info = PngImagePlugin.PngInfo()
-    for key, value in (text or {}).items():
-        info.add_text(key, value)
-    _atomic(path, lambda tmp: image.save(tmp, format="PNG", pnginfo=info))
 
 
 def remove_stale_temp_files(folder: Path) -> int:

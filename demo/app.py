@@ -36,21 +36,6 @@ MAX_SEED = 2**31 - 1
 QUEUE_SIZE = 8
 
 
-class UploadImage(gr.Image):
-    """`gr.Image` that hands a file it cannot decode to the app as a path, so the app can explain the problem
-    instead of Gradio's generic preprocessing error."""
-
-    @classmethod
-    def get_block_name(cls) -> str:
-        return "image"  # render with Gradio's own image frontend
-
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except Exception:  # undecodable upload: let Restorer.validate say what is wrong with it
-            return getattr(payload, "path", None)
-
-
 @dataclass
 class DemoModel:
     pipe: Any
@@ -115,7 +100,10 @@ class Restorer:
     def __init__(self, model: DemoModel):
         self.model = model
 
-    def validate(self, image_path: str | None, upscale: float) -> Image.Image:
+    def validate(self, image_input: str | dict | None, upscale: float) -> Image.Image:
+        # The click event skips Gradio's preprocessing (which fails opaquely on non-images): the image arrives as
+        # its upload payload, a dict with the file's path; examples pass a plain path.
+        image_path = image_input.get("path") if isinstance(image_input, dict) else image_input
         if not image_path:
             raise gr.Error("Upload an image first.")
         try:
@@ -141,7 +129,7 @@ class Restorer:
 
     def restore(
         self,
-        image_path: str | None,
+        image_input: str | dict | None,
         prompt: str,
         upscale: float,
         steps: int,
@@ -153,7 +141,7 @@ class Restorer:
         tts_candidates: int,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's injection idiom
     ):
-        image = self.validate(image_path, upscale)
+        image = self.validate(image_input, upscale)
         if randomize_seed:
             seed = random.randint(0, MAX_SEED)
         steps = int(steps)
@@ -218,7 +206,7 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
             gr.Markdown(model.banner, elem_id="demo-banner")
         with gr.Row():
             with gr.Column():
-                image_in = UploadImage(label="Low-quality input", type="filepath", sources=["upload", "clipboard"])
+                image_in = gr.Image(label="Low-quality input", type="filepath", sources=["upload", "clipboard"])
                 prompt = gr.Textbox(label="Prompt (optional)", placeholder="e.g. a sharp photo of a cat")
                 upscale = gr.Slider(1, 4, value=4, step=1, label="Upscale")
                 steps = gr.Slider(1, 50, value=4 if model.tiny else 20, step=1, label="Steps")
@@ -239,7 +227,9 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
                 info = gr.Markdown(elem_id="run-info")
         inputs = [image_in, prompt, upscale, steps, seed, randomize, fidelity, color_fix, use_tts, candidates]
         outputs = [slider, download, info, seed]
-        run.click(gpu_restore, inputs=inputs, outputs=outputs, api_name="restore", concurrency_limit=1)
+        run.click(
+            gpu_restore, inputs=inputs, outputs=outputs, api_name="restore", concurrency_limit=1, preprocess=False
+        )
         examples = sorted(EXAMPLES_DIR.glob("*.png"))
         if examples:
 

@@ -106,10 +106,15 @@ def test_one_tile_covering_the_image_equals_untiled(tiny_pipe):
 
 def test_tiled_restoration_has_no_seams(tiny_pipe):
     lq = photo("chelsea", size=(64, 64))
-    kwargs = {"generator": gen(), "output_type": "latent", "num_inference_steps": 2, "upscale": 2}
-    untiled = tiny_pipe(lq, **kwargs).images
-    tiled = tiny_pipe(lq, tile_size=64, tile_overlap=32, **kwargs).images  # 8x8 tokens, tiles of 4, overlap 2
+    kwargs = {"output_type": "latent", "num_inference_steps": 2, "upscale": 2}
+    untiled = tiny_pipe(lq, generator=gen(), **kwargs).images
+    tiled = tiny_pipe(
+        lq, tile_size=64, tile_overlap=32, generator=gen(), **kwargs
+    ).images  # 8x8 tokens, tiles of 4, overlap 2
     assert tiled.shape == untiled.shape
+    # the default overlap is a quarter tile: same tiling as overlap=16 px for a 64 px tile
+    default = tiny_pipe(lq, tile_size=64, generator=gen(), **kwargs).images
+    assert torch.equal(default, tiny_pipe(lq, tile_size=64, tile_overlap=16, generator=gen(), **kwargs).images)
     grid = unpack_latents(tiled, 16, 16)  # (1, 16, 16, 16) latent
     cols = (grid[..., 1:] - grid[..., :-1]).abs().mean(dim=(0, 1, 2))  # mean jump between neighbouring columns
     # tile borders sit at latent columns 8 (token 4) and 12 (token 6); no jump there stands out from the rest

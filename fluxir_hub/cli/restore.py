@@ -10,10 +10,9 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
-from PIL import PngImagePlugin
+from fluxir_hub.files import atomic_save_png
 
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-dev"
 
@@ -94,20 +93,6 @@ def load_pipeline(args: argparse.Namespace):
     return pipe
 
 
-def save_png(image, path: Path, metadata: dict) -> None:
-    """Write `image` to `path` atomically (temp file + rename) with the settings in a PNG text chunk."""
-    info = PngImagePlugin.PngInfo()
-    info.add_text("fluxir", json.dumps(metadata))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png.tmp")
-    os.close(fd)
-    try:
-        image.save(tmp, format="PNG", pnginfo=info)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from tqdm.auto import tqdm
@@ -167,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
                 tile_overlap=args.tile_overlap,
                 generator=torch.Generator("cpu").manual_seed(args.seed),
             ).images[0]
-            save_png(result, output_dir / f"{path.stem}.png", {**settings, "source": path.name})
+            atomic_save_png(
+                output_dir / f"{path.stem}.png", result, {"fluxir": json.dumps({**settings, "source": path.name})}
+            )
         except (ImageLoadError, ValueError) as err:
             failures.append((path, str(err)))
     restored = len(todo) - len(failures)

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..files import atomic_save_png, atomic_write_text
 from ..image_io import IMAGE_EXTENSIONS, find_images, load_image
 
 BENCHMARKS = ("div2k-val", "realsr", "drealsr", "reallq250")
@@ -21,14 +22,11 @@ DISPLAY_NAMES = {"div2k-val": "DIV2K-Val", "realsr": "RealSR", "drealsr": "DReal
 
 
 def _save(image: Image.Image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG")
-    tmp.replace(path)
+    atomic_save_png(path, image)
 
 
 def _write_manifest(out_dir: Path, data: dict) -> None:
-    (out_dir / "benchmark.json").write_text(json.dumps(data, indent=1) + "\n")
+    atomic_write_text(out_dir / "benchmark.json", json.dumps(data, indent=1) + "\n")
 
 
 def build_div2k_val(

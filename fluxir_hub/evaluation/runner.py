@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..files import atomic_save_png
 from .benchmarks import benchmark_names
 from .metrics import FULL_REFERENCE
 
@@ -33,9 +34,7 @@ def restore_benchmark(bench_dir: Path, out_dir: Path, method: str, pipe=None, up
             result = lq.resize((lq.width * upscale, lq.height * upscale), Image.BICUBIC)
         else:
             result = pipe(lq, upscale=upscale, **pipe_kwargs).images[0]
-        tmp = target.with_name(f".{target.name}.tmp")
-        result.save(tmp, format="PNG")
-        tmp.replace(target)
+        atomic_save_png(target, result)
         written += 1
     return written
 

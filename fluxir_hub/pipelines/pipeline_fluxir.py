@@ -515,7 +515,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         restoration_threshold: float = DEFAULT_RESTORATION_THRESHOLD,
         color_fix: str = "wavelet",
         tile_size: int | None = None,
-        tile_overlap: int = 256,
+        tile_overlap: int | None = None,
         max_output_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
@@ -553,7 +553,8 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             tile_size (`int`, *optional*):
                 Restore in overlapping latent tiles of this many output pixels (a multiple of 16) when the output is
                 larger; `None` restores in one pass. Pair with `pipe.vae.enable_tiling()` for large images.
-            tile_overlap (`int`, *optional*, defaults to 256): Overlap of neighbouring tiles in output pixels.
+            tile_overlap (`int`, *optional*): Overlap of neighbouring tiles in output pixels; defaults to a quarter
+                of `tile_size` (rounded down to a multiple of 16).
             max_output_pixels (`int`, *optional*, defaults to 4096*4096): Refuse larger outputs; `None` disables.
             generator (`torch.Generator` or `list[torch.Generator]`, *optional*): For reproducible noise.
             latents (`torch.Tensor` of shape `(batch_size, N, 64)`, *optional*): Packed starting noise.
@@ -585,6 +586,8 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         # Upright RGB first: EXIF rotation changes the size the checks and the output are based on.
         images = [to_rgb(im) if isinstance(im, PIL.Image.Image) else im for im in _as_image_list(image)]
         max_sequence_length = max_sequence_length or self.adapter.config.max_sequence_length
+        if tile_overlap is None:
+            tile_overlap = (tile_size or 0) // 4 // OUTPUT_MULTIPLE * OUTPUT_MULTIPLE
         if prompt_embeds is not None:
             prompt = [""] * prompt_embeds.shape[0]
         if tts is not None:

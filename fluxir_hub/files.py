@@ -1,0 +1,37 @@
+"""Atomic file writes: a temp file in the target folder, then a rename, so a killed process never leaves a
+truncated file under the final name."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image, PngImagePlugin
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """Call `write(tmp_path)`, then move the result to `path` (folders created as needed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def atomic_save_png(path: str | os.PathLike, image: Image.Image, text: dict[str, str] | None = None) -> None:
+    """Save `image` as PNG at `path`, with optional text chunks (metadata)."""
+    info = PngImagePlugin.PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG", pnginfo=info))
