@@ -176,3 +176,35 @@ def test_bad_input(pairs, tmp_path, capsys):
     Trainer(_config(pairs, out, max_train_steps=1, checkpointing_steps=1)).train()
     with pytest.raises(ValueError, match="different settings: learning_rate: 0.001 -> 0.5"):
         Trainer(_config(pairs, out, max_train_steps=2, learning_rate=0.5, resume_from_checkpoint="latest"))
+
+
+def test_pixel_loss_forms_vanish_for_an_exact_prediction_and_not_otherwise():
+    from training.timesteps import interpolate, pixel_loss
+
+    decode = tiny_components()["vae"].decode
+    g = gen(0)
+    z0, z1 = torch.randn(2, 16, 4, 4, generator=g), torch.randn(2, 16, 4, 4, generator=g)
+    t = torch.tensor([0.3, 0.8])
+    z_t, v = interpolate(z0, z1, t), z1 - z0
+
+    def dec(x):
+        return decode(x).sample
+
+    for form in ("printed", "x0"):
+        assert pixel_loss(dec, z0, z_t, v, v, t, form).item() == pytest.approx(0.0, abs=1e-6)
+        assert pixel_loss(dec, z0, z_t, v + 0.5, v, t, form).item() > 1e-3
+    with pytest.raises(ValueError, match="printed' or 'x0"):
+        pixel_loss(dec, z0, z_t, v, v, t, "other")
+
+
+def test_streaming_accumulation_and_prompts(tmp_path):
+    pairs = make_pairs_folder(tmp_path / "prompted", names=("astronaut", "chelsea", "coffee", "rocket"),
+                              size=(64, 64))  # fmt: skip
+    trainer = Trainer(_config(pairs, tmp_path / "stream", streaming=True, gradient_accumulation_steps=2,
+                              max_train_steps=2, pixel_loss_form="x0", dataloader_shuffle_buffer=4))  # fmt: skip
+    history = trainer.train()
+    assert len(history) == 2 and all(np.isfinite(h["loss"]) for h in history)
+    assert trainer.pipe.text_encoder_2 is not None  # a streamed dataset may carry prompts: encoders kept
+    plain = Trainer(_config(pairs, tmp_path / "plain", max_train_steps=1))
+    plain.train()
+    assert plain.pipe.text_encoder_2 is None  # all prompts empty: the cached embedding suffices, T5 freed

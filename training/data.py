@@ -66,6 +66,15 @@ class PairSource:
             )
         self.prompt_column = config.prompt_column if config.prompt_column in features else None
 
+    @property
+    def has_prompts(self) -> bool:
+        """Whether any pair has a non-empty prompt (a streamed dataset is assumed to)."""
+        if self.dataset is None or self.prompt_column is None:
+            return False
+        if self.streaming:
+            return True
+        return any(self.dataset[self.prompt_column])
+
     def __len__(self) -> int:
         if self.dataset is None:
             return len(self.files)

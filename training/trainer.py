@@ -136,7 +136,7 @@ class Trainer:
         )  # fmt: skip
         self.pipe.set_progress_bar_config(disable=True)
         self.pipe.cache_empty_prompt_embeds(models.max_sequence_length)
-        if getattr(self.source, "prompt_column", None) is None:
+        if not self.source.has_prompts:
             self.pipe.text_encoder = self.pipe.text_encoder_2 = None
             models.text_encoder = models.text_encoder_2 = None
             if torch.cuda.is_available():
@@ -165,8 +165,10 @@ class Trainer:
         model = ControlledTransformer(models.transformer, adapter)
         params = [p for p in model.parameters() if p.requires_grad]
         if config.use_8bit_adam:
-            import bitsandbytes as bnb
-
+            try:
+                import bitsandbytes as bnb
+            except ImportError as err:
+                raise ValueError("`use_8bit_adam` needs bitsandbytes: `pip install bitsandbytes`.") from err
             optimizer_cls = bnb.optim.AdamW8bit
         else:
             optimizer_cls = torch.optim.AdamW
