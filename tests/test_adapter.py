@@ -174,10 +174,11 @@ def test_mismatched_base_geometry_is_refused():
     with pytest.raises(ValueError, match="different base transformer.*num_layers"):
         adapter.check_compatible(other)
     inputs = _inputs(other)
-    features = adapter(controlnet_cond=inputs["hidden_states"], **_inputs(tiny_transformer("tiny")))
+    tiny_inputs = _inputs(tiny_transformer("tiny"))
+    features = adapter(controlnet_cond=tiny_inputs["hidden_states"], **tiny_inputs)
     with pytest.raises(ValueError, match="from_transformer"):
         with adapter.control(other, features):
-            pass
+            other(**inputs)  # never reached: entering the context refuses the mismatched base
 
 
 def test_bad_arguments():

@@ -134,7 +134,7 @@ def test_push_uploads_adapter_without_checkpoints(pairs, tmp_path, monkeypatch):
 
     class FakeApi:
         def __init__(self, token=None):
-            pass
+            self.token = token
 
         def create_repo(self, repo_id, repo_type=None, private=False, exist_ok=False):
             calls.append(("create_repo", repo_id, repo_type, exist_ok))
