@@ -68,12 +68,10 @@ def load_pipeline(args: argparse.Namespace):
     dtype = getattr(torch, args.dtype)
     try:
         adapter = FluxIRAdapter.from_pretrained(args.adapter, revision=args.adapter_revision, torch_dtype=dtype)
-        # With the empty prompt cached in the adapter, the 9 GB T5 encoder is not loaded at all.
-        skip_text = (
-            {"text_encoder_2": None, "tokenizer_2": None}
-            if not args.prompt and adapter.has_empty_prompt_embeds
-            else {}
-        )
+        # With the empty prompt cached in the adapter, no text encoder is loaded at all (T5 alone is 9 GB).
+        skip_text = {}
+        if not args.prompt and adapter.has_empty_prompt_embeds:
+            skip_text = {"text_encoder": None, "tokenizer": None, "text_encoder_2": None, "tokenizer_2": None}
         pipe = FluxIRPipeline.from_pretrained(
             args.model, adapter=adapter, revision=args.revision, torch_dtype=dtype, **skip_text
         )
