@@ -47,3 +47,13 @@ def test_cli_clear_errors_without_gpu_or_inputs(tmp_path, capsys):
     blocker.write_text("")
     assert main([str(tmp_path / "x.png"), "-o", str(blocker / "sub"), "--tiny"]) == 2
     assert "cannot write to the output folder" in capsys.readouterr().err
+
+
+def test_inputs_sharing_a_name_get_distinct_outputs(tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    photo("astronaut", (16, 16)).save(inputs / "photo.png")
+    photo("chelsea", (16, 16)).save(inputs / "photo.jpg")
+    out = tmp_path / "out"
+    assert main([str(inputs), "-o", str(out), "--tiny", "--steps", "1", "--upscale", "2"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["photo_jpg.png", "photo_png.png"]

@@ -91,6 +91,16 @@ def load_pipeline(args: argparse.Namespace):
     return pipe
 
 
+def output_names(paths: list[Path]) -> dict[Path, str]:
+    """`<stem>.png` per input; inputs sharing a stem (photo.jpg, photo.tif) keep their extension in the name."""
+    stems: dict[str, int] = {}
+    for path in paths:
+        stems[path.stem] = stems.get(path.stem, 0) + 1
+    return {
+        p: f"{p.stem}.png" if stems[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}.png" for p in paths
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from tqdm.auto import tqdm
@@ -114,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fluxir-restore: cannot write to the output folder: {err}", file=sys.stderr)
         return 2
 
-    todo = [p for p in paths if args.overwrite or not (output_dir / f"{p.stem}.png").exists()]
+    targets = output_names(paths)
+    todo = [p for p in paths if args.overwrite or not (output_dir / targets[p]).exists()]
     if len(todo) < len(paths):
         print(f"Skipping {len(paths) - len(todo)} image(s) already restored in {output_dir} (use --overwrite).")
     if not todo:
@@ -151,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 generator=torch.Generator("cpu").manual_seed(args.seed),
             ).images[0]
             atomic_save_png(
-                output_dir / f"{path.stem}.png", result, {"fluxir": json.dumps({**settings, "source": path.name})}
+                output_dir / targets[path], result, {"fluxir": json.dumps({**settings, "source": path.name})}
             )
         except (ImageLoadError, ValueError) as err:
             failures.append((path, str(err)))
