@@ -4,7 +4,9 @@ python app.py            # http://127.0.0.1:7860 (tiny demo model without a GPU 
 """
 
 from demo.app import build_demo
+from fluxir_hub.cli import quiet_optional_backends
 
+quiet_optional_backends()
 demo = build_demo()
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from fluxir_hub.cli import quiet_optional_backends
+
 from .config import (
     FluxGenConfig,
     config_differences,
@@ -176,6 +178,7 @@ def run_stage(stage: str, args: argparse.Namespace, config: FluxGenConfig) -> No
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_optional_backends()
     try:
         config = prepare_folder(args, creates=args.stage in ("generate", "run"))
         if args.stage == "run":

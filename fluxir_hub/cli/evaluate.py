@@ -18,6 +18,8 @@ import json
 import sys
 from pathlib import Path
 
+from fluxir_hub.cli import quiet_optional_backends
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fluxir-eval", description=__doc__.splitlines()[0])
@@ -130,6 +132,7 @@ def run_score(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_optional_backends()
     try:
         {"build": run_build, "restore": run_restore, "score": run_score}[args.command](args)
     except (ValueError, FileNotFoundError) as err:

@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from fluxir_hub.cli import quiet_optional_backends
 from fluxir_hub.files import atomic_save_png
 
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-dev"
@@ -103,6 +104,7 @@ def output_names(paths: list[Path]) -> dict[Path, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_optional_backends()
     from tqdm.auto import tqdm
 
     from fluxir_hub.image_io import ImageLoadError, find_images, load_image
