@@ -18,24 +18,10 @@ from .io_utils import BuildLayout, atomic_write_json, remove_stale_temp_files
 
 
 def create_metrics(config: ScoreConfig, device: str | torch.device = "cpu") -> dict:
-    """Build each pyiqa metric once. With `pretrained=False`, learned metrics get random weights (offline tests)."""
-    import pyiqa
+    """Build each configured pyiqa metric once."""
+    from fluxir_hub.evaluation.metrics import create_pyiqa_metric
 
-    metrics = {}
-    for name in config.metrics:
-        if config.pretrained:
-            metrics[name] = pyiqa.create_metric(name, device=device)
-            continue
-        # hand-crafted metrics (piqe, entropy) reject `pretrained`, some only when called: probe once, rebuild
-        # those without it.
-        try:
-            metric = pyiqa.create_metric(name, device=device, pretrained=False)
-            with torch.no_grad():
-                metric(torch.rand(1, 3, 64, 64, device=device))
-        except TypeError:
-            metric = pyiqa.create_metric(name, device=device)
-        metrics[name] = metric
-    return metrics
+    return {name: create_pyiqa_metric(name, device, pretrained=config.pretrained) for name in config.metrics}
 
 
 def load_scores(layout: BuildLayout) -> tuple[dict[str, dict[str, float]], list[str]]:

@@ -71,20 +71,9 @@ class IQAReward:
         self._metrics: dict | None = None
 
     def _build(self, device: torch.device) -> dict:
-        import pyiqa
+        from .evaluation.metrics import create_pyiqa_metric
 
-        metrics = {}
-        for name in self.weights:
-            kwargs = {} if self.pretrained else {"pretrained": False}
-            try:
-                metric = pyiqa.create_metric(name, device=device, **kwargs)
-                if kwargs:
-                    with torch.no_grad():
-                        metric(torch.rand(1, 3, 64, 64, device=device))
-            except TypeError:  # hand-crafted metrics take no `pretrained`
-                metric = pyiqa.create_metric(name, device=device)
-            metrics[name] = metric
-        return metrics
+        return {name: create_pyiqa_metric(name, device, pretrained=self.pretrained) for name in self.weights}
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:

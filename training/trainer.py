@@ -92,6 +92,8 @@ class Trainer:
             cpu=not torch.cuda.is_available(),
         )
         self.weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(config.mixed_precision, torch.float32)
+        self.validation_metrics: dict | None = None  # pyiqa models, built at the first validation
+        self.validation_inputs: list | None = None
         self.resume_from = resolve_resume(self.output_dir, config.resume_from_checkpoint)
         if self.resume_from is not None:
             stored = TrainConfig.from_file(self.resume_from / CONFIG_NAME)

@@ -35,21 +35,23 @@ def validation_inputs(trainer, count: int) -> list[Image.Image]:
 
 
 def run_validation(trainer, folder: Path) -> dict[str, float]:
-    from dataset_builder.config import ScoreConfig
-    from dataset_builder.score import create_metrics
+    from fluxir_hub.evaluation.metrics import create_pyiqa_metric
 
     config = trainer.config
     pipe = trainer.pipe
-    inputs = validation_inputs(trainer, config.num_validation_images)
+    if trainer.validation_inputs is None:  # the same LQ images at every validation, read once
+        trainer.validation_inputs = validation_inputs(trainer, config.num_validation_images)
+    inputs = trainer.validation_inputs
     if not inputs:
         return {}
     folder.mkdir(parents=True, exist_ok=True)
-    if not hasattr(trainer, "_validation_metrics"):
-        offline = config.pretrained_model.startswith("tiny")
-        trainer._validation_metrics = create_metrics(
-            ScoreConfig(metrics=list(config.validation_metrics), pretrained=not offline), trainer.accelerator.device
-        )
-    totals = {name: 0.0 for name in trainer._validation_metrics}
+    if trainer.validation_metrics is None:  # built on first use, then reused
+        pretrained = not config.pretrained_model.startswith("tiny")  # the tiny model's runs stay offline
+        trainer.validation_metrics = {
+            name: create_pyiqa_metric(name, trainer.accelerator.device, pretrained=pretrained)
+            for name in config.validation_metrics
+        }
+    totals = {name: 0.0 for name in trainer.validation_metrics}
     for index, lq in enumerate(inputs):
         restored = pipe(
             lq, upscale=config.scale, num_inference_steps=config.validation_inference_steps,
@@ -58,7 +60,7 @@ def run_validation(trainer, folder: Path) -> dict[str, float]:
         image = Image.fromarray((restored[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8"))
         image.save(folder / f"{index:02d}.png")
         lq.save(folder / f"{index:02d}_lq.png")
-        for name, metric in trainer._validation_metrics.items():
+        for name, metric in trainer.validation_metrics.items():
             totals[name] += float(metric(restored.to(trainer.accelerator.device)).mean()) / len(inputs)
     for tracker in trainer.accelerator.trackers:
         if tracker.name == "tensorboard":

@@ -19,15 +19,33 @@ LOWER_IS_BETTER = {"LPIPS"}
 OFFLINE_METRICS = {"PSNR": "psnr", "SSIM": "ssim", "PIQE": "piqe", "ENTROPY": "entropy"}
 
 
-def create_scorers(names: list[str], device: str | torch.device = "cpu") -> dict:
-    """Build each metric once: paper names map through `PAPER_METRICS`; `PIQE`/`ENTROPY` run offline."""
+def create_pyiqa_metric(name: str, device: str | torch.device = "cpu", pretrained: bool = True):
+    """
+    `pyiqa.create_metric(name)`; with `pretrained=False`, learned metrics get random weights (offline tests only).
+
+    Hand-crafted metrics (piqe, entropy) reject `pretrained`, some only when called, so they are probed once and
+    rebuilt without it.
+    """
     import pyiqa
 
+    if pretrained:
+        return pyiqa.create_metric(name, device=device)
+    try:
+        metric = pyiqa.create_metric(name, device=device, pretrained=False)
+        with torch.no_grad():
+            metric(torch.rand(1, 3, 64, 64, device=device))
+        return metric
+    except TypeError:
+        return pyiqa.create_metric(name, device=device)
+
+
+def create_scorers(names: list[str], device: str | torch.device = "cpu") -> dict:
+    """Build each metric once: paper names map through `PAPER_METRICS`; `PIQE`/`ENTROPY` run offline."""
     table = {**PAPER_METRICS, **OFFLINE_METRICS}
     unknown = [n for n in names if n not in table]
     if unknown:
         raise ValueError(f"Unknown metric(s) {unknown}; choose from {sorted(table)}.")
-    return {name: pyiqa.create_metric(table[name], device=device) for name in names}
+    return {name: create_pyiqa_metric(table[name], device=device) for name in names}
 
 
 def lower_is_better(name: str) -> bool:
