@@ -1,0 +1,63 @@
+import pytest
+import torch
+
+from fluxir_hub.color_fix import wavelet_decompose
+from fluxir_hub.latents import image_ids, pack_latents, unpack_latents
+from fluxir_hub.sampling import apply_restoration_guidance, restoration_gate
+from fluxir_hub.tiling import blend_ramp, tile_starts, tiled_map
+
+
+def test_restoration_gate_follows_paper_004_eq_2():
+    assert restoration_gate(0.8, 0.8) == 0.0 and restoration_gate(0.5, 0.8) == 0.0
+    assert restoration_gate(0.9, 0.8) == pytest.approx(0.5)
+    assert restoration_gate(1.0, 0.8) == pytest.approx(1.0)
+    z, lq = torch.zeros(1, 4, 8), torch.ones(1, 4, 8)
+    torch.testing.assert_close(apply_restoration_guidance(z, lq, 0.9, weight=0.05, threshold=0.8), z + 0.025)
+    assert apply_restoration_guidance(z, lq, 0.5, weight=0.05) is z  # below the threshold: untouched
+    with pytest.raises(ValueError, match="restoration_threshold"):
+        restoration_gate(0.9, 1.0)
+
+
+@pytest.mark.parametrize("length, tile, overlap", [(10, 4, 1), (16, 8, 4), (7, 3, 2), (5, 8, 2), (33, 16, 0)])
+def test_tiles_cover_everything_with_the_requested_overlap(length, tile, overlap):
+    starts = tile_starts(length, tile, overlap)
+    covered = torch.zeros(length, dtype=torch.bool)
+    for start in starts:
+        covered[start : start + min(tile, length)] = True
+    assert covered.all() and starts[0] == 0 and starts[-1] + min(tile, length) == length
+    assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:], strict=False))
+    assert (blend_ramp(min(tile, length), overlap) > 0).all()
+
+
+def test_tiled_map_is_exact_for_tokenwise_functions():
+    grid = torch.randn(2, 11, 9, 5, generator=torch.Generator().manual_seed(0))
+    out = tiled_map(lambda t, h, w: t * 3 - 1, grid, tile=4, overlap=2)
+    torch.testing.assert_close(out, grid * 3 - 1)
+
+
+def test_tiled_map_blends_tile_dependent_results_smoothly():
+    # Each tile answers with its own mean over a ramp, so neighbouring tiles disagree by 4 (their offset). Hard tile
+    # borders would jump by 4 at once; the ramped overlap spreads that over the overlap cells.
+    grid = torch.arange(24.0).view(1, 1, 24, 1)
+    out = tiled_map(lambda t, h, w: t.mean().expand_as(t), grid, tile=8, overlap=4)[0, 0, :, 0]
+    jumps = (out[1:] - out[:-1]).abs()
+    assert jumps.max() <= 0.4 * 4 + 1e-5  # at most 40 % of the hard-border jump
+    assert out[0] == pytest.approx(3.5) and out[-1] == pytest.approx(19.5)  # edges keep their own tile's value
+
+
+def test_pack_unpack_round_trip_and_ids():
+    latents = torch.randn(2, 16, 6, 10)
+    packed = pack_latents(latents)
+    assert packed.shape == (2, 15, 64)
+    torch.testing.assert_close(unpack_latents(packed, 6, 10), latents)
+    ids = image_ids(3, 5)
+    assert ids.shape == (15, 3) and ids[7].tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="even"):
+        pack_latents(torch.randn(1, 16, 5, 4))
+
+
+def test_wavelet_split_is_lossless():
+    image = torch.rand(1, 3, 40, 40)
+    high, low = wavelet_decompose(image, levels=5)
+    torch.testing.assert_close(high + low, image)
+    assert low.std() < image.std()  # the low band is smooth
