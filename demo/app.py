@@ -96,6 +96,21 @@ def estimate_duration(
     return int(min(300, 15 + math.ceil(nfe * out_w * out_h / 1e6 * model.seconds_per_megapixel_step)))
 
 
+def upload_path(image_input: str | dict | None) -> str | None:
+    """The file path of an upload: Gradio's payload dict (the click event skips preprocessing) or a plain path."""
+    return image_input.get("path") if isinstance(image_input, dict) else image_input
+
+
+def request_duration(model: DemoModel, image_input, upscale: float, steps: int, candidates: int) -> int:
+    """GPU seconds for one request; unreadable uploads (refused inside the GPU function) ask for the minimum."""
+    try:
+        with Image.open(upload_path(image_input)) as image:
+            width, height = image.size
+    except Exception:
+        return estimate_duration(model, 8, 8, 1, 1, 1)
+    return estimate_duration(model, width, height, float(upscale), int(steps), int(candidates))
+
+
 class Restorer:
     """Holds the model; its `restore` method is the app's one GPU function."""
 
@@ -105,7 +120,7 @@ class Restorer:
     def validate(self, image_input: str | dict | None, upscale: float) -> Image.Image:
         # The click event skips Gradio's preprocessing (which fails opaquely on non-images): the image arrives as
         # its upload payload, a dict with the file's path; examples pass a plain path.
-        image_path = image_input.get("path") if isinstance(image_input, dict) else image_input
+        image_path = upload_path(image_input)
         if not image_path:
             raise gr.Error("Upload an image first.")
         try:
@@ -188,14 +203,10 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
     restorer = Restorer(model)
 
     def duration(
-        image_path, prompt, upscale, steps, seed, randomize_seed, fidelity, color_fix, use_tts, candidates, *a
+        image_input, prompt, upscale, steps, seed, randomize, fidelity, color_fix, use_tts, candidates, *_, **__
     ):
-        try:
-            with Image.open(image_path) as image:
-                width, height = image.size
-        except Exception:  # invalid uploads are refused inside the function; ask for the minimum
-            return 15
-        return estimate_duration(model, width, height, float(upscale), int(steps), int(candidates) if use_tts else 1)
+        # ZeroGPU calls this with the GPU function's own arguments to size the allocation.
+        return request_duration(model, image_input, upscale, steps, candidates if use_tts else 1)
 
     gpu_restore = spaces.GPU(duration=duration)(restorer.restore)
 

@@ -8,7 +8,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from demo.app import QUEUE_SIZE, build_demo, estimate_duration, load_model
+from demo.app import QUEUE_SIZE, build_demo, estimate_duration, load_model, request_duration
 
 from .helpers import photo
 
@@ -40,6 +40,17 @@ def test_falls_back_to_the_tiny_model_with_a_banner(monkeypatch):
     monkeypatch.setenv("FLUXIR_ADAPTER", "org/adapter")
     assert "no GPU is available" in load_model().banner
     assert estimate_duration(model, 256, 256, 4, 20, 1) < estimate_duration(model, 256, 256, 4, 20, 4)
+
+
+def test_gpu_duration_is_sized_from_the_upload_payload(tmp_path):
+    model = load_model()
+    small, large = tmp_path / "small.png", tmp_path / "large.png"
+    Image.new("RGB", (16, 16)).save(small)
+    Image.new("RGB", (256, 256)).save(large)
+    minimum = request_duration(model, {"path": str(tmp_path / "missing.png")}, 4, 20, 1)
+    assert request_duration(model, {"path": str(small)}, 1, 1, 1) == minimum
+    big = request_duration(model, {"path": str(large)}, 4, 50, 8)  # a dict payload, as the click event sends
+    assert big > minimum and big == request_duration(model, str(large), 4, 50, 8)  # examples send a path
 
 
 def test_api_restores_with_and_without_tts(client, tmp_path):
