@@ -261,12 +261,15 @@ def usm_sharpen(image: torch.Tensor, weight: float = 0.5, threshold: float = 10,
 
 
 def add_noise(image: torch.Tensor, noise: dict[str, Any]) -> torch.Tensor:
-    """Add the recorded Gaussian or Poisson noise (its field drawn from the recorded seed) and clamp to [0, 1]."""
-    generator = torch.Generator(device=image.device).manual_seed(noise["seed"])
+    """Add the recorded Gaussian or Poisson noise and clamp to [0, 1].
+
+    The noise is always drawn on the CPU from the recorded seed (CUDA's generator gives other numbers for the same
+    seed), so a record made on a GPU replays with the same noise on a CPU."""
+    generator = torch.Generator().manual_seed(noise["seed"])
     b, c, h, w = image.shape
     if noise["type"] == "gaussian":
         shape = (b, 1, h, w) if noise["gray"] else (b, c, h, w)
-        field = torch.randn(shape, generator=generator, device=image.device, dtype=image.dtype) * noise["sigma"] / 255
+        field = torch.randn(shape, generator=generator, dtype=image.dtype).to(image.device) * noise["sigma"] / 255
     else:
         source = image.clamp(0, 1)
         if noise["gray"]:
@@ -275,7 +278,7 @@ def add_noise(image: torch.Tensor, noise: dict[str, Any]) -> torch.Tensor:
         # distinct 8-bit values, rounded up to a power of two, set the photon count (as Real-ESRGAN)
         distinct = int((torch.bincount(torch.round(source * 255).long().flatten(), minlength=256) > 0).sum())
         levels = 2 ** math.ceil(math.log2(max(2, distinct)))
-        photons = torch.poisson(source * levels, generator=generator)
+        photons = torch.poisson((source * levels).cpu(), generator=generator).to(image.device)
         field = (photons / levels - source) * noise["scale"]
     return (image + field).clamp(0, 1)
 

@@ -12,8 +12,13 @@ from .degradations import degrade
 from .io_utils import BuildLayout, atomic_save_png, atomic_write_json, remove_stale_temp_files
 
 
-def degrade_images(root, config: DegradeConfig, show_progress: bool = True) -> int:
-    """Degrade every kept image whose LQ is missing; returns how many were written."""
+def degrade_images(root, config: DegradeConfig, show_progress: bool = True, device: str | None = None) -> int:
+    """Degrade every kept image whose LQ is missing (on the GPU when there is one); returns how many were written.
+
+    Noise is drawn on the CPU either way, so a record replays on any device up to float rounding in the filters."""
+    import torch
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     layout = BuildLayout(root)
     if not layout.selection_path.exists():
         raise ValueError("No selection.json yet; run `fluxgen select` first.")
