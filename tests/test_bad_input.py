@@ -107,3 +107,12 @@ def test_bad_parameters_name_the_parameter(tiny_pipe, kwargs, name):
     call = {**FAST, **kwargs}
     with pytest.raises(ValueError, match=name):
         tiny_pipe(photo(size=(32, 32)), **call)
+
+
+def test_uint8_arrays_and_float_arrays_agree(tiny_pipe):
+    base = photo(size=(16, 16))
+    as_uint8 = tiny_pipe(np.asarray(base), generator=gen(), output_type="pt", **FAST).images
+    as_float = tiny_pipe(np.asarray(base, dtype=np.float32) / 255, generator=gen(), output_type="pt", **FAST).images
+    as_pil = tiny_pipe(base, generator=gen(), output_type="pt", **FAST).images
+    torch.testing.assert_close(as_uint8, as_pil)
+    assert (as_float - as_pil).abs().max() < 0.05  # float arrays are resized by torch, PIL by PIL: close, not equal

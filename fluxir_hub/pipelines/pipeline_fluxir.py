@@ -87,6 +87,13 @@ def _as_image_list(image: PipelineImage) -> list:
     return [image]
 
 
+def _normalise_image(image):
+    """PIL of any mode -> upright RGB; 8-bit arrays -> PIL (arrays and tensors are otherwise taken as [0, 1])."""
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8:
+        image = PIL.Image.fromarray(image)
+    return to_rgb(image) if isinstance(image, PIL.Image.Image) else image
+
+
 class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
     r"""
     Restore real-world low-quality images with FLUX.1 controlled by a [`FluxIRAdapter`] (paper 001).
@@ -535,7 +542,8 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         Args:
             image (`PIL.Image.Image`, `np.ndarray`, `torch.Tensor` or a list of them):
                 Low-quality image(s) of one size. PIL images of any mode are converted to upright RGB (EXIF
-                orientation applied, transparency on white, 16-bit rescaled); arrays and tensors are in [0, 1].
+                orientation applied, transparency on white, 16-bit rescaled); `uint8` arrays are read as 8-bit images;
+                other arrays and tensors are in [0, 1].
             prompt (`str` or `list[str]`, *optional*, defaults to `""`):
                 Text that steers the restoration; empty is the paper's default.
             prompt_2 (`str` or `list[str]`, *optional*): A different prompt for T5.
@@ -584,7 +592,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
 
         # 1. Check inputs.
         # Upright RGB first: EXIF rotation changes the size the checks and the output are based on.
-        images = [to_rgb(im) if isinstance(im, PIL.Image.Image) else im for im in _as_image_list(image)]
+        images = [_normalise_image(im) for im in _as_image_list(image)]
         max_sequence_length = max_sequence_length or self.adapter.config.max_sequence_length
         if tile_overlap is None:
             tile_overlap = (tile_size or 0) // 4 // OUTPUT_MULTIPLE * OUTPUT_MULTIPLE
