@@ -200,3 +200,14 @@ def test_resume_with_a_larger_seed_range_and_overwrite(tmp_path):
     assert json.loads((out / "fluxgen_config.json").read_text())["generate"]["num_inference_steps"] == 3
     assert main(["generate", "-o", str(out), "--tiny", "--seed-end", "2", "--overwrite"]) == 0
     assert BuildLayout(out).generated_seeds() == [0, 1]
+
+
+def test_prompts_file_assigns_prompts_by_seed(tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red car\n\na cat on a sofa\n")  # the blank line is skipped
+    out = tmp_path / "prompted"
+    assert main(["generate", "-o", str(out), "--tiny", "--seed-end", "4", "--prompts", str(prompts)]) == 0
+    layout = BuildLayout(out)
+    got = [read_image_metadata(layout.image_path(seed))["prompt"] for seed in range(4)]
+    assert got == ["a red car", "a cat on a sofa", "a red car", "a cat on a sofa"]
+    assert main(["generate", "-o", str(tmp_path / "x"), "--tiny", "--prompts", str(tmp_path / "missing.txt")]) == 2
