@@ -114,10 +114,12 @@ def resolve_config(args: argparse.Namespace, stored: FluxGenConfig | None) -> Fl
 
 def prepare_folder(args: argparse.Namespace, creates: bool) -> FluxGenConfig:
     root = Path(args.output_dir)
-    if args.overwrite and root.exists() and (root / "fluxgen_config.json").exists():
+    state = process_state()
+    if args.overwrite and state.is_main_process and (root / "fluxgen_config.json").exists():
         for name in ("images", "scores", "lq", "dataset", "selection.json", "fluxgen_config.json"):
             target = root / name
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    state.wait_for_everyone()  # other ranks read the folder only after the main one has cleared it
     stored = FluxGenConfig.load(root) if root.exists() else None
     if stored is None and not creates:
         raise ValueError(f"{root} holds no FluxGen build; run `fluxgen generate -o {root}` (or `fluxgen run`) first.")
@@ -137,7 +139,7 @@ def prepare_folder(args: argparse.Namespace, creates: bool) -> FluxGenConfig:
         probe.unlink()
     except OSError as err:
         raise ValueError(f"Cannot write to the output folder {root}: {err}") from err
-    if process_state().is_main_process:
+    if state.is_main_process:
         config.save(root)
     return config
 
