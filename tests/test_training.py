@@ -208,3 +208,10 @@ def test_streaming_accumulation_and_prompts(tmp_path):
     plain = Trainer(_config(pairs, tmp_path / "plain", max_train_steps=1))
     plain.train()
     assert plain.pipe.text_encoder_2 is None  # all prompts empty: the cached embedding suffices, T5 freed
+
+
+def test_learning_rate_schedule_follows_optimizer_steps(pairs, tmp_path):
+    history = Trainer(_config(pairs, tmp_path / "warmup", max_train_steps=4, lr_scheduler="linear", lr_warmup_steps=2,
+                              gradient_accumulation_steps=2, learning_rate=1e-3)).train()  # fmt: skip
+    # linear warm-up over 2 optimizer steps, then linear decay to 0 at step 4 (accumulation does not advance it)
+    assert [round(h["lr"], 6) for h in history] == [0.0005, 0.001, 0.0005, 0.0]

@@ -180,9 +180,11 @@ class Trainer:
         )  # fmt: skip
         from diffusers.optimization import get_scheduler
 
+        # accelerate steps a prepared scheduler once per process per optimizer step: scale the schedule to match
+        world = accelerator.num_processes
         lr_scheduler = get_scheduler(
-            config.lr_scheduler, optimizer, num_warmup_steps=config.lr_warmup_steps,
-            num_training_steps=config.max_train_steps,
+            config.lr_scheduler, optimizer, num_warmup_steps=config.lr_warmup_steps * world,
+            num_training_steps=config.max_train_steps * world,
         )  # fmt: skip
         self.model, self.optimizer, self.lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
         self.adapter = adapter
