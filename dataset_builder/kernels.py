@@ -56,12 +56,6 @@ def sinc_kernel(size: int, omega_c: float) -> np.ndarray:
     return kernel / kernel.sum()
 
 
-def pad_kernel(kernel: np.ndarray, size: int) -> np.ndarray:
-    """Zero-pad an odd square kernel to `size x size` (same centre)."""
-    pad = (size - kernel.shape[0]) // 2
-    return np.pad(kernel, ((pad, pad), (pad, pad))) if pad > 0 else kernel
-
-
 def make_kernel(spec: dict) -> np.ndarray:
     """Build the normalised kernel a spec describes (see module docstring)."""
     kind, size = spec["type"], int(spec["size"])
