@@ -14,12 +14,14 @@ Without a GPU, an adapter, or Hub access the app starts on the embedded tiny ran
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import random
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,9 +34,36 @@ from PIL import Image
 from fluxir_hub.image_io import ImageLoadError, load_image
 from fluxir_hub.pipelines.pipeline_fluxir import output_size
 
+logger = logging.getLogger(__name__)
+
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 MAX_SEED = 2**31 - 1
 QUEUE_SIZE = 8
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_PROMPT_CHARS = 500
+COLOR_FIXES = ("wavelet", "adain", "none")
+# Result files older than this are deleted when a new one is written (Gradio keeps its own copy for the client).
+RESULT_MAX_AGE_S = 15 * 60
+# Gradio's own cache (uploads, copies of results): swept every 10 minutes of files older than 30.
+GRADIO_CACHE_SWEEP = (600, 1800)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for. The sliders show these; the server enforces them (clients can bypass the UI)."""
+
+    upscale: tuple[int, int] = (1, 4)
+    steps: tuple[int, int] = (1, 50)
+    fidelity: tuple[float, float] = (0.0, 0.3)
+    tts_candidates: tuple[int, int] = (2, 8)
+
+
+LIMITS = Limits()
+
+
+def launch_settings() -> dict[str, Any]:
+    """Keyword arguments for `demo.launch()`: an upload cap, and refusals shown with their message."""
+    return {"max_file_size": MAX_UPLOAD_BYTES, "show_error": True}
 
 
 @dataclass
@@ -96,35 +125,136 @@ def estimate_duration(
     return int(min(300, 15 + math.ceil(nfe * out_w * out_h / 1e6 * model.seconds_per_megapixel_step)))
 
 
-def upload_path(image_input: str | dict | None) -> str | None:
-    """The file path of an upload: Gradio's payload dict (the click event skips preprocessing) or a plain path."""
-    return image_input.get("path") if isinstance(image_input, dict) else image_input
+def upload_folder() -> Path:
+    """Where Gradio stores uploads: `GRADIO_TEMP_DIR`, or `gradio` in the system temp folder (Gradio's documented
+    default)."""
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio").resolve()
 
 
-def request_duration(model: DemoModel, image_input, upscale: float, steps: int, candidates: int) -> int:
-    """GPU seconds for one request; unreadable uploads (refused inside the GPU function) ask for the minimum."""
+def uploaded_file(image_input: Any) -> Path:
+    """
+    The path of a file Gradio received as an upload, from the click payload (a dict with a `path`) or an example's
+    plain path. Anything outside Gradio's upload folder is refused with the same message whether or not it exists,
+    so the API cannot be used to read or probe server files.
+    """
+    raw = image_input.get("path") if isinstance(image_input, dict) else image_input
+    if not isinstance(raw, (str, os.PathLike)) or not str(raw):
+        raise gr.Error("Upload an image first.")
+    path = Path(raw).resolve()  # symlinks and '..' resolved before the containment check
+    if not path.is_relative_to(upload_folder()) or not path.is_file():
+        raise gr.Error("Upload an image first: only files uploaded to this app can be restored.")
+    return path
+
+
+def _number(name: str, value: Any, low: float, high: float, integer: bool = False) -> float | int:
+    """`value` as a finite number in [low, high] (an int when `integer`), else a `gr.Error` that says what is allowed."""
+    kind = "a whole number" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise gr.Error(f"{name} must be {kind} from {low:g} to {high:g}, got {value!r}.")
+    if integer and value != int(value):
+        raise gr.Error(f"{name} must be a whole number from {low:g} to {high:g}, got {value!r}.")
+    if not low <= value <= high:
+        raise gr.Error(f"{name} must be from {low:g} to {high:g}, got {value:g}.")
+    return int(value) if integer else float(value)
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    """One request's settings, each checked against [`Limits`] on the server."""
+
+    image_path: Path
+    prompt: str
+    upscale: int
+    steps: int
+    seed: int
+    randomize_seed: bool
+    fidelity: float
+    color_fix: str
+    use_tts: bool
+    tts_candidates: int
+
+    @classmethod
+    def parse(
+        cls, image_input, prompt, upscale, steps, seed, randomize_seed, fidelity, color_fix, use_tts, tts_candidates
+    ) -> RestoreRequest:
+        if prompt is None:
+            prompt = ""
+        if not isinstance(prompt, str):
+            raise gr.Error(f"The prompt must be text, got {type(prompt).__name__}.")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise gr.Error(f"The prompt has {len(prompt)} characters; at most {MAX_PROMPT_CHARS} are allowed.")
+        if color_fix not in COLOR_FIXES:
+            raise gr.Error(f"Colour fix must be one of {', '.join(COLOR_FIXES)}, got {color_fix!r}.")
+        for name, flag in (("Randomize seed", randomize_seed), ("Test-time scaling", use_tts)):
+            if not isinstance(flag, bool):
+                raise gr.Error(f"{name} must be true or false, got {flag!r}.")
+        return cls(
+            image_path=uploaded_file(image_input),
+            prompt=prompt,
+            upscale=_number("Upscale", upscale, *LIMITS.upscale, integer=True),
+            steps=_number("Steps", steps, *LIMITS.steps, integer=True),
+            seed=_number("Seed", seed, 0, MAX_SEED, integer=True),
+            randomize_seed=randomize_seed,
+            fidelity=_number("Fidelity", fidelity, *LIMITS.fidelity),
+            color_fix=color_fix,
+            use_tts=use_tts,
+            tts_candidates=_number("Candidates", tts_candidates, *LIMITS.tts_candidates, integer=True),
+        )
+
+
+def request_duration(model: DemoModel, image_input, upscale, steps, candidates) -> int:
+    """GPU seconds for one request; requests that will be refused inside the GPU function ask for the minimum."""
+    minimum = estimate_duration(model, 8, 8, 1, 1, 1)
     try:
-        with Image.open(upload_path(image_input)) as image:
+        with Image.open(uploaded_file(image_input)) as image:
             width, height = image.size
+        upscale = _number("Upscale", upscale, *LIMITS.upscale, integer=True)
+        steps = _number("Steps", steps, *LIMITS.steps, integer=True)
+        candidates = 1 if candidates == 1 else _number("Candidates", candidates, *LIMITS.tts_candidates, integer=True)
     except Exception:
-        return estimate_duration(model, 8, 8, 1, 1, 1)
-    return estimate_duration(model, width, height, float(upscale), int(steps), int(candidates))
+        return minimum
+    return estimate_duration(model, width, height, upscale, steps, candidates)
+
+
+class ResultFiles:
+    """
+    The full-resolution PNGs offered for download, in one folder per app. Gradio serves its own copy, so files older
+    than `max_age_s` are deleted whenever a new one is written: a long-running Space does not fill its disk.
+    """
+
+    def __init__(self, max_age_s: float = RESULT_MAX_AGE_S):
+        self.max_age_s = max_age_s
+        self._folder: Path | None = None
+
+    @property
+    def folder(self) -> Path:
+        if self._folder is None:  # made at the first result, not at import
+            self._folder = Path(tempfile.mkdtemp(prefix="fluxir-results-"))
+        return self._folder
+
+    def save(self, image: Image.Image) -> Path:
+        now = time.time()
+        for old in self.folder.glob("*.png"):
+            try:
+                if now - old.stat().st_mtime > self.max_age_s:
+                    old.unlink()
+            except FileNotFoundError:  # another request removed it first
+                continue
+        path = self.folder / f"restored-{uuid.uuid4().hex[:12]}.png"
+        image.save(path, format="PNG")
+        return path
 
 
 class Restorer:
     """Holds the model; its `restore` method is the app's one GPU function."""
 
-    def __init__(self, model: DemoModel):
+    def __init__(self, model: DemoModel, results: ResultFiles | None = None):
         self.model = model
+        self.results = results or ResultFiles()
 
-    def validate(self, image_input: str | dict | None, upscale: float) -> Image.Image:
-        # The click event skips Gradio's preprocessing (which fails opaquely on non-images): the image arrives as
-        # its upload payload, a dict with the file's path; examples pass a plain path.
-        image_path = upload_path(image_input)
-        if not image_path:
-            raise gr.Error("Upload an image first.")
+    def load_input(self, request: RestoreRequest) -> Image.Image:
         try:
-            image = load_image(image_path)
+            image = load_image(request.image_path)
         except ImageLoadError as err:
             raise gr.Error(f"That file is not a usable image: {str(err).split(': ', 1)[-1]}") from err
         pixels = image.width * image.height
@@ -134,11 +264,11 @@ class Restorer:
                 f"The image is {image.width}x{image.height}; this demo accepts up to {self.model.max_input_pixels:,} "
                 f"pixels (about {side}x{side}). Crop or downscale it, or run fluxir-restore locally."
             )
-        out_w, out_h = output_size(image.width, image.height, upscale)
+        out_w, out_h = output_size(image.width, image.height, request.upscale)
         if out_w * out_h > self.model.max_output_pixels:
             raise gr.Error(
-                f"x{upscale:g} would make a {out_w}x{out_h} image, above this demo's {self.model.max_output_pixels:,} "
-                "output pixels. Lower the upscale factor or use a smaller image."
+                f"x{request.upscale} would make a {out_w}x{out_h} image, above this demo's "
+                f"{self.model.max_output_pixels:,} output pixels. Lower the upscale factor or use a smaller image."
             )
         if min(image.size) < 8:
             raise gr.Error(f"The image is {image.width}x{image.height}; it needs at least 8 pixels per side.")
@@ -158,39 +288,47 @@ class Restorer:
         tts_candidates: int,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's injection idiom
     ):
-        image = self.validate(image_input, upscale)
-        if randomize_seed:
-            seed = random.randint(0, MAX_SEED)
-        steps = int(steps)
+        request = RestoreRequest.parse(
+            image_input, prompt, upscale, steps, seed, randomize_seed, fidelity, color_fix, use_tts, tts_candidates
+        )
+        image = self.load_input(request)
+        seed = random.randint(0, MAX_SEED) if request.randomize_seed else request.seed
         tts = None
-        if use_tts and int(tts_candidates) > 1:
+        if request.use_tts:
             from fluxir_hub.tts import IQAReward, TTSConfig
 
             reward = IQAReward(metrics={"piqe": 1.0, "entropy": 1.0}) if self.model.tiny else None
-            tts = TTSConfig(num_candidates=int(tts_candidates), reward=reward)
+            tts = TTSConfig(num_candidates=request.tts_candidates, reward=reward)
 
         def on_step(pipe, step, timestep, kwargs):
-            progress((step + 1, steps), desc="Restoring")
+            progress((step + 1, request.steps), desc="Restoring")
             return {}
 
         start = time.perf_counter()
-        result = self.model.pipe(
-            image,
-            prompt=prompt or "",
-            upscale=float(upscale),
-            num_inference_steps=steps,
-            restoration_weight=float(fidelity),
-            color_fix=color_fix,
-            tile_size=1024,
-            generator=torch.Generator("cpu").manual_seed(int(seed)),
-            callback_on_step_end=on_step,
-            tts=tts,
-        )
+        try:
+            result = self.model.pipe(
+                image,
+                prompt=request.prompt,
+                upscale=request.upscale,
+                num_inference_steps=request.steps,
+                restoration_weight=request.fidelity,
+                color_fix=request.color_fix,
+                tile_size=1024,
+                generator=torch.Generator("cpu").manual_seed(seed),
+                callback_on_step_end=on_step,
+                tts=tts,
+            )
+        except ValueError as err:  # the pipeline's own input checks: their messages say what to change
+            raise gr.Error(str(err)) from err
+        except Exception as err:  # never show a traceback or server details; the log keeps them
+            logger.exception("restoration failed")
+            raise gr.Error(
+                f"Restoration failed ({err.__class__.__name__}). Try a smaller image or fewer steps."
+            ) from err
         seconds = time.perf_counter() - start
         restored = result.images[0]
         before = image.resize(restored.size, Image.BICUBIC)
-        path = Path(tempfile.mkdtemp(prefix="fluxir-")) / "restored.png"
-        restored.save(path)
+        path = self.results.save(restored)
         info = f"{restored.width}x{restored.height} in {seconds:.1f} s · {result.nfe} transformer evaluations"
         if result.tts_rewards:
             info += f" · best reward per branching step: {', '.join(f'{r:.3f}' for r in result.tts_rewards[0])}"
@@ -210,7 +348,7 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
 
     gpu_restore = spaces.GPU(duration=duration)(restorer.restore)
 
-    with gr.Blocks(title="FluxIR: real-world image restoration") as demo:
+    with gr.Blocks(title="FluxIR: real-world image restoration", delete_cache=GRADIO_CACHE_SWEEP) as demo:
         gr.Markdown(
             "# FluxIR: real-world image restoration with FLUX.1\n"
             "Upload a degraded photo; FluxIR restores and upscales it. A prompt can steer the result."
@@ -221,25 +359,29 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
             with gr.Column():
                 image_in = gr.Image(label="Low-quality input", type="filepath", sources=["upload", "clipboard"])
                 prompt = gr.Textbox(label="Prompt (optional)", placeholder="e.g. a sharp photo of a cat")
-                upscale = gr.Slider(1, 4, value=4, step=1, label="Upscale")
-                steps = gr.Slider(1, 50, value=4 if model.tiny else 20, step=1, label="Steps")
+                upscale = gr.Slider(*LIMITS.upscale, value=4, step=1, label="Upscale")
+                steps = gr.Slider(*LIMITS.steps, value=4 if model.tiny else 20, step=1, label="Steps")
                 with gr.Row():
                     seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
                     randomize = gr.Checkbox(value=False, label="Randomize seed")
                 with gr.Accordion("Advanced", open=False):
                     fidelity = gr.Slider(
-                        0.0, 0.3, value=0.05, step=0.01, label="Fidelity (restoration sampling weight)"
+                        *LIMITS.fidelity, value=0.05, step=0.01, label="Fidelity (restoration sampling weight)"
                     )
-                    color_fix = gr.Radio(["wavelet", "adain", "none"], value="wavelet", label="Colour fix")
+                    color_fix = gr.Radio(list(COLOR_FIXES), value="wavelet", label="Colour fix")
                     use_tts = gr.Checkbox(value=False, label="Test-time scaling (reward-guided search)")
-                    candidates = gr.Slider(2, 8, value=4, step=1, label="Candidates per branching step")
+                    candidates = gr.Slider(
+                        *LIMITS.tts_candidates, value=4, step=1, label="Candidates per branching step"
+                    )
                 run = gr.Button("Restore", variant="primary")
             with gr.Column():
-                slider = gr.ImageSlider(label="Before / after", type="pil")
+                slider = gr.ImageSlider(label="Before / after", type="pil", format="png")  # lossless, as restored
                 download = gr.File(label="Full-resolution result (PNG)")
                 info = gr.Markdown(elem_id="run-info")
         inputs = [image_in, prompt, upscale, steps, seed, randomize, fidelity, color_fix, use_tts, candidates]
         outputs = [slider, download, info, seed]
+        # No preprocessing: Gradio would copy *any* server path named in the payload into its cache before the
+        # function runs. `RestoreRequest.parse` reads only files inside the upload folder and checks every value.
         run.click(
             gpu_restore, inputs=inputs, outputs=outputs, api_name="restore", concurrency_limit=1, preprocess=False
         )

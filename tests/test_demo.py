@@ -3,12 +3,25 @@
 import shutil
 import subprocess
 import tempfile
+import time
 
+import gradio as gr
 import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from demo.app import QUEUE_SIZE, build_demo, estimate_duration, load_model, request_duration
+from demo.app import (
+    MAX_UPLOAD_BYTES,
+    QUEUE_SIZE,
+    Restorer,
+    ResultFiles,
+    build_demo,
+    estimate_duration,
+    launch_settings,
+    load_model,
+    request_duration,
+    upload_folder,
+)
 
 from .helpers import photo
 
@@ -19,7 +32,7 @@ DEFAULTS = {"prompt": "", "upscale": 2, "steps": 2, "seed": 0, "randomize_seed":
 @pytest.fixture(scope="module")
 def app():
     demo = build_demo()
-    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_settings())
     yield demo
     demo.close()
 
@@ -42,15 +55,18 @@ def test_falls_back_to_the_tiny_model_with_a_banner(monkeypatch):
     assert estimate_duration(model, 256, 256, 4, 20, 1) < estimate_duration(model, 256, 256, 4, 20, 4)
 
 
-def test_gpu_duration_is_sized_from_the_upload_payload(tmp_path):
+def test_gpu_duration_is_sized_from_the_upload_payload():
     model = load_model()
-    small, large = tmp_path / "small.png", tmp_path / "large.png"
+    folder = upload_folder() / "test-duration"  # only uploads are read, so the test files live where uploads do
+    folder.mkdir(parents=True, exist_ok=True)
+    small, large = folder / "small.png", folder / "large.png"
     Image.new("RGB", (16, 16)).save(small)
     Image.new("RGB", (256, 256)).save(large)
-    minimum = request_duration(model, {"path": str(tmp_path / "missing.png")}, 4, 20, 1)
+    minimum = request_duration(model, {"path": str(folder / "missing.png")}, 4, 20, 1)
     assert request_duration(model, {"path": str(small)}, 1, 1, 1) == minimum
     big = request_duration(model, {"path": str(large)}, 4, 50, 8)  # a dict payload, as the click event sends
     assert big > minimum and big == request_duration(model, str(large), 4, 50, 8)  # examples send a path
+    assert request_duration(model, {"path": str(large)}, 4, 5000, 8) == minimum  # refused later: no long lease
 
 
 def test_api_restores_with_and_without_tts(client, tmp_path):
@@ -147,6 +163,98 @@ def test_upload_and_restore_click_through_with_playwright(app):
             page.wait_for_selector("#run-info :text('transformer evaluations')", timeout=90_000)
             assert "512x512" in page.locator("#run-info").inner_text()  # 128 px example, x4
             # the download link to the full-resolution PNG
-            page.wait_for_function("document.body.innerHTML.includes('restored.png')", timeout=30_000)
+            page.wait_for_function("document.body.innerHTML.includes('restored-')", timeout=30_000)
+            # An example runs through the same checks (its file sits in Gradio's cache, where uploads go).
+            page.reload()
+            page.wait_for_selector("text=Restore")
+            page.locator("img[src*='chelsea']").first.click()
+            page.wait_for_selector("#run-info :text('transformer evaluations')", timeout=90_000)
         finally:
             browser.close()
+
+
+def _raw_call(app, *data) -> str:
+    """Call /restore over plain HTTP with a hand-written payload (gradio_client would upload a local path itself,
+    which a hostile client does not do) and return the event stream's text."""
+    import httpx
+
+    base = app.local_url.rstrip("/") + "/gradio_api/call/restore"
+    event_id = httpx.post(base, json={"data": list(data)}, timeout=30).json()["event_id"]
+    return httpx.get(f"{base}/{event_id}", timeout=120).text
+
+
+def test_restore_reads_only_uploaded_files(tmp_path):
+    """The app's own check, whatever Gradio's payload handling does before it."""
+    secret = tmp_path / "secret.png"
+    photo("astronaut", (32, 32)).save(secret)
+    restorer = Restorer(load_model())
+    args = list(DEFAULTS.values())
+    for target in (secret, str(secret), {"path": str(secret)}, tmp_path / "missing.png", "/etc/hostname", None, 3):
+        with pytest.raises(gr.Error, match="Upload an image first"):
+            restorer.restore(target, *args)
+    inside = upload_folder() / "test-restore"
+    inside.mkdir(parents=True, exist_ok=True)
+    (inside / "link.png").unlink(missing_ok=True)
+    (inside / "link.png").symlink_to(secret)  # a link out of the upload folder is resolved and refused
+    with pytest.raises(gr.Error, match="Upload an image first"):
+        restorer.restore(str(inside / "link.png"), *args)
+    photo("astronaut", (32, 32)).save(inside / "ok.png")
+    (_, after), _, info, _ = restorer.restore(str(inside / "ok.png"), *args)
+    assert after.size == (64, 64) and "transformer evaluations" in info
+
+
+def test_api_never_reads_server_files(app, tmp_path):
+    secret = tmp_path / "secret.png"  # a real image outside Gradio's upload folder
+    photo("astronaut", (32, 32)).save(secret)
+    replies = []
+    for target in (secret, tmp_path / "missing.png", "/etc/hostname", upload_folder() / ".." / secret.name):
+        target = str(target)
+        payload = {"path": target, "meta": {"_type": "gradio.FileData"}}
+        replies.append(_raw_call(app, payload, *DEFAULTS.values()).replace(target, "<path>"))
+        # A plain string path skips Gradio's own file check: the app's check must refuse it by itself.
+        replies.append(_raw_call(app, target, *DEFAULTS.values()).replace(target, "<path>"))
+    assert all(r.startswith("event: error") for r in replies), replies
+    assert "transformer evaluations" not in "".join(replies)
+    # Existing and missing files get the same answer: nothing to probe.
+    assert replies[0] == replies[2], replies  # secret.png vs missing.png
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"steps": 1500}, "Steps must be from 1 to 50"),
+        ({"steps": -3}, "Steps must be from 1 to 50"),
+        ({"steps": 2.5}, "Steps must be a whole number"),
+        ({"upscale": 0}, "Upscale must be from 1 to 4"),
+        ({"upscale": "4"}, "Upscale must be a whole number"),
+        ({"use_tts": True, "tts_candidates": 64}, "Candidates must be from 2 to 8"),
+        ({"fidelity": "high"}, "Fidelity must be a number"),
+        ({"fidelity": 5}, "Fidelity must be from 0 to 0.3"),
+        ({"color_fix": "sepia"}, "Colour fix must be one of wavelet, adain, none"),
+        ({"seed": -1}, "Seed must be from 0"),
+        ({"prompt": "x" * 5000}, "at most 500 are allowed"),
+    ],
+)
+def test_api_enforces_every_limit_with_a_message(client, tmp_path, change, message):
+    path = tmp_path / "in.png"
+    photo("chelsea", (16, 16)).save(path)
+    with pytest.raises(Exception, match=message):
+        _restore(client, path, **change)
+
+
+def test_api_wrong_argument_count_and_oversized_upload_say_why(app, client, tmp_path):
+    reply = _raw_call(app, None, "", 2)  # plain HTTP: gradio_client would fill in the missing defaults
+    assert reply.startswith("event: error") and "didn't receive enough input values" in reply
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + bytes(MAX_UPLOAD_BYTES))
+    with pytest.raises(Exception, match="exceeds the maximum file size"):
+        _restore(client, big)
+
+
+def test_result_files_are_swept(tmp_path):
+    results = ResultFiles(max_age_s=0)
+    first = results.save(photo("coffee", (8, 8)))
+    assert first.exists() and first.stat().st_mode & 0o777 != 0o600
+    time.sleep(0.01)
+    second = results.save(photo("coffee", (8, 8)))
+    assert second.exists() and not first.exists() and second != first
