@@ -146,6 +146,8 @@ def prepare_folder(args: argparse.Namespace, creates: bool) -> FluxGenConfig:
 
 def run_stage(stage: str, args: argparse.Namespace, config: FluxGenConfig) -> None:
     root = Path(args.output_dir)
+    # The pool is the configured seed range: images of a larger earlier range stay on disk but are not used.
+    seed_range = (config.generate.seed_start, config.generate.seed_end)
     if stage == "generate":
         from .generate import generate_images
 
@@ -153,11 +155,11 @@ def run_stage(stage: str, args: argparse.Namespace, config: FluxGenConfig) -> No
     elif stage == "score":
         from .score import score_images
 
-        print(f"score: scored {score_images(root, config.score)} image(s)")
+        print(f"score: scored {score_images(root, config.score, seed_range)} image(s)")
     elif stage == "select":
         from .select import select_images
 
-        counts = select_images(root, config.select)["counts"]
+        counts = select_images(root, config.select, config.score.metrics, seed_range)["counts"]
         print(f"select: kept {counts['kept']}, dropped {counts['dropped']}, unreadable {counts['corrupt']}")
     elif stage == "degrade":
         from .degrade_stage import degrade_images
@@ -197,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
             run_stage(args.stage, args, config)
     except ValueError as err:
         print(f"fluxgen: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # model lookups, disk full, permissions
+        from fluxir_hub.cli import describe_os_error
+
+        print(f"fluxgen: {describe_os_error(err)}", file=sys.stderr)
         return 2
     return 0
 

@@ -1,4 +1,9 @@
-"""Stage 4: make the LQ partner of every kept image, with its degradation record beside it."""
+"""Stage 4: make the LQ partner of every kept image, with its degradation record beside it.
+
+An LQ is (re)made when it is missing, damaged, or was made with other settings (preset, scale, seed offset) than the
+build's, so a `--resume` with another preset never leaves a mix behind. A damaged HQ is moved aside and named; the
+other images are still degraded, and a rerun of `fluxgen run` regenerates, rescores and reselects it.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,30 @@ from tqdm.auto import tqdm
 
 from .config import DegradeConfig
 from .degradations import degrade
-from .io_utils import BuildLayout, atomic_save_png, atomic_write_json, remove_stale_temp_files
+from .io_utils import BuildLayout, atomic_save_png, atomic_write_json, check_image, quarantine, remove_stale_temp_files
+
+
+def lq_is_current(layout: BuildLayout, seed: int, config: DegradeConfig) -> bool:
+    """Whether the LQ of `seed` exists, decodes, and was made with `config`'s settings."""
+    params_path = layout.lq_params_path(seed)
+    if not params_path.exists() or check_image(layout.lq_path(seed), decode=False) is not None:
+        return False
+    try:
+        params = json.loads(params_path.read_text())
+    except ValueError:
+        return False
+    expected = {"preset": config.preset, "scale": config.scale, "seed": seed + config.seed_offset}
+    return all(params.get(key) == value for key, value in expected.items())
 
 
 def degrade_images(root, config: DegradeConfig, show_progress: bool = True, device: str | None = None) -> int:
-    """Degrade every kept image whose LQ is missing (on the GPU when there is one); returns how many were written.
+    """Degrade every kept image whose LQ is not current (on the GPU when there is one); returns how many were written.
 
-    Noise is drawn on the CPU either way, so a record replays on any device up to float rounding in the filters."""
+    Noise is drawn on the CPU either way, so a record replays on any device up to float rounding in the filters.
+
+    Raises:
+        ValueError: some kept HQ images are damaged (after all the others are done); the message names them.
+    """
     import torch
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -24,13 +46,28 @@ def degrade_images(root, config: DegradeConfig, show_progress: bool = True, devi
         raise ValueError("No selection.json yet; run `fluxgen select` first.")
     remove_stale_temp_files(layout.root / "lq")
     kept = [int(i) for i in json.loads(layout.selection_path.read_text())["kept"]]
-    pending = [s for s in kept if not (layout.lq_path(s).exists() and layout.lq_params_path(s).exists())]
+    pending = [s for s in kept if not lq_is_current(layout, s, config)]
+    damaged: list[str] = []
+    written = 0
     for seed in tqdm(pending, desc="Degrading", disable=not show_progress):
-        with Image.open(layout.image_path(seed)) as hq:
-            result = degrade(
-                hq.convert("RGB"), preset=config.preset, scale=config.scale, seed=seed + config.seed_offset
-            )
+        hq_path = layout.image_path(seed)
+        try:
+            with Image.open(hq_path) as image:
+                hq = image.convert("RGB")  # decodes the whole file: damage surfaces here
+        except (OSError, SyntaxError, ValueError) as err:
+            damaged.append(f"{hq_path} ({err.__class__.__name__}: {err})")
+            if hq_path.exists():
+                quarantine(hq_path)
+            continue
+        result = degrade(hq, preset=config.preset, scale=config.scale, seed=seed + config.seed_offset, device=device)
         # Record first, image second: an LQ on disk always has its record.
         atomic_write_json(layout.lq_params_path(seed), result.params)
         atomic_save_png(layout.lq_path(seed), result.lq)
-    return len(pending)
+        written += 1
+    if damaged:
+        raise ValueError(
+            f"{len(damaged)} kept HQ image(s) are damaged and were moved aside (*.corrupt): {'; '.join(damaged[:5])}. "
+            f"The other {written} LQ image(s) were written. Rerun `fluxgen run` (or generate, score, select, degrade) "
+            "to regenerate them."
+        )
+    return written

@@ -43,17 +43,39 @@ def _features(metrics: list[str]):
     )
 
 
+def _checked_bytes(path: Path, redo: str) -> tuple[bytes, tuple[int, int]]:
+    """The file's bytes and image size, after checking that they are a complete image; a damaged file is named with
+    how to redo it."""
+    import io
+
+    from PIL import Image
+
+    data = path.read_bytes()
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            size = image.size
+            image.verify()  # structure and checksums: catches truncated and damaged files without decoding
+    except Exception as err:
+        raise ValueError(f"{path} is damaged ({err.__class__.__name__}: {err}); {redo}") from err
+    return data, size
+
+
 def _row(layout: BuildLayout, image_id: str, scores: dict[str, float]) -> dict:
     seed = int(image_id)
     meta = read_image_metadata(layout.image_path(seed))
+    redo_hq = f"delete it and rerun `fluxgen run` to regenerate, rescore and reselect image {image_id}."
+    redo_lq = "delete it and its .json record and rerun `fluxgen degrade` to remake it."
+    hq, hq_size = _checked_bytes(layout.image_path(seed), redo_hq)
+    lq, _ = _checked_bytes(layout.lq_path(seed), redo_lq)
     return {
         "id": image_id,
         "seed": seed,
-        "hq": {"bytes": layout.image_path(seed).read_bytes(), "path": f"{image_id}_hq.png"},
-        "lq": {"bytes": layout.lq_path(seed).read_bytes(), "path": f"{image_id}_lq.png"},
+        "hq": {"bytes": hq, "path": f"{image_id}_hq.png"},
+        "lq": {"bytes": lq, "path": f"{image_id}_lq.png"},
         "prompt": meta["prompt"],
         "generator_model": meta["model"],
         "generator_revision": meta["revision"],
+        "_sampling": (meta.get("guidance_scale"), meta.get("num_inference_steps"), meta.get("prompt") != "", hq_size),
         "scores": scores,
         "degradation": layout.lq_params_path(seed).read_text(),
     }
@@ -61,65 +83,88 @@ def _row(layout: BuildLayout, image_id: str, scores: dict[str, float]) -> dict:
 
 def write_split(
     layout: BuildLayout, split: str, ids: list[str], scores: dict, metrics: list[str], rows_per_shard: int
-):
+) -> tuple[list[Path], list[dict]]:
+    """Write one split's parquet shards; returns their paths and the exported rows' provenance (no image bytes)."""
     from datasets import Dataset
 
     data_dir = layout.dataset_dir / "data"
     n_shards = max(1, -(-len(ids) // rows_per_shard))
-    written = []
+    written, provenance = [], []
     for shard in range(n_shards):
         chunk = ids[shard * rows_per_shard : (shard + 1) * rows_per_shard]
-        dataset = Dataset.from_list([_row(layout, i, scores[i]) for i in chunk], features=_features(metrics))
+        rows = [_row(layout, i, {m: scores[i][m] for m in metrics}) for i in chunk]
+        dataset = Dataset.from_list(
+            [{k: v for k, v in r.items() if k != "_sampling"} for r in rows], features=_features(metrics)
+        )
         path = data_dir / f"{split}-{shard:05d}-of-{n_shards:05d}.parquet"
         atomic_write(path, lambda tmp, dataset=dataset: dataset.to_parquet(tmp))
         written.append(path)
-    return written
+        keys = ("seed", "generator_model", "generator_revision", "degradation", "_sampling")
+        provenance += [{k: row[k] for k in keys} for row in rows]
+    return written, provenance
 
 
-def render_card(config: FluxGenConfig, selection: dict, n_train: int, n_validation: int, repo_id: str | None) -> str:
+def exported_facts(provenance: list[dict]) -> dict:
+    """What the exported rows themselves say: generators, seeds and degradation settings, for the card."""
+    records = [json.loads(row["degradation"]) for row in provenance]
+    seeds = sorted(row["seed"] for row in provenance)
+    return {
+        "generators": sorted({f"{row['generator_model']}@{row['generator_revision']}" for row in provenance}),
+        "seed_min": seeds[0],
+        "seed_max": seeds[-1],
+        "presets": sorted({r["preset"] for r in records}),
+        "scales": sorted({r["scale"] for r in records}),
+        "degradation_seed_offsets": sorted(
+            {r["seed"] - row["seed"] for r, row in zip(records, provenance, strict=True)}
+        ),
+        # (guidance, steps, prompted, HQ size) per image; guidance/steps None where older builds did not record them
+        "sampling": sorted({tuple(row["_sampling"]) for row in provenance}, key=str),
+    }
+
+
+def render_card(
+    config: FluxGenConfig, selection: dict, n_train: int, n_validation: int, repo_id: str | None, facts: dict
+) -> str:
+    """The dataset card. Everything it states about the data comes from the exported rows (`facts`) and the
+    selection, so it matches the parquet files whatever settings earlier runs into the folder used."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
     gen = config.generate
-    model_key = gen.model if gen.model in GENERATOR_LICENSES else None
-    license_id, license_note = GENERATOR_LICENSES.get(
-        model_key, ("other", f"Check the licence of `{gen.model}`: generated images may carry its terms.")
-    )
+    models = sorted({g.rsplit("@", 1)[0] for g in facts["generators"]})
+    licences = [GENERATOR_LICENSES.get(m, ("other", f"Check the licence of `{m}`: generated images may carry its terms."))
+                for m in models]  # fmt: skip
+    license_id = licences[0][0] if len({lic[0] for lic in licences}) == 1 else "other"
+    license_note = " ".join(note for _, note in licences)
     total = n_train + n_validation
     size = (
         "n<1K" if total < 1000 else "1K<n<10K" if total < 10_000 else "10K<n<100K" if total < 100_000 else "100K<n<1M"
     )
-    data_files = [{"split": "train", "path": "data/train-*"}]
-    if n_validation:
-        data_files.append({"split": "validation", "path": "data/validation-*"})
+    # No `configs:` block: `datasets` finds the splits from the `data/<split>-*.parquet` names, and fingerprints
+    # the files themselves. With the block, every folder named `dataset` shared one cache entry (stale rows).
     card_data = DatasetCardData(
         license=license_id,
         task_categories=["image-to-image"],
         tags=["image-restoration", "super-resolution", "synthetic", "fluxgen", "flux"],
         size_categories=[size],
         pretty_name="FluxGen restoration pairs",
-        configs=[{"config_name": "default", "data_files": data_files}],
     )
     card = DatasetCard.from_template(
         card_data,
         template_path=str(TEMPLATE),
         pretty_name="FluxGen restoration pairs",
         repo_id=repo_id or "path/to/this/folder",
-        generator_model=gen.model,
-        generator_revision=_revision(selection, gen),
-        prompt_description=f"one per image from `{Path(gen.prompts_file).name}`" if gen.prompts_file else "empty",
-        guidance_scale=gen.guidance_scale,
-        num_inference_steps=gen.num_inference_steps,
-        width=gen.width,
-        height=gen.height,
-        seed_start=gen.seed_start,
-        seed_end=gen.seed_end,
-        metrics=config.score.metrics,
-        quantile_percent=round(100 * config.select.quantile, 2),
+        generators=facts["generators"],
+        prompt_description=_prompt_description(facts, gen),
+        sampling=_sampling_description(facts, gen),
+        seed_min=facts["seed_min"],
+        seed_max=facts["seed_max"],
+        metrics=selection["metrics"],
+        quantile_percent=round(100 * selection.get("quantile", config.select.quantile), 2),
         lower_better_metrics=[m for m, low in selection.get("lower_better", {}).items() if low],
         thresholds=selection["thresholds"],
-        preset=config.degrade.preset,
-        scale=config.degrade.scale,
-        seed_offset=config.degrade.seed_offset,
+        presets=facts["presets"],
+        scales=facts["scales"],
+        seed_offsets=facts["degradation_seed_offsets"],
         counts=selection["counts"],
         n_train=n_train,
         n_validation=n_validation,
@@ -129,8 +174,21 @@ def render_card(config: FluxGenConfig, selection: dict, n_train: int, n_validati
     return str(card)
 
 
-def _revision(selection: dict, gen) -> str:
-    return selection.get("generator_revision") or gen.revision or "unknown"
+def _prompt_description(facts: dict, gen) -> str:
+    prompted = {prompted for _, _, prompted, _ in facts["sampling"]}
+    if prompted == {False}:
+        return "empty"
+    source = f" from `{Path(gen.prompts_file).name}`" if gen.prompts_file else ""
+    return f"one per image{source}" + (" (some images used the empty prompt)" if False in prompted else "")
+
+
+def _sampling_description(facts: dict, gen) -> str:
+    parts = set()
+    for guidance, steps, _, (width, height) in facts["sampling"]:
+        if guidance is None:  # images from before these settings were recorded per image
+            guidance, steps = f"{gen.guidance_scale} (build setting)", f"{gen.num_inference_steps} (build setting)"
+        parts.add(f"guidance {guidance}, {steps} steps, {width}x{height}")
+    return " / ".join(sorted(parts))
 
 
 def export_dataset(root, config: FluxGenConfig, repo_id: str | None = None) -> dict:
@@ -148,19 +206,23 @@ def export_dataset(root, config: FluxGenConfig, repo_id: str | None = None) -> d
     if not kept:
         raise ValueError("The selection kept no images; nothing to export.")
     scores, _ = load_scores(layout)
-    selection["generator_revision"] = read_image_metadata(layout.image_path(int(kept[0])))["revision"]
+    metrics = selection.get("metrics") or config.score.metrics  # older selections did not record them
+    selection["metrics"] = metrics
     train, validation = split_ids(kept, config.export.validation_fraction)
 
     data_dir = layout.dataset_dir / "data"
-    written = []
+    written, provenance = [], []
     for split, ids in (("train", train), ("validation", validation)):
         if ids:
-            written += write_split(layout, split, ids, scores, config.score.metrics, config.export.rows_per_shard)
+            paths, rows = write_split(layout, split, ids, scores, metrics, config.export.rows_per_shard)
+            written += paths
+            provenance += rows
     for stale in data_dir.glob("*.parquet"):  # shards of an earlier, larger export
         if stale not in written:
             stale.unlink()
     atomic_write_text(
-        layout.dataset_dir / "README.md", render_card(config, selection, len(train), len(validation), repo_id)
+        layout.dataset_dir / "README.md",
+        render_card(config, selection, len(train), len(validation), repo_id, exported_facts(provenance)),
     )
     config.save(layout.dataset_dir)
     return {"train": len(train), "validation": len(validation)}

@@ -84,6 +84,8 @@ def generate_images(root: Path, config: GenerateConfig, show_progress: bool = Tr
                 "prompt": prompt,
                 "model": config.model,
                 "revision": revision,
+                "guidance_scale": config.guidance_scale,
+                "num_inference_steps": config.num_inference_steps,
                 "process": state.process_index,
             }
             atomic_save_png(layout.image_path(seed), image, {"fluxgen": json.dumps(meta)})

@@ -9,7 +9,17 @@ from typing import Any
 
 from fluxir_hub.files import atomic_save_png, atomic_write_text
 
-__all__ = ["BuildLayout", "atomic_save_png", "atomic_write_json", "atomic_write_text", "remove_stale_temp_files"]
+__all__ = [
+    "BuildLayout",
+    "atomic_save_png",
+    "atomic_write_json",
+    "atomic_write_text",
+    "check_image",
+    "quarantine",
+    "remove_stale_temp_files",
+]
+
+QUARANTINE_SUFFIX = ".corrupt"
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -24,6 +34,30 @@ def remove_stale_temp_files(folder: Path) -> int:
             tmp.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def check_image(path: Path, decode: bool = True) -> str | None:
+    """
+    None when `path` is a complete image; otherwise why not (missing, truncated, not an image). `decode=False` only
+    checks the file's structure and checksums (PNG chunk CRCs), which is much faster and catches truncation.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load() if decode else image.verify()
+    except FileNotFoundError:
+        return "missing"
+    except Exception as err:  # PIL raises many types for damaged data
+        return f"{err.__class__.__name__}: {err}"
+    return None
+
+
+def quarantine(path: Path) -> Path:
+    """Move a damaged file aside (`<name>.corrupt`, kept for inspection) so the stage that makes it redoes it."""
+    target = path.with_name(path.name + QUARANTINE_SUFFIX)
+    os.replace(path, target)
+    return target
 
 
 class BuildLayout:
@@ -60,9 +94,12 @@ class BuildLayout:
     def dataset_dir(self) -> Path:
         return self.root / "dataset"
 
-    def generated_seeds(self) -> list[int]:
-        """Seeds whose image is complete on disk (temp files are ignored)."""
+    def generated_seeds(self, seed_range: tuple[int, int] | None = None) -> list[int]:
+        """Seeds whose image is on disk (temp files ignored), optionally only those in `[start, end)`."""
         folder = self.root / "images"
         if not folder.exists():
             return []
-        return sorted(int(p.stem) for p in folder.glob("*/*.png") if not p.name.startswith("."))
+        seeds = sorted(int(p.stem) for p in folder.glob("*/*.png") if not p.name.startswith("."))
+        if seed_range is not None:
+            seeds = [s for s in seeds if seed_range[0] <= s < seed_range[1]]
+        return seeds

@@ -17,7 +17,10 @@ from .score import load_scores
 
 
 def compute_selection(
-    scores: dict[str, dict[str, float]], quantile: float, lower_better: dict[str, bool] | None = None
+    scores: dict[str, dict[str, float]],
+    quantile: float,
+    lower_better: dict[str, bool] | None = None,
+    metrics: list[str] | None = None,
 ) -> dict:
     """
     Pure selection rule.
@@ -26,6 +29,7 @@ def compute_selection(
         scores: `{image id: {metric: score}}`; every image must have every metric.
         quantile: e.g. 0.05 to keep the top 95 % of each metric.
         lower_better: metrics whose better end is the low one.
+        metrics: the metrics to select on; defaults to those of the first image.
 
     Returns:
         `{"thresholds": {metric: value}, "kept": [ids], "dropped": {id: [metrics failed]}}`.
@@ -33,7 +37,10 @@ def compute_selection(
     lower_better = lower_better or {}
     if not scores:
         raise ValueError("There are no scores to select from; run the score stage first.")
-    metrics = sorted(next(iter(scores.values())))
+    metrics = sorted(metrics or next(iter(scores.values())))
+    incomplete = sorted(i for i, values in scores.items() if any(m not in values for m in metrics))
+    if incomplete:
+        raise ValueError(f"{len(incomplete)} image(s) lack a score for some of {metrics} (e.g. {incomplete[0]}).")
     thresholds = {}
     for metric in metrics:
         values = np.array([s[metric] for s in scores.values()], dtype=np.float64)
@@ -57,24 +64,30 @@ def compute_selection(
     return {"thresholds": thresholds, "kept": kept, "dropped": dropped}
 
 
-def select_images(root, config: SelectConfig) -> dict:
-    """Apply [`compute_selection`] to the build's scores and write `selection.json`."""
+def select_images(root, config: SelectConfig, metrics: list[str], seed_range: tuple[int, int] | None = None) -> dict:
+    """Apply [`compute_selection`] to the scores of the build's pool (the images in `seed_range`) on `metrics`, and
+    write `selection.json`."""
     layout = BuildLayout(root)
-    scores, corrupt = load_scores(layout)
+    pool = {layout.image_id(s) for s in layout.generated_seeds(seed_range)}
+    all_scores, all_corrupt = load_scores(layout)
+    corrupt = [i for i in all_corrupt if seed_range is None or seed_range[0] <= int(i) < seed_range[1]]
+    scores = {i: v for i, v in all_scores.items() if i in pool}
     metrics_file = layout.scores_dir / "metrics.json"
     lower_better = (
         {k: v["lower_better"] for k, v in json.loads(metrics_file.read_text()).items()}
         if metrics_file.exists()
         else {}
     )
-    missing = sorted(set(map(layout.image_id, layout.generated_seeds())) - set(scores) - set(corrupt))
+    missing = sorted(i for i in pool if any(m not in scores.get(i, {}) for m in metrics))
     if missing:
         raise ValueError(
-            f"{len(missing)} generated image(s) are not scored yet (e.g. {missing[0]}); run `fluxgen score`."
+            f"{len(missing)} generated image(s) lack a score for some of {metrics} (e.g. {missing[0]}); run "
+            "`fluxgen score`."
         )
-    selection = compute_selection(scores, config.quantile, lower_better)
+    selection = compute_selection(scores, config.quantile, lower_better, metrics)
     selection.update(
-        {"quantile": config.quantile, "lower_better": lower_better, "corrupt": sorted(corrupt),
+        {"quantile": config.quantile, "metrics": sorted(metrics), "lower_better": {m: lower_better.get(m, False) for m in metrics},
+         "corrupt": sorted(corrupt),
          "counts": {"scored": len(scores), "kept": len(selection["kept"]), "dropped": len(selection["dropped"]),
                     "corrupt": len(corrupt)}}
     )  # fmt: skip

@@ -6,19 +6,30 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image, PngImagePlugin
 
 
+@lru_cache(maxsize=1)
+def _umask() -> int:
+    # os.umask can only be read by setting it: do it once, not per file (the value is process-wide).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call `write(tmp_path)`, then move the result to `path` (folders created as needed)."""
+    """Call `write(tmp_path)`, then move the result to `path` (folders created as needed). The file gets the
+    permissions a plain `open()` would give it (0666 less the umask), not mkstemp's private 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+# The common formats, named in messages; folders are scanned for every extension Pillow can open (`image_extensions`).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 # Refuse decompression bombs before decoding: a 40,000 x 40,000 image would need 4.8 GB as RGB.
@@ -74,15 +77,57 @@ def load_image(source: str | os.PathLike | Image.Image) -> Image.Image:
         raise ImageLoadError(f"{path}: the image data is damaged or truncated ({err}); re-export the file.") from err
 
 
-def find_images(inputs: list[str | os.PathLike]) -> list[Path]:
-    """Expand files and folders (non-recursive, sorted) into a list of image paths; a missing input is an error."""
-    paths: list[Path] = []
+@lru_cache(maxsize=1)
+def image_extensions() -> frozenset[str]:
+    """Every file extension the installed Pillow can open (e.g. `.gif`, and `.avif` where Pillow has it)."""
+    Image.init()
+    return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+
+
+@dataclass
+class FoundImages:
+    """What [`find_images`] found: the image paths, and each skipped folder entry with the reason."""
+
+    paths: list[Path] = field(default_factory=list)
+    skipped: dict[Path, str] = field(default_factory=dict)
+
+    def skipped_summary(self, limit: int = 5) -> str:
+        items = [f"{p.name} ({why})" for p, why in list(self.skipped.items())[:limit]]
+        more = len(self.skipped) - limit
+        return ", ".join(items) + (f" and {more} more" if more > 0 else "")
+
+
+def find_images(inputs: list[str | os.PathLike]) -> FoundImages:
+    """
+    Expand files and folders into image paths, without duplicates. One rule for both: a file is taken when Pillow
+    can open its extension; explicit files are always taken (a bad one then fails with a clear message). Folders are
+    read non-recursively and sorted; their hidden files and files of other types are listed in `skipped`.
+
+    Raises:
+        FileNotFoundError: an input does not exist.
+    """
+    found = FoundImages()
+    seen: set[Path] = set()
+    extensions = image_extensions()
+
+    def add(path: Path) -> None:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            found.paths.append(path)
+
     for item in inputs:
         item = Path(item)
         if item.is_dir():
-            paths.extend(sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS))
+            for path in sorted(p for p in item.iterdir() if p.is_file()):
+                if path.name.startswith("."):
+                    found.skipped[path] = "hidden file"
+                elif path.suffix.lower() not in extensions:
+                    found.skipped[path] = f"'{path.suffix or 'no extension'}' is not an image type Pillow can read"
+                else:
+                    add(path)
         elif item.exists():
-            paths.append(item)
+            add(item)
         else:
             raise FileNotFoundError(f"{item}: no such file or folder.")
-    return paths
+    return found

@@ -116,3 +116,63 @@ def test_uint8_arrays_and_float_arrays_agree(tiny_pipe):
     as_pil = tiny_pipe(base, generator=gen(), output_type="pt", **FAST).images
     torch.testing.assert_close(as_uint8, as_pil)
     assert (as_float - as_pil).abs().max() < 0.05  # float arrays are resized by torch, PIL by PIL: close, not equal
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (None, "`image` is required"),
+        ([], "`image` is empty"),
+        ("photo.png", "must be a PIL image, a numpy array or a torch tensor"),
+        (np.ones((16, 16, 3), dtype=bool), "convert it first"),
+        (np.zeros((16, 16, 3), dtype=np.int64), "uint8, uint16 or float"),
+        (torch.rand(4, 16, 16), "drop the alpha channel"),
+        (torch.full((3, 16, 16), float("nan")), "NaN or infinite"),
+        (torch.rand(3, 16, 16) * 255, "must be in \\[0, 1\\]"),
+        (np.zeros((16, 16, 5), dtype=np.uint8), "must be \\(H, W\\), \\(H, W, 3\\) or \\(H, W, 4\\)"),
+    ],
+)
+def test_wrong_image_types_get_clear_errors(tiny_pipe, image, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_pipe(image, **FAST)
+
+
+def test_sixteen_bit_and_greyscale_arrays_are_images(tiny_pipe):
+    base = np.asarray(photo(size=(16, 16)))
+    as_8 = tiny_pipe(base, generator=gen(), output_type="pt", **FAST).images
+    as_16 = tiny_pipe(base.astype(np.uint16) * 257, generator=gen(), output_type="pt", **FAST).images
+    torch.testing.assert_close(as_16, as_8)  # 16-bit keeps its full range, not clipped to white
+    grey = tiny_pipe(torch.rand(1, 16, 16), generator=gen(), **FAST).images[0]
+    assert grey.size == (32, 32)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"guidance_scale": float("nan")}, "guidance_scale"),
+        ({"guidance_scale": float("inf")}, "guidance_scale"),
+        ({"max_sequence_length": 0}, "max_sequence_length"),
+        ({"max_sequence_length": -5}, "max_sequence_length"),
+        ({"upscale": float("nan")}, "upscale"),
+        ({"restoration_weight": float("nan")}, "restoration_weight"),
+    ],
+)
+def test_non_finite_and_non_positive_settings_are_refused(tiny_pipe, kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        tiny_pipe(photo(size=(16, 16)), **{**FAST, **kwargs})
+
+
+def test_offline_model_and_dataset_lookups_say_how_to_get_them(tmp_path, capsys):
+    from dataset_builder.cli import main as fluxgen
+    from training.cli import main as train
+
+    assert train(["--dataset", "org/not-cached-pairs", "--output_dir", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert "could not load a model or dataset" in err and "HF_HUB_OFFLINE is set" in err and "Traceback" not in err
+    assert fluxgen(["generate", "-o", str(tmp_path / "g"), "--model", "org/not-cached-flux", "--seed-end", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "could not load a model or dataset" in err and "org/not-cached-flux" in err
+    from fluxir_hub.evaluation.metrics import MetricUnavailableError, create_pyiqa_metric
+
+    with pytest.raises(MetricUnavailableError, match="not cached on this machine"):
+        create_pyiqa_metric("brisque")

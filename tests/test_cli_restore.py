@@ -57,3 +57,107 @@ def test_inputs_sharing_a_name_get_distinct_outputs(tmp_path):
     out = tmp_path / "out"
     assert main([str(inputs), "-o", str(out), "--tiny", "--steps", "1", "--upscale", "2"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["photo_jpg.png", "photo_png.png"]
+
+
+def _restore(*argv):
+    return main([*map(str, argv), "--tiny", "--steps", "1", "--upscale", "2"])
+
+
+def test_outputs_never_collide_across_folders_and_renamed_stems(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        photo("astronaut", (16, 16)).save(tmp_path / folder / "x.png")
+    dups = tmp_path / "dups"
+    dups.mkdir()
+    photo("chelsea", (16, 16)).save(dups / "dup.png")
+    photo("coffee", (16, 16)).save(dups / "dup.jpg")
+    photo("astronaut", (16, 16)).save(dups / "dup_png.png")
+    photo("astronaut", (16, 16)).save(dups / "Case.png")
+    photo("chelsea", (16, 16)).save(dups / "case.jpg")
+    out = tmp_path / "out"
+    inputs = [tmp_path / "a" / "x.png", tmp_path / "b" / "x.png", dups]
+    assert _restore(*inputs, "-o", out) == 0
+    written = sorted(p.name for p in out.iterdir())
+    assert len(written) == 7 and len({n.lower() for n in written}) == 7, written
+    sources = {json.loads(Image.open(out / n).text["fluxir"])["source"] for n in written}
+    assert len(sources) == 7  # every input has its own output
+    # A rerun maps every input to the same name again and finds them all done.
+    assert _restore(*inputs, "-o", out) == 0
+    assert sorted(p.name for p in out.iterdir()) == written
+
+
+def test_output_folder_equal_to_an_input_folder_is_refused(tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo("astronaut", (16, 16)).save(folder / "x.png")
+    original = (folder / "x.png").read_bytes()
+    assert _restore(folder, "-o", folder, "--overwrite") == 2
+    assert "also an input folder" in capsys.readouterr().err
+    assert (folder / "x.png").read_bytes() == original and sorted(p.name for p in folder.iterdir()) == ["x.png"]
+
+
+def test_an_input_is_never_overwritten_and_outputs_are_not_restored_again(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    photo("astronaut", (16, 16)).save(out / "x.png")  # an original that happens to live in the output folder
+    original = (out / "x.png").read_bytes()
+    assert _restore(out / "x.png", "-o", out, "--overwrite") == 0
+    assert (out / "x.png").read_bytes() == original
+    made = [p for p in out.iterdir() if p.name != "x.png"]
+    assert len(made) == 1 and Image.open(made[0]).size == (32, 32)
+    # Restoring the folder's files again (e.g. out/*.png) skips the output that is already there.
+    assert _restore(*sorted(out.iterdir()), "-o", tmp_path / "again") == 0
+    assert "1 input(s) that are fluxir-restore outputs" in capsys.readouterr().out
+    assert len(list((tmp_path / "again").iterdir())) == 1
+
+
+def test_outputs_use_the_umask_and_folders_report_skipped_files(tmp_path, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    photo("astronaut", (16, 16)).save(inputs / "x.png")
+    photo("chelsea", (16, 16)).save(inputs / "anim.gif")
+    (inputs / "photo.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (inputs / ".DS_Store").write_bytes(b"junk")
+    assert _restore(inputs, "-o", tmp_path / "out") == 0
+    out = capsys.readouterr().out
+    assert "Skipped 2 file(s)" in out and "photo.heic" in out and ".DS_Store (hidden file)" in out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["anim.png", "x.png"]  # GIFs are images too
+    mode = (tmp_path / "out" / "x.png").stat().st_mode & 0o777
+    assert mode == 0o666 & ~_current_umask()
+    # An explicit HEIC path follows the same rule: tried, and its failure is named.
+    assert _restore(inputs / "photo.heic", "-o", tmp_path / "out2") == 1
+    assert "photo.heic: not a readable image" in capsys.readouterr().err
+
+
+def _current_umask() -> int:
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_disk_full_stops_with_a_message_and_no_partial_file(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from PIL import Image as PILImage
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("a", "b"):
+        photo("astronaut", (16, 16)).save(inputs / f"{name}.png")
+    real_save = PILImage.Image.save
+    calls = {"n": 0}
+
+    def full_disk(self, fp, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 1:  # the first output fits, the second does not
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(PILImage.Image, "save", full_disk)
+    out = tmp_path / "out"
+    assert _restore(inputs, "-o", out) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "1 image(s) were restored" in err and "rerun" in err
+    assert [p.name for p in out.iterdir()] == ["a.png"]  # no temp file, no partial b.png

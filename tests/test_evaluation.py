@@ -66,11 +66,15 @@ def test_paired_and_lq_only_builds(tmp_path):
         photo(name, (160, 160)).save(hr / f"Canon_{i:03d}_HR.png")
         photo(name, (40, 40)).save(lr / f"Canon_{i:03d}_LR4.png")
     photo("coffee", (160, 160)).save(hr / "Nikon_999_HR.png")  # unmatched: reported, not built
+    # a 128 px HQ crop takes a 32 px LQ crop: the pair stays aligned whatever --crop is
     assert main(["build", "realsr", "--source", str(hr), "--lq-source", str(lr), "--crop", "128", "-o",
-                 str(tmp_path / "realsr")]) == 2  # LR 40 px < 256 px LQ centre crop  # fmt: skip
+                 str(tmp_path / "small")]) == 0  # fmt: skip
+    assert Image.open(tmp_path / "small" / "lq" / "Canon_000.png").size == (32, 32)
+    assert main(["build", "realsr", "--source", str(hr), "--lq-source", str(lr), "-o",
+                 str(tmp_path / "big")]) == 2  # 160 px HR < the 1024 px crop  # fmt: skip
     for i, name in enumerate(("astronaut", "chelsea")):
         photo(name, (1100, 1100)).save(hr / f"Canon_{i:03d}_HR.png")
-        photo(name, (300, 300)).save(lr / f"Canon_{i:03d}_LR4.png")
+        photo(name, (275, 275)).save(lr / f"Canon_{i:03d}_LR4.png")
     assert main(["build", "realsr", "--source", str(hr), "--lq-source", str(lr), "-o", str(tmp_path / "realsr")]) == 0
     assert Image.open(tmp_path / "realsr" / "hq" / "Canon_000.png").size == (1024, 1024)
     assert Image.open(tmp_path / "realsr" / "lq" / "Canon_000.png").size == (256, 256)
@@ -121,3 +125,45 @@ def test_end_to_end_tiny_pipeline_and_bicubic_with_a_missing_image(div2k_like, t
     assert main(["score", "--bench", f"div2k-val={bench}", "--results", str(tmp_path / "results"), "--methods",
                  "bicubic", "fluxir", "other", "--metrics", "PSNR,SSIM,PIQE", "-o", str(report)]) == 0  # fmt: skip
     assert (report / "table.md").read_text() == table
+
+
+def test_build_refuses_misaligned_or_impossible_settings(div2k_like, tmp_path, capsys):
+    def error(*argv):
+        assert main(["build", *argv, "-o", str(tmp_path / "x")]) == 2
+        return capsys.readouterr().err
+
+    assert "must be at least 16 and divide by --scale 4" in error(
+        "div2k-val", "--source", str(div2k_like), "--crop", "130"
+    )
+    assert "--count must be at least 1" in error("div2k-val", "--source", str(div2k_like), "--count", "0")
+    hr, lr = tmp_path / "HR", tmp_path / "LR"
+    hr.mkdir(), lr.mkdir()
+    photo("astronaut", (512, 512)).save(hr / "a_HR.png")
+    photo("astronaut", (512, 512)).save(lr / "a_LR4.png")  # LR upsampled back to HR size
+    message = error("realsr", "--source", str(hr), "--lq-source", str(lr), "--crop", "256")
+    assert "a_HR.png is 512x512 and a_LR4.png is 512x512: not an x4 pair" in message and "upsampled" in message
+    assert not (tmp_path / "x" / "hq").exists()  # nothing half-built
+
+
+def test_score_recomputes_rows_whose_images_changed(div2k_like, tmp_path):
+    bench, results = tmp_path / "bench", tmp_path / "results" / "div2k-val"
+    assert (
+        main(["build", "div2k-val", "--source", str(div2k_like), "--count", "2", "--crop", "128", "-o", str(bench)])
+        == 0
+    )
+    assert main(["restore", str(bench), "-o", str(results / "bicubic"), "--method", "bicubic"]) == 0
+    argv = ["score", "--bench", f"div2k-val={bench}", "--results", str(tmp_path / "results"), "--methods", "bicubic",
+            "--metrics", "PSNR", "-o", str(tmp_path / "report")]  # fmt: skip
+
+    def psnr():
+        with (tmp_path / "report" / "div2k-val" / "bicubic.csv").open() as handle:
+            return {row["name"]: float(row["PSNR"]) for row in csv.DictReader(handle)}
+
+    assert main(argv) == 0
+    before = psnr()
+    changed = sorted(before)[0]
+    Image.open(bench / "hq" / f"{changed}.png").save(results / "bicubic" / f"{changed}.png")  # now a perfect result
+    assert main(argv) == 0
+    after = psnr()
+    assert after[changed] > before[changed] + 10 and after[changed] > 60
+    assert {k: v for k, v in after.items() if k != changed} == {k: v for k, v in before.items() if k != changed}

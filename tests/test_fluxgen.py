@@ -125,21 +125,85 @@ def test_accelerate_two_processes_generate_disjoint_shards(tmp_path):
     assert by_process == {0: [0, 2, 4, 6, 8], 1: [1, 3, 5, 7, 9]}
 
 
-def test_corrupt_image_in_pool_is_skipped_and_reported(tmp_path, capsys):
+def test_unreadable_image_is_set_aside_then_regenerated_and_scored(tmp_path, capsys):
     out = tmp_path / "corrupt"
     assert main(["generate", "-o", str(out), "--tiny", "--seed-end", "6"]) == 0
     layout = BuildLayout(out)
     layout.image_path(2).write_bytes(b"\x89PNG\r\n\x1a\n broken")
     assert main(["score", "-o", str(out)]) == 0
     captured = capsys.readouterr()
-    assert "Skipped unreadable image(s): 00000002" in captured.out + captured.err
+    assert "Unreadable image" in captured.out + captured.err and "00000002.png.corrupt" in captured.out + captured.err
     assert main(["select", "-o", str(out)]) == 0
     selection = json.loads(layout.selection_path.read_text())
     assert selection["corrupt"] == ["00000002"] and selection["counts"]["scored"] == 5
-    assert "00000002" not in selection["kept"]
-    for stage in ("degrade", "export"):
-        assert main([stage, "-o", str(out)]) == 0
-    assert len(load_dataset(str(out / "dataset"), split="train")) + 1 <= 6
+    # The next run makes the image again and scores it: it is not excluded forever.
+    assert main(["run", "-o", str(out), "--tiny", "--seed-end", "6"]) == 0
+    assert "wrote 1 image(s)" in capsys.readouterr().out
+    selection = json.loads(layout.selection_path.read_text())
+    assert selection["corrupt"] == [] and selection["counts"]["scored"] == 6
+
+
+def test_damaged_lq_and_hq_are_named_and_redone(tmp_path, capsys):
+    out = tmp_path / "damaged"
+    assert main(["run", "-o", str(out), "--tiny", "--seed-end", "6"]) == 0
+    layout = BuildLayout(out)
+    kept = [int(i) for i in json.loads(layout.selection_path.read_text())["kept"]]
+    lq = layout.lq_path(kept[0])
+    lq.write_bytes(lq.read_bytes()[:60])  # truncated LQ
+    capsys.readouterr()
+    assert main(["export", "-o", str(out)]) == 2  # never packed into the parquet
+    assert f"{lq} is damaged" in capsys.readouterr().err
+    assert main(["degrade", "-o", str(out)]) == 0  # found and remade
+    assert main(["export", "-o", str(out)]) == 0
+    rows = load_dataset(str(out / "dataset"), split="train")
+    assert all(row["lq"].size == (32, 24) for row in rows)
+
+    hq = layout.image_path(kept[1])
+    hq.write_bytes(hq.read_bytes()[:100])  # a kept HQ damaged after selection
+    layout.lq_path(kept[1]).unlink()
+    assert main(["degrade", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(hq) in err and "Rerun `fluxgen run`" in err
+    assert main(["run", "-o", str(out), "--tiny", "--seed-end", "6"]) == 0  # every rerun recovers, none crashes
+    assert (
+        layout.lq_path(kept[1]).exists()
+        or str(kept[1]).zfill(8) not in json.loads(layout.selection_path.read_text())["kept"]
+    )
+
+
+def test_each_build_loads_its_own_rows_whatever_the_cache_holds(tmp_path):
+    counts = {}
+    for name, seed_end in (("first", 6), ("second", 4)):
+        out = tmp_path / name
+        assert main(["run", "-o", str(out), "--tiny", "--seed-end", str(seed_end)]) == 0
+        counts[name] = json.loads((out / "selection.json").read_text())["counts"]["kept"]
+    for name in ("first", "second"):
+        ds = load_dataset(str(tmp_path / name / "dataset"))
+        assert sum(len(split) for split in ds.values()) == counts[name]
+    # Rebuilt in place with other rows: the same path loads the new rows.
+    assert main(["run", "-o", str(tmp_path / "first"), "--tiny", "--seed-end", "3", "--overwrite"]) == 0
+    kept = json.loads((tmp_path / "first" / "selection.json").read_text())["kept"]
+    ds = load_dataset(str(tmp_path / "first" / "dataset"))
+    assert sorted(i for split in ds.values() for i in split["id"]) == kept
+
+
+def test_card_describes_exactly_what_was_exported(tmp_path):
+    out = tmp_path / "card"
+    assert main(["run", "-o", str(out), "--tiny", "--seed-end", "6"]) == 0
+    # Smaller range, another preset and an added metric, continued in the same folder.
+    argv = ["run", "-o", str(out), "--tiny", "--seed-end", "4", "--preset", "mild", "--resume",
+            "--metrics", "piqe,entropy,musiq,wadiqam_nr"]  # fmt: skip
+    assert main(argv) == 0
+    ds = load_dataset(str(out / "dataset"))
+    rows = [row for split in ds.values() for row in split]
+    assert rows and all(int(row["id"]) < 4 for row in rows)
+    assert {json.loads(row["degradation"])["preset"] for row in rows} == {"mild"}
+    assert all(set(row["scores"]) == {"piqe", "entropy", "musiq", "wadiqam_nr"} for row in rows)
+    card = (out / "dataset" / "README.md").read_text()
+    assert "preset `mild`" in card and "`seesr`" not in card and "`wadiqam_nr`" in card
+    seeds = sorted(int(row["id"]) for row in rows)
+    assert f"exported seeds {seeds[0]} to {seeds[-1]}" in card
+    assert "configs:" not in card
 
 
 def test_push_makes_the_right_hub_calls(tiny_build, monkeypatch):

@@ -94,7 +94,48 @@ def test_checkpoint_limit_and_incomplete_checkpoints(pairs, tmp_path):
     (out / "checkpoint-3" / "trainer_state.json").unlink()  # as if killed while writing
     from training.checkpoint import resolve_resume
 
-    assert resolve_resume(out, "latest").name == "checkpoint-2"
+    assert resolve_resume(out, "latest")[0].name == "checkpoint-2"
+
+
+def test_damaged_checkpoint_falls_back_to_the_one_before(pairs, tmp_path, caplog):
+    out = tmp_path / "damaged"
+    kwargs = {"checkpointing_steps": 1, "max_train_steps": 2}
+    Trainer(_config(pairs, out, **kwargs)).train()
+    optimizer = out / "checkpoint-2" / "optimizer.safetensors"
+    optimizer.write_bytes(optimizer.read_bytes()[:100])  # truncated after the fact
+    assert not list(out.glob(".*partial"))  # every published checkpoint folder was complete
+    resumed = Trainer(_config(pairs, out, **{**kwargs, "max_train_steps": 3}, resume_from_checkpoint="latest"))
+    history = resumed.train()
+    assert len(history) == 2  # steps 2 and 3, from checkpoint-1
+    assert "checkpoint-2 is damaged" in caplog.text
+    for name in ("checkpoint-2", "checkpoint-3"):
+        assert (out / name / "trainer_state.json").exists()
+
+
+def test_8bit_adam_checkpoints_and_resumes(pairs, tmp_path):
+    pytest.importorskip("bitsandbytes")
+    out = tmp_path / "adam8"
+    kwargs = {"checkpointing_steps": 1, "max_train_steps": 1, "use_8bit_adam": True, "rank": 64}
+    Trainer(_config(pairs, out, **kwargs)).train()
+    assert (out / "checkpoint-1" / "optimizer.safetensors").exists()
+    history = Trainer(_config(pairs, out, **{**kwargs, "max_train_steps": 2}, resume_from_checkpoint="latest")).train()
+    assert len(history) == 1 and np.isfinite(history[0]["loss"])
+
+
+def test_damaged_and_small_training_images_are_skipped_with_a_warning(tmp_path, caplog):
+    folder = tmp_path / "hq"
+    folder.mkdir()
+    for name in ("astronaut", "chelsea", "coffee"):
+        photo(name, (128, 128)).save(folder / f"{name}.png")
+    data = (folder / "chelsea.png").read_bytes()
+    (folder / "chelsea.png").write_bytes(data[: len(data) // 2])  # truncated
+    photo("coffee", (32, 32)).save(folder / "tiny.png")  # smaller than the crop
+    config = _config(
+        None, tmp_path / "out", dataset=None, hq_folder=str(folder), max_train_steps=6, pixel_loss_weight=0.0
+    )
+    history = Trainer(config).train()
+    assert len(history) == 6 and all(np.isfinite(h["loss"]) for h in history)
+    assert "chelsea.png" in caplog.text and "tiny.png" in caplog.text and "smaller than the crop" in caplog.text
 
 
 def test_lora_is_saved_in_diffusers_format_and_changes_the_pipeline(pairs, tmp_path):
@@ -171,6 +212,20 @@ def test_bad_input(pairs, tmp_path, capsys):
     assert "bogus" in capsys.readouterr().err
     with pytest.raises(ValueError, match="multiple of 64"):
         _config(pairs, tmp_path / "d", crop_sizes=[[96, 64]]).validate()
+
+    for argv, message in (
+        (["--max_train_steps", "abc"], "`max_train_steps` must be an integer, got 'abc'"),
+        (["--seed", str(2**64)], "`seed` must be from 0 to 2**63 - 1"),
+        (["--seed", "2**64"], "`seed` must be an integer"),
+        (["--checkpoints_total_limit", "0"], "would delete every checkpoint"),
+        (["--learning_rate", "nan"], "`learning_rate` must be a finite"),
+    ):
+        assert main(["--pretrained_model", "tiny", "--dataset", str(pairs), *argv]) == 2
+        assert message in capsys.readouterr().err
+    assert _config(pairs, tmp_path / "e", learning_rate=1e-5).learning_rate == 1e-5
+    from training.config import parse_overrides
+
+    assert parse_overrides(TrainConfig(), ["learning_rate=1e-5"]).learning_rate == 1e-5  # YAML alone reads text
 
     out = tmp_path / "resume"
     Trainer(_config(pairs, out, max_train_steps=1, checkpointing_steps=1)).train()

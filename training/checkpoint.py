@@ -14,6 +14,7 @@ state needs saving for an exact resume.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -22,18 +23,28 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from fluxir_hub.files import atomic_write, atomic_write_text
+
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 
 
-def _flatten(state: Any, prefix: str, tensors: dict, meta: Any):
-    """Split a nested state dict into `tensors` (safetensors) and a JSON skeleton with tensor references."""
+def _flatten(state: Any, prefix: str, tensors: dict, seen: dict[int, str]):
+    """
+    Split a nested state dict into `tensors` (safetensors) and a JSON skeleton with tensor references.
+
+    Each tensor is stored once as its own copy: one tensor referenced from several places (bitsandbytes' 8-bit
+    Adam shares its quantisation maps between parameters) becomes one entry referenced twice, and no two entries share
+    memory (safetensors refuses that).
+    """
     if isinstance(state, torch.Tensor):
-        tensors[prefix] = state.detach().contiguous().cpu()
-        return {"__tensor__": prefix}
+        if id(state) not in seen:
+            seen[id(state)] = prefix
+            tensors[prefix] = state.detach().to("cpu", copy=True).contiguous()
+        return {"__tensor__": seen[id(state)]}
     if isinstance(state, dict):
-        return {"__dict__": [[_key(k), _flatten(v, f"{prefix}.{k}", tensors, meta)] for k, v in state.items()]}
+        return {"__dict__": [[_key(k), _flatten(v, f"{prefix}.{k}", tensors, seen)] for k, v in state.items()]}
     if isinstance(state, (list, tuple)):
-        return {"__list__": [_flatten(v, f"{prefix}.{i}", tensors, meta) for i, v in enumerate(state)]}
+        return {"__list__": [_flatten(v, f"{prefix}.{i}", tensors, seen) for i, v in enumerate(state)]}
     return state
 
 
@@ -53,9 +64,9 @@ def _unflatten(skeleton: Any, tensors: dict):
 
 def save_state(state: dict, folder: Path, name: str) -> None:
     tensors: dict[str, torch.Tensor] = {}
-    skeleton = _flatten(state, name, tensors, None)
-    save_file(tensors, str(folder / f"{name}.safetensors"))
-    (folder / f"{name}.json").write_text(json.dumps(skeleton))
+    skeleton = _flatten(state, name, tensors, {})
+    atomic_write(folder / f"{name}.safetensors", lambda tmp: save_file(tensors, tmp))
+    atomic_write_text(folder / f"{name}.json", json.dumps(skeleton))
 
 
 def load_state(folder: Path, name: str) -> dict:
@@ -63,22 +74,40 @@ def load_state(folder: Path, name: str) -> dict:
     return _unflatten(json.loads((folder / f"{name}.json").read_text()), tensors)
 
 
+def staging_folder(folder: Path) -> Path:
+    """Where a checkpoint is written before [`publish_checkpoint`] renames it into place, so a checkpoint folder
+    under its final name is always complete."""
+    staging = folder.with_name(f".{folder.name}.partial")
+    if staging.exists():  # left by a killed run
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def publish_checkpoint(staging: Path, folder: Path) -> None:
+    if folder.exists():  # the same step saved again after a resume from an earlier checkpoint
+        shutil.rmtree(folder)
+    os.replace(staging, folder)
+
+
 def list_checkpoints(output_dir: Path) -> list[Path]:
     folders = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and CHECKPOINT_PATTERN.match(p.name)]
     return sorted(folders, key=lambda p: int(CHECKPOINT_PATTERN.match(p.name).group(1)))
 
 
-def resolve_resume(output_dir: Path, resume: str | None) -> Path | None:
-    """`"latest"` -> newest complete checkpoint in `output_dir` (None if there is none); a path -> that folder."""
+def resolve_resume(output_dir: Path, resume: str | None) -> list[Path]:
+    """
+    Checkpoints to try, best first: for `"latest"`, every complete checkpoint in `output_dir` from the newest down
+    (the trainer falls back to an older one when a newer one turns out damaged); for a path, just that folder.
+    """
     if resume is None:
-        return None
+        return []
     if resume == "latest":
-        complete = [c for c in list_checkpoints(output_dir) if (c / "trainer_state.json").exists()]
-        return complete[-1] if complete else None
+        return [c for c in reversed(list_checkpoints(output_dir)) if (c / "trainer_state.json").exists()]
     path = Path(resume)
     if not (path / "trainer_state.json").exists():
         raise ValueError(f"{path} is not a complete training checkpoint (no trainer_state.json).")
-    return path
+    return [path]
 
 
 def prune_checkpoints(output_dir: Path, total_limit: int | None) -> None:

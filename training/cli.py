@@ -48,8 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         from .trainer import Trainer
 
         history = Trainer(config).train()
-    except (ValueError, FileNotFoundError) as err:
+    except ValueError as err:
         print(f"fluxir-train: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # model/dataset lookups, disk full, permissions
+        from fluxir_hub.cli import describe_os_error
+
+        print(f"fluxir-train: {describe_os_error(err)}", file=sys.stderr)
         return 2
     if history:
         print(

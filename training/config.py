@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
+import types
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 CONFIG_NAME = "train_config.json"
 
@@ -76,7 +78,27 @@ class TrainConfig:
     hub_model_id: str | None = None
     hub_private: bool = False
 
+    def check_types(self) -> None:
+        """Every field holds a value of its declared type (numbers given as text, e.g. `--max_train_steps abc`,
+        are refused here rather than deep in the training loop)."""
+        hints = get_type_hints(TrainConfig)
+        for f in fields(self):
+            value, expected = getattr(self, f.name), hints[f.name]
+            if not _matches(value, expected):
+                raise ValueError(f"`{f.name}` must be {_describe(expected)}, got {value!r} ({type(value).__name__}).")
+
     def validate(self) -> None:
+        self.check_types()
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"`seed` must be from 0 to 2**63 - 1, got {self.seed}.")
+        if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
+            raise ValueError(
+                f"`checkpoints_total_limit` must be at least 1 (or null for no limit), got "
+                f"{self.checkpoints_total_limit}: a limit of 0 would delete every checkpoint."
+            )
+        for name in ("learning_rate", "max_grad_norm", "ema_decay", "timestep_eps", "guidance_scale"):
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
+                raise ValueError(f"`{name}` must be a finite, non-negative number, got {getattr(self, name)}.")
         if (self.dataset is None) == (self.hq_folder is None):
             raise ValueError("Give exactly one data source: `dataset` (FluxGen id or folder) or `hq_folder`.")
         if self.hq_folder is not None and not Path(self.hq_folder).is_dir():
@@ -135,14 +157,55 @@ class TrainConfig:
         return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in sorted(a) if a[k] != b[k] and k not in RESUMABLE_KEYS]
 
 
+def _matches(value: Any, expected: Any) -> bool:
+    origin, args = get_origin(expected), get_args(expected)
+    if origin in (Union, types.UnionType):
+        return any(_matches(value, arg) for arg in args)
+    if expected is type(None):
+        return value is None
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin is list:
+        return isinstance(value, list) and all(_matches(v, args[0]) for v in value)
+    return isinstance(value, expected)
+
+
+def _describe(expected: Any) -> str:
+    origin, args = get_origin(expected), get_args(expected)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if origin is list:
+        return f"a list of {_describe(args[0])}"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "text", type(None): "null"}.get(
+        expected, str(expected)
+    )
+
+
 def parse_overrides(config: TrainConfig, items: list[str]) -> TrainConfig:
     """Apply `key=value` overrides; values are parsed as YAML (numbers, booleans, lists, null)."""
     import yaml
 
     data = config.to_dict()
+    hints = get_type_hints(TrainConfig)
     for item in items:
         if "=" not in item:
             raise ValueError(f"Override {item!r} must look like key=value.")
         key, value = item.split("=", 1)
-        data[key.strip().lstrip("-").replace("-", "_")] = yaml.safe_load(value)
+        key = key.strip().lstrip("-").replace("-", "_")
+        parsed = yaml.safe_load(value)
+        # YAML reads "1e-5" (no dot) as text; a float field takes it as the number it is.
+        if (
+            isinstance(parsed, str)
+            and _matches(0.5, hints.get(key, str))
+            and not _matches(parsed, hints.get(key, str))
+        ):
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        data[key] = parsed
     return TrainConfig.from_dict(data)

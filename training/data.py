@@ -9,17 +9,19 @@ skips what was consumed and then sees exactly the batches an uninterrupted run w
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from fluxir_hub.image_io import IMAGE_EXTENSIONS, to_rgb
+from fluxir_hub.image_io import IMAGE_EXTENSIONS, find_images, to_rgb
 
 from .config import TrainConfig
+
+logger = logging.getLogger(__name__)
 
 
 def _rng(*keys: int | str) -> np.random.Generator:
@@ -47,7 +49,7 @@ class PairSource:
         self.config = config
         self.streaming = False
         if config.hq_folder is not None:
-            self.files = sorted(p for p in Path(config.hq_folder).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            self.files = find_images([config.hq_folder]).paths
             if not self.files:
                 raise ValueError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in hq_folder {config.hq_folder}.")
             self.dataset = None
@@ -85,10 +87,14 @@ class PairSource:
     def _pair(self, row_or_path) -> Pair:
         if self.dataset is None:
             with Image.open(row_or_path) as image:
+                image.load()
                 return Pair(to_rgb(image), None, "", row_or_path.name)
         prompt = row_or_path.get(self.prompt_column) or "" if self.prompt_column else ""
         name = str(row_or_path.get("id", "?"))
         return Pair(to_rgb(row_or_path["hq"]), to_rgb(row_or_path["lq"]), prompt, name)
+
+    def describe(self, index: int) -> str:
+        return str(self.files[index]) if self.dataset is None else f"row {index} of {self.config.dataset}"
 
     def get(self, index: int) -> Pair:
         return self._pair(self.files[index] if self.dataset is None else self.dataset[int(index)])
@@ -98,7 +104,10 @@ class PairSource:
 
         shuffled = self.dataset.shuffle(seed=seed + epoch, buffer_size=self.config.dataloader_shuffle_buffer)
         for row in split_dataset_by_node(shuffled, rank=rank, world_size=world):
-            yield self._pair(row)
+            try:
+                yield self._pair(row)
+            except (OSError, SyntaxError, ValueError) as err:
+                logger.warning("Skipping streamed row %s: %s", row.get("id", "?"), err)
 
 
 def crop_pair(pair: Pair, size: tuple[int, int], rng: np.random.Generator, config: TrainConfig, degrade_seed: int):
@@ -127,6 +136,31 @@ def crop_pair(pair: Pair, size: tuple[int, int], rng: np.random.Generator, confi
     return to_tensor(hq), to_tensor(lq)
 
 
+class BadPairs:
+    """Pairs that cannot be used (unreadable, truncated, smaller than the crop): each is warned about once and
+    replaced, so one damaged file never stops a long run."""
+
+    def __init__(self, source: PairSource):
+        self.source = source
+        self.bad: dict[int, str] = {}
+
+    def crop(self, index: int, size, rng: np.random.Generator, config: TrainConfig, degrade_seed: int):
+        """`(hq, lq, prompt)` of item `index` (see `crop_pair`), or of the next usable item after it (a deterministic
+        choice, so a resumed run makes the same substitution). Raises `ValueError` when no item is usable."""
+        n = len(self.source)
+        for offset in range(n):
+            candidate = (index + offset) % n
+            if candidate in self.bad:
+                continue
+            try:
+                pair = self.source.get(candidate)
+                return (*crop_pair(pair, size, rng, config, degrade_seed), pair.prompt)
+            except (OSError, SyntaxError, ValueError) as err:
+                self.bad[candidate] = str(err)
+                logger.warning("Skipping %s: %s", self.source.describe(candidate), err)
+        raise ValueError(f"None of the {n} training pairs is usable; first problem: {next(iter(self.bad.values()))}")
+
+
 def iterate_batches(
     config: TrainConfig, source: PairSource, rank: int = 0, world: int = 1, skip: int = 0
 ) -> Iterator[dict]:
@@ -134,10 +168,12 @@ def iterate_batches(
     Endless stream of micro-batches for process `rank` of `world`, skipping the first `skip` (resume).
 
     Every batch shares one crop size (bucketing). Yields `{"hq": (B, 3, H, W), "lq": (B, 3, H, W), "prompts": [..]}`.
+    A damaged or too-small pair is logged once and replaced by the next usable one.
     """
     batch_size = config.train_batch_size
     micro = 0
     epoch = 0
+    bad_pairs = None if source.streaming else BadPairs(source)
     while True:
         if source.streaming:
             items = source.stream(config.seed, epoch, rank, world)
@@ -159,13 +195,14 @@ def iterate_batches(
             size = tuple(config.crop_sizes[int(rng.integers(len(config.crop_sizes)))])
             hqs, lqs, prompts = [], [], []
             for j, item in enumerate(chunk):
-                pair = item if isinstance(item, Pair) else source.get(int(item))
-                hq, lq = crop_pair(
-                    pair, size, rng, config, degrade_seed=int(_rng(config.seed, "deg", rank, micro, j).integers(2**31))
-                )
+                degrade_seed = int(_rng(config.seed, "deg", rank, micro, j).integers(2**31))
+                if isinstance(item, Pair):  # streamed rows arrive decoded; damaged ones are dropped in `stream`
+                    hq, lq, prompt = (*crop_pair(item, size, rng, config, degrade_seed), item.prompt)
+                else:
+                    hq, lq, prompt = bad_pairs.crop(int(item), size, rng, config, degrade_seed)
                 hqs.append(hq)
                 lqs.append(lq)
-                prompts.append("" if rng.uniform() < config.prompt_drop_rate else pair.prompt)
+                prompts.append("" if rng.uniform() < config.prompt_drop_rate else prompt)
             micro += 1
             yield {"hq": torch.stack(hqs), "lq": torch.stack(lqs), "prompts": prompts}
         epoch += 1

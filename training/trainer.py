@@ -20,7 +20,14 @@ from tqdm.auto import tqdm
 from fluxir_hub import FluxIRAdapter, FluxIRPipeline
 from fluxir_hub.latents import image_ids, pack_latents, unpack_latents
 
-from .checkpoint import load_state, prune_checkpoints, resolve_resume, save_state
+from .checkpoint import (
+    load_state,
+    prune_checkpoints,
+    publish_checkpoint,
+    resolve_resume,
+    save_state,
+    staging_folder,
+)
 from .config import CONFIG_NAME, TrainConfig
 from .data import PairSource, iterate_batches
 from .model import ControlledTransformer, freeze_unreachable_parameters
@@ -94,15 +101,20 @@ class Trainer:
         self.weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(config.mixed_precision, torch.float32)
         self.validation_metrics: dict | None = None  # pyiqa models, built at the first validation
         self.validation_inputs: list | None = None
-        self.resume_from = resolve_resume(self.output_dir, config.resume_from_checkpoint)
-        if self.resume_from is not None:
-            stored = TrainConfig.from_file(self.resume_from / CONFIG_NAME)
+        # Checkpoints to resume from, newest first: a damaged one is skipped for the one before it.
+        self.resume_candidates = resolve_resume(self.output_dir, config.resume_from_checkpoint)
+        for candidate in self.resume_candidates:
+            try:
+                stored = TrainConfig.from_file(candidate / CONFIG_NAME)
+            except (OSError, ValueError):
+                continue  # unreadable: the load below falls back past it
             differences = stored.differences(config)
             if differences:
                 raise ValueError(
-                    f"Checkpoint {self.resume_from} was trained with different settings: {'; '.join(differences)}. "
+                    f"Checkpoint {candidate} was trained with different settings: {'; '.join(differences)}. "
                     "Resume with the same settings or start a new output_dir."
                 )
+            break
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -193,10 +205,10 @@ class Trainer:
             from diffusers.training_utils import EMAModel
 
             self.ema = EMAModel([p for p in adapter.parameters() if p.requires_grad], decay=config.ema_decay)
-            self.ema.to(device)
         self.global_step = 0
-        if self.resume_from is not None:
-            self._load_checkpoint(self.resume_from)
+        self.resume_checkpoint()
+        if self.ema is not None:  # after loading: load_state_dict builds the shadow weights on the CPU
+            self.ema.to(device)
         if accelerator.is_main_process and config.report_to != "none":
             accelerator.init_trackers("fluxir-train", config={k: str(v) for k, v in config.to_dict().items()})
 
@@ -307,8 +319,8 @@ class Trainer:
     def save_checkpoint(self) -> None:
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
-            folder = self.output_dir / f"checkpoint-{self.global_step}"
-            folder.mkdir(parents=True, exist_ok=True)
+            final = self.output_dir / f"checkpoint-{self.global_step}"
+            folder = staging_folder(final)
             self._save_weights(folder, folder / "adapter")
             save_state(self.optimizer.state_dict(), folder, "optimizer")
             if self.ema is not None:
@@ -318,8 +330,25 @@ class Trainer:
             (folder / "trainer_state.json").write_text(
                 json.dumps({"global_step": self.global_step, "lr_scheduler": self.lr_scheduler.state_dict()})
             )
+            publish_checkpoint(folder, final)  # one rename: the folder under its final name is always complete
             prune_checkpoints(self.output_dir, self.config.checkpoints_total_limit)
         self.accelerator.wait_for_everyone()
+
+    def resume_checkpoint(self) -> None:
+        """Load the newest usable checkpoint; a damaged one (truncated file, bad JSON) is reported and skipped."""
+        errors = []
+        for folder in self.resume_candidates:
+            try:
+                self._load_checkpoint(folder)
+                return
+            except Exception as err:  # safetensors, JSON and shape errors alike mean "damaged"
+                errors.append(f"{folder.name}: {err.__class__.__name__}: {str(err).splitlines()[0][:200]}")
+                logger.warning("Checkpoint %s is damaged (%s); trying the one before it.", folder, errors[-1])
+        if errors:
+            raise ValueError(
+                f"No usable checkpoint to resume from ({'; '.join(errors)}). Delete the damaged checkpoint folders or "
+                "start a new output_dir."
+            )
 
     def _load_checkpoint(self, folder: Path) -> None:
         from safetensors.torch import load_file

@@ -1,9 +1,30 @@
 """Command-line entry points (thin `main()` functions; the work lives in the library)."""
 
 import logging
+import os
 
 
 def quiet_optional_backends() -> None:
     """Silence bitsandbytes' CPU-kernel warning: pyiqa pulls the package in, and its "Failed to load CPU
     gemm_4bit_forward" line at import means nothing for these commands (no 4-bit models are used)."""
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+
+
+def describe_os_error(err: OSError) -> str:
+    """
+    One line for an `OSError` met by a command: a failed model or dataset lookup (Hub or cache; these carry no
+    errno) says how to get the files; a file-system error (disk full, permissions) says which file and why.
+    """
+    if err.errno is not None:
+        where = f" ({err.filename})" if err.filename else ""
+        return f"{err.strerror or err}{where}."
+    first_line = (str(err).splitlines() or [""])[0][:300]
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("0", "", "false", "no")
+    hint = (
+        "HF_HUB_OFFLINE is set, so nothing can be downloaded: download it once where the Hub is reachable "
+        "(`hf download <repo>`) or pass a local folder."
+        if offline
+        else "Check the repo id and your connection; gated models (FLUX.1-dev) need their licence accepted on the "
+        "model page and a login (`hf auth login`). A local folder works too."
+    )
+    return f"could not load a model or dataset ({err.__class__.__name__}: {first_line}). {hint}"

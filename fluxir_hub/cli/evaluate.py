@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--lq-source", help="LR folder for RealSR / DRealSR")
     build.add_argument("-o", "--output-dir", required=True)
     build.add_argument("--count", type=int, default=600, help="DIV2K-Val crops (600)")
-    build.add_argument("--crop", type=int, default=1024, help="HQ crop side (1024)")
+    build.add_argument("--crop", type=int, default=1024, help="HQ crop side (1024); the LQ crop is crop / scale")
+    build.add_argument("--scale", type=int, default=4, help="HQ / LQ size ratio (4)")
     build.add_argument("--seed", type=int, default=0)
 
     restore = sub.add_parser("restore", help="restore a benchmark's LQ images with a built-in method")
@@ -61,14 +62,27 @@ def run_build(args) -> None:
     from fluxir_hub.evaluation.benchmarks import build_div2k_val, build_lq_only, build_paired
 
     out = Path(args.output_dir)
+    if args.scale < 1:
+        raise ValueError(f"--scale must be a positive integer, got {args.scale}.")
+    if args.crop < 16 or args.crop % args.scale:
+        raise ValueError(
+            f"--crop {args.crop} must be at least 16 and divide by --scale {args.scale} so the LQ crop is whole "
+            f"pixels (e.g. {max(16, args.crop // args.scale * args.scale)})."
+        )
+    if args.count < 1:
+        raise ValueError(f"--count must be at least 1, got {args.count}.")
     if args.benchmark == "div2k-val":
-        manifest = build_div2k_val(Path(args.source), out, count=args.count, crop=args.crop, seed=args.seed)
+        manifest = build_div2k_val(
+            Path(args.source), out, count=args.count, crop=args.crop, scale=args.scale, seed=args.seed
+        )
     elif args.benchmark == "reallq250":
         manifest = build_lq_only(Path(args.source), out)
     else:
         if not args.lq_source:
             raise ValueError(f"{args.benchmark} needs --lq-source (the LR folder) besides --source (HR).")
-        manifest = build_paired(args.benchmark, Path(args.source), Path(args.lq_source), out, hq_crop=args.crop)
+        manifest = build_paired(
+            args.benchmark, Path(args.source), Path(args.lq_source), out, hq_crop=args.crop, scale=args.scale
+        )
     print(f"{args.benchmark}: {manifest['count']} image(s) in {out}")
 
 
@@ -135,8 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     quiet_optional_backends()
     try:
         {"build": run_build, "restore": run_restore, "score": run_score}[args.command](args)
-    except (ValueError, FileNotFoundError) as err:
+    except ValueError as err:
         print(f"fluxir-eval: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        from fluxir_hub.cli import describe_os_error
+
+        print(f"fluxir-eval: {describe_os_error(err)}", file=sys.stderr)
         return 2
     return 0
 

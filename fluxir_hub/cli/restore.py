@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 from fluxir_hub.cli import quiet_optional_backends
@@ -92,14 +93,66 @@ def load_pipeline(args: argparse.Namespace):
     return pipe
 
 
-def output_names(paths: list[Path]) -> dict[Path, str]:
-    """`<stem>.png` per input; inputs sharing a stem (photo.jpg, photo.tif) keep their extension in the name."""
-    stems: dict[str, int] = {}
-    for path in paths:
-        stems[path.stem] = stems.get(path.stem, 0) + 1
-    return {
-        p: f"{p.stem}.png" if stems[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}.png" for p in paths
-    }
+OUTPUT_TAG = "fluxir"  # PNG text chunk with the settings and the source of a restored image
+
+
+def recorded_source(path: Path) -> str | None:
+    """The source recorded in a PNG written by this command, or None for any other file."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            tag = getattr(image, "text", {}).get(OUTPUT_TAG)
+        return json.loads(tag).get("source") if tag else None
+    except Exception:  # unreadable or foreign files are simply not ours
+        return None
+
+
+def _same_source(recorded: str | None, path: Path) -> bool:
+    # Outputs record the resolved input path; older ones recorded only the file name.
+    return recorded is not None and recorded in (str(path.resolve()), path.name)
+
+
+def output_names(paths: list[Path], output_dir: Path | None = None) -> dict[Path, str]:
+    """
+    A distinct output file name per input, never an input's own file and never an output of another input.
+
+    `<stem>.png` when the stem is unique among the inputs; otherwise `<stem>_<ext>.png`, then `_2`, `_3`, ... until
+    free. Names are compared case-insensitively (macOS, Windows). In `output_dir`, a name already holding another
+    input's restoration (or any file this command did not write) is not reused.
+    """
+    inputs = {p.resolve() for p in paths}
+    taken: set[str] = set()
+    if output_dir is not None and output_dir.is_dir():
+        taken |= {p.name.lower() for p in output_dir.iterdir() if p.resolve() in inputs}
+
+    def free(name: str, path: Path) -> bool:
+        if name.lower() in taken:
+            return False
+        existing = output_dir / name if output_dir is not None else None
+        return existing is None or not existing.exists() or _same_source(recorded_source(existing), path)
+
+    stems = Counter(p.stem.lower() for p in paths)
+    names: dict[Path, str] = {}
+    for path in sorted(paths, key=lambda p: stems[p.stem.lower()] > 1):  # unique stems claim their plain name first
+        base = path.stem if stems[path.stem.lower()] == 1 else f"{path.stem}_{path.suffix.lstrip('.').lower()}"
+        name, n = f"{base}.png", 2
+        while not free(name, path):
+            name, n = f"{base}_{n}.png", n + 1
+        names[path] = name
+        taken.add(name.lower())
+    return names
+
+
+def check_output_dir(output_dir: Path, inputs: list[str]) -> None:
+    """Refuse an output folder that is also an input folder: a rerun would read its own outputs as inputs."""
+    resolved = output_dir.resolve()
+    for item in inputs:
+        if Path(item).is_dir() and Path(item).resolve() == resolved:
+            raise SetupError(
+                f"The output folder {output_dir} is also an input folder: restored images would be read as inputs "
+                f"on the next run. Choose another -o, e.g. {Path(item) / 'restored'}."
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,15 +162,22 @@ def main(argv: list[str] | None = None) -> int:
 
     from fluxir_hub.image_io import ImageLoadError, find_images, load_image
 
+    output_dir = Path(args.output_dir)
     try:
-        paths = find_images(args.inputs)
-    except FileNotFoundError as err:
+        found = find_images(args.inputs)
+        check_output_dir(output_dir, args.inputs)
+    except (FileNotFoundError, SetupError) as err:
         print(f"fluxir-restore: {err}", file=sys.stderr)
         return 2
+    if found.skipped:
+        print(f"Skipped {len(found.skipped)} file(s) in the input folders: {found.skipped_summary()}.")
+    # Our own earlier outputs (found through an explicit path or glob) are not restored again.
+    paths = [p for p in found.paths if recorded_source(p) is None]
+    if len(paths) < len(found.paths):
+        print(f"Skipped {len(found.paths) - len(paths)} input(s) that are fluxir-restore outputs themselves.")
     if not paths:
         print("fluxir-restore: no images found in the inputs.", file=sys.stderr)
         return 2
-    output_dir = Path(args.output_dir)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         if not os.access(output_dir, os.W_OK):
@@ -126,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fluxir-restore: cannot write to the output folder: {err}", file=sys.stderr)
         return 2
 
-    targets = output_names(paths)
+    targets = output_names(paths, output_dir)
     todo = [p for p in paths if args.overwrite or not (output_dir / targets[p]).exists()]
     if len(todo) < len(paths):
         print(f"Skipping {len(paths) - len(todo)} image(s) already restored in {output_dir} (use --overwrite).")
@@ -149,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         "adapter": "tiny" if args.tiny else args.adapter,
     }  # fmt: skip
     failures: list[tuple[Path, str]] = []
+    written = 0
     for path in tqdm(todo, desc="Restoring", unit="image"):
         try:
             image = load_image(path)
@@ -163,13 +224,28 @@ def main(argv: list[str] | None = None) -> int:
                 tile_overlap=args.tile_overlap,
                 generator=torch.Generator("cpu").manual_seed(args.seed),
             ).images[0]
-            atomic_save_png(
-                output_dir / targets[path], result, {"fluxir": json.dumps({**settings, "source": path.name})}
-            )
         except (ImageLoadError, ValueError) as err:
             failures.append((path, str(err)))
-    restored = len(todo) - len(failures)
-    print(f"Restored {restored} image(s) into {output_dir}.")
+            continue
+        except RuntimeError as err:  # e.g. out of memory: the next (smaller) image may still work
+            failures.append((path, f"{err.__class__.__name__}: {str(err).splitlines()[0]} (try --tile-size 512)"))
+            continue
+        try:
+            atomic_save_png(
+                output_dir / targets[path],
+                result,
+                {OUTPUT_TAG: json.dumps({**settings, "source": str(path.resolve())})},
+            )
+            written += 1
+        except OSError as err:  # disk full or folder gone: every later write would fail too
+            print(
+                f"fluxir-restore: could not write {output_dir / targets[path]}: {err.strerror or err}. No partial file "
+                f"was left. {written} image(s) were restored before this; free space and rerun the same command to "
+                "continue (finished images are skipped).",
+                file=sys.stderr,
+            )
+            return 1
+    print(f"Restored {written} image(s) into {output_dir}.")
     if failures:
         print(f"{len(failures)} image(s) failed:", file=sys.stderr)
         for path, reason in failures:

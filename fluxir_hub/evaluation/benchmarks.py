@@ -41,7 +41,7 @@ def build_div2k_val(
     """`count` random `crop`-pixel crops of DIV2K validation HR images, degraded like training data (LQ = crop/scale)."""
     from dataset_builder import degrade
 
-    files = find_images([source])
+    files = find_images([source]).paths
     usable = []
     for path in files:
         with Image.open(path) as image:
@@ -84,15 +84,37 @@ def _centre_crop(image: Image.Image, size: int, name: str) -> Image.Image:
     return image.crop((left, top, left + size, top + size))
 
 
-def build_paired(
-    benchmark: str, hq_source: Path, lq_source: Path, out_dir: Path, hq_crop: int = 1024, lq_crop: int = 256
-):
-    """RealSR / DRealSR: HQ centre crop `hq_crop`, LQ centre crop `lq_crop`, pairs matched by file name."""
-    hq_files = {_pair_key(p): p for p in find_images([hq_source])}
-    lq_files = {_pair_key(p): p for p in find_images([lq_source])}
+def check_pair_scale(hq_path: Path, lq_path: Path, scale: int, tolerance: float = 0.05) -> None:
+    """Raise a `ValueError` naming both files unless the HQ is `scale` times the LQ on each side (within 5 %)."""
+    with Image.open(hq_path) as hq, Image.open(lq_path) as lq:
+        hq_size, lq_size = hq.size, lq.size
+    ratios = [h / max(1, q) for h, q in zip(hq_size, lq_size, strict=True)]
+    if any(abs(r - scale) > tolerance * scale for r in ratios):
+        hint = (
+            " The LR images are as large as the HR ones: this looks like a layout whose LR images were upsampled "
+            "back to HR size; point --lq-source at the native low-resolution images."
+            if hq_size == lq_size
+            else ""
+        )
+        raise ValueError(
+            f"{hq_path.name} is {hq_size[0]}x{hq_size[1]} and {lq_path.name} is {lq_size[0]}x{lq_size[1]}: not an "
+            f"x{scale} pair (ratio {ratios[0]:.2f} x {ratios[1]:.2f}).{hint} Use --scale if the pairs are another factor."
+        )
+
+
+def build_paired(benchmark: str, hq_source: Path, lq_source: Path, out_dir: Path, hq_crop: int = 1024, scale: int = 4):
+    """RealSR / DRealSR: HQ centre crop `hq_crop`, LQ centre crop `hq_crop / scale`, pairs matched by file name and
+    checked to be `scale` apart in size."""
+    if hq_crop % scale:
+        raise ValueError(f"The HQ crop {hq_crop} must divide by the scale {scale}.")
+    lq_crop = hq_crop // scale
+    hq_files = {_pair_key(p): p for p in find_images([hq_source]).paths}
+    lq_files = {_pair_key(p): p for p in find_images([lq_source]).paths}
     keys = sorted(set(hq_files) & set(lq_files))
     if not keys:
         raise ValueError(f"No HQ/LQ pairs with matching names in {hq_source} and {lq_source}.")
+    for key in keys:  # every pair, before anything is written
+        check_pair_scale(hq_files[key], lq_files[key], scale)
     unmatched = sorted(set(hq_files) ^ set(lq_files))
     for key in tqdm(keys, desc=f"Building {DISPLAY_NAMES[benchmark]}"):
         if (out_dir / "hq" / f"{key}.png").exists() and (out_dir / "lq" / f"{key}.png").exists():
@@ -104,6 +126,7 @@ def build_paired(
         "count": len(keys),
         "hq_crop": hq_crop,
         "lq_crop": lq_crop,
+        "scale": scale,
         "unmatched": unmatched,
     }
     _write_manifest(out_dir, manifest)
@@ -112,7 +135,7 @@ def build_paired(
 
 def build_lq_only(lq_source: Path, out_dir: Path) -> dict:
     """RealLQ250: the LQ images as they are (no ground truth)."""
-    files = find_images([lq_source])
+    files = find_images([lq_source]).paths
     if not files:
         raise ValueError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {lq_source}.")
     for path in tqdm(files, desc="Building RealLQ250"):

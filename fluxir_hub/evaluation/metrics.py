@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 # Paper 001 §4.1 name -> pyiqa model name.
@@ -19,24 +21,50 @@ LOWER_IS_BETTER = {"LPIPS"}
 OFFLINE_METRICS = {"PSNR": "psnr", "SSIM": "ssim", "PIQE": "piqe", "ENTROPY": "entropy"}
 
 
+class MetricUnavailableError(ValueError):
+    """A pyiqa metric's weights are not on this machine and cannot be downloaded; the message says how to get them."""
+
+
+def _download_failed(err: BaseException) -> bool:
+    from urllib.error import URLError
+
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    return isinstance(err, (URLError, LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, TimeoutError))
+
+
 def create_pyiqa_metric(name: str, device: str | torch.device = "cpu", pretrained: bool = True):
     """
     `pyiqa.create_metric(name)`; with `pretrained=False`, learned metrics get random weights (offline tests only).
 
     Hand-crafted metrics (piqe, entropy) reject `pretrained`, some only when called, so they are probed once and
     rebuilt without it.
+
+    Raises:
+        MetricUnavailableError: the metric's weights are not cached and cannot be downloaded (offline machine).
     """
     import pyiqa
 
-    if pretrained:
-        return pyiqa.create_metric(name, device=device)
     try:
-        metric = pyiqa.create_metric(name, device=device, pretrained=False)
-        with torch.no_grad():
-            metric(torch.rand(1, 3, 64, 64, device=device))
-        return metric
-    except TypeError:
-        return pyiqa.create_metric(name, device=device)
+        if pretrained:
+            return pyiqa.create_metric(name, device=device)
+        try:
+            metric = pyiqa.create_metric(name, device=device, pretrained=False)
+            with torch.no_grad():
+                metric(torch.rand(1, 3, 64, 64, device=device))
+            return metric
+        except TypeError:
+            return pyiqa.create_metric(name, device=device)
+    except Exception as err:
+        if not _download_failed(err) and not _download_failed(err.__cause__ or err.__context__ or err):
+            raise
+        cache = Path(torch.hub.get_dir()) / "pyiqa"
+        raise MetricUnavailableError(
+            f"The pyiqa metric {name!r} needs weights that are not cached on this machine and could not be downloaded "
+            f"({err.__class__.__name__}). Run the command once with internet access (the weights go to {cache} and "
+            "the Hugging Face cache), copy those folders from a machine that has them, or choose metrics that need "
+            "no weights: psnr, ssim, piqe, entropy."
+        ) from err
 
 
 def create_scorers(names: list[str], device: str | torch.device = "cpu") -> dict:

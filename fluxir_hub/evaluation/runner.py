@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 from pathlib import Path
 
@@ -45,11 +46,20 @@ def _tensor(path: Path) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1)[None]
 
 
+def _fingerprint(*paths: Path) -> str:
+    """A digest of the files' bytes: a row is reused only while the images it was computed from are unchanged."""
+    digest = hashlib.sha1()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def score_results(
     bench_dir: Path, results_dir: Path, scorers: dict, csv_path: Path
 ) -> tuple[dict[str, float | None], list[str]]:
     """
-    Score every image of a method on a benchmark; rows already in `csv_path` are reused.
+    Score every image of a method on a benchmark; rows already in `csv_path` are reused while the result (and HQ)
+    files they were computed from are unchanged.
 
     Returns:
         `(means, missing)`: per-metric means over all images, or None for every metric when any result is missing
@@ -59,12 +69,26 @@ def score_results(
     has_hq = (Path(bench_dir) / "hq").exists()
     metrics = [m for m in scorers if has_hq or m not in FULL_REFERENCE]
     rows: dict[str, dict[str, float]] = {}
+    fingerprints: dict[str, str] = {}
     if csv_path.exists():
         with csv_path.open() as handle:
             for row in csv.DictReader(handle):
-                rows[row["name"]] = {k: float(v) for k, v in row.items() if k != "name" and v != ""}
+                fingerprints[row["name"]] = row.get("fingerprint") or ""
+                rows[row["name"]] = {
+                    k: float(v) for k, v in row.items() if k not in ("name", "fingerprint") and v not in ("", None)
+                }
     missing = [n for n in names if not (results_dir / f"{n}.png").exists()]
-    todo = [n for n in names if n not in missing and not all(m in rows.get(n, {}) for m in metrics)]
+    todo = []
+    for name in names:
+        if name in missing:
+            continue
+        sources = [results_dir / f"{name}.png"] + ([Path(bench_dir) / "hq" / f"{name}.png"] if has_hq else [])
+        current = _fingerprint(*sources)
+        if fingerprints.get(name) != current:  # new, or the result/HQ changed since it was scored
+            rows.pop(name, None)
+            fingerprints[name] = current
+        if not all(m in rows.get(name, {}) for m in metrics):
+            todo.append(name)
     for name in tqdm(todo, desc=f"Scoring {results_dir.name}"):
         result = _tensor(results_dir / f"{name}.png")
         scores = rows.setdefault(name, {})
@@ -85,11 +109,13 @@ def score_results(
                     scores[metric] = float(scorer(result))
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     with csv_path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["name", *metrics])
+        writer = csv.DictWriter(handle, fieldnames=["name", *metrics, "fingerprint"])
         writer.writeheader()
         for name in names:
             if name in rows:
-                writer.writerow({"name": name, **{m: rows[name].get(m, "") for m in metrics}})
+                writer.writerow(
+                    {"name": name, **{m: rows[name].get(m, "") for m in metrics}, "fingerprint": fingerprints[name]}
+                )
     if missing:
         return {m: None for m in metrics}, missing
     means = {m: float(np.mean([rows[n][m] for n in names])) for m in metrics}

@@ -78,8 +78,12 @@ def _image_size(image: PIL.Image.Image | np.ndarray | torch.Tensor) -> tuple[int
 
 
 def _as_image_list(image: PipelineImage) -> list:
-    if isinstance(image, list):
-        return image
+    if image is None:
+        raise ValueError("`image` is required: pass a PIL image, an array or tensor, or a list of them.")
+    if isinstance(image, (list, tuple)):
+        if not image:
+            raise ValueError("`image` is empty: pass at least one image.")
+        return list(image)
     if isinstance(image, torch.Tensor) and image.ndim == 4:
         return list(image)
     if isinstance(image, np.ndarray) and image.ndim == 4:
@@ -88,10 +92,52 @@ def _as_image_list(image: PipelineImage) -> list:
 
 
 def _normalise_image(image):
-    """PIL of any mode -> upright RGB; 8-bit arrays -> PIL (arrays and tensors are otherwise taken as [0, 1])."""
-    if isinstance(image, np.ndarray) and image.dtype == np.uint8:
-        image = PIL.Image.fromarray(image)
-    return to_rgb(image) if isinstance(image, PIL.Image.Image) else image
+    """
+    PIL of any mode -> upright RGB PIL. Integer arrays (8- or 16-bit) -> PIL; float arrays and tensors are taken as
+    [0, 1] and returned as `(3, H, W)` float tensors. Greyscale is repeated to RGB. Anything else (other types,
+    channel counts, non-finite or out-of-range values) is refused with a message that says how to pass it.
+    """
+    if isinstance(image, PIL.Image.Image):
+        return to_rgb(image)
+    if isinstance(image, np.ndarray):
+        if image.dtype == np.uint8 or image.dtype == np.uint16:
+            if image.ndim == 3 and image.shape[-1] == 1:
+                image = image[..., 0]
+            if image.ndim == 3 and image.shape[-1] not in (3, 4):
+                raise ValueError(f"An image array must be (H, W), (H, W, 3) or (H, W, 4), got shape {image.shape}.")
+            if image.dtype == np.uint16:  # 16-bit: keep the full range, in 8 bits
+                image = (image.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
+            return to_rgb(PIL.Image.fromarray(image))
+        if image.dtype == np.bool_ or not np.issubdtype(image.dtype, np.floating):
+            raise ValueError(
+                f"Image arrays must be uint8, uint16 or float in [0, 1], got dtype {image.dtype}; convert it first "
+                "(e.g. `array.astype(np.float32)` for a mask in {0, 1})."
+            )
+        if image.ndim == 2:
+            image = image[..., None]
+        if image.ndim != 3:
+            raise ValueError(f"An image array must be (H, W) or (H, W, C), got shape {image.shape}.")
+        image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    if isinstance(image, torch.Tensor):
+        if image.dtype == torch.bool or not image.is_floating_point():
+            raise ValueError(f"Image tensors must be float in [0, 1], got dtype {image.dtype}.")
+        if image.ndim == 2:
+            image = image[None]
+        if image.ndim != 3 or image.shape[0] not in (1, 3):
+            raise ValueError(
+                f"An image tensor must be (3, H, W) or (1, H, W) in [0, 1], got shape {tuple(image.shape)}; drop the "
+                "alpha channel or pass a PIL image (transparency is then composited on white)."
+            )
+        if not torch.isfinite(image).all():
+            raise ValueError("The image holds NaN or infinite values.")
+        if image.min() < -1e-3 or image.max() > 1 + 1e-3:
+            raise ValueError(
+                f"Float images must be in [0, 1], got values from {image.min().item():.3g} to {image.max().item():.3g}."
+            )
+        return image.float().clamp(0, 1).expand(3, -1, -1)
+    raise ValueError(
+        f"`image` must be a PIL image, a numpy array or a torch tensor (or a list of them), got {type(image).__name__}."
+    )
 
 
 class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
@@ -244,7 +290,8 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         `pipe.text_encoder_2 = None`.
         """
         device = self._execution_device
-        max_sequence_length = max_sequence_length or self.adapter.config.max_sequence_length
+        if max_sequence_length is None:
+            max_sequence_length = self.adapter.config.max_sequence_length
         pooled = self._clip_pooled_embeds([""], device)
         embeds = self._t5_embeds([""], max_sequence_length, device)
         self.adapter.set_empty_prompt_embeds(embeds[0], pooled[0])
@@ -288,8 +335,8 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
         if not isinstance(upscale, (int, float)) or not 1 <= upscale <= MAX_UPSCALE:
             raise ValueError(f"`upscale` must be a number from 1 to {MAX_UPSCALE}, got {upscale!r}.")
-        if guidance_scale < 0:
-            raise ValueError(f"`guidance_scale` must be non-negative, got {guidance_scale}.")
+        if not isinstance(guidance_scale, (int, float)) or not math.isfinite(guidance_scale) or guidance_scale < 0:
+            raise ValueError(f"`guidance_scale` must be a finite, non-negative number, got {guidance_scale}.")
         if not math.isfinite(conditioning_scale):
             raise ValueError(f"`conditioning_scale` must be a finite number, got {conditioning_scale}.")
         if not 0 <= restoration_weight <= 1:
@@ -314,6 +361,8 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
                 f"({max_output_pixels / 1e6:.1f} MP). Lower `upscale`, downscale the input, or raise "
                 "`max_output_pixels` and set `tile_size`."
             )
+        if not isinstance(max_sequence_length, int) or max_sequence_length < 1:
+            raise ValueError(f"`max_sequence_length` must be a positive integer, got {max_sequence_length!r}.")
         if max_sequence_length > self.adapter.config.max_sequence_length:
             raise ValueError(
                 f"`max_sequence_length` ({max_sequence_length}) exceeds the adapter's "
@@ -593,7 +642,8 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         # 1. Check inputs.
         # Upright RGB first: EXIF rotation changes the size the checks and the output are based on.
         images = [_normalise_image(im) for im in _as_image_list(image)]
-        max_sequence_length = max_sequence_length or self.adapter.config.max_sequence_length
+        if max_sequence_length is None:
+            max_sequence_length = self.adapter.config.max_sequence_length
         if tile_overlap is None:
             tile_overlap = (tile_size or 0) // 4 // OUTPUT_MULTIPLE * OUTPUT_MULTIPLE
         if prompt_embeds is not None:
