@@ -45,7 +45,8 @@ def load_text_to_image(config: GenerateConfig, device: torch.device):
     match = re.search(r"snapshots[/\\]([0-9a-f]{40})", str(folder))
     revision = match.group(1) if match else (config.revision or "local")
     pipe = FluxPipeline.from_pretrained(folder, torch_dtype=getattr(torch, config.dtype))
-    return pipe.to(device), revision, 512
+    # FLUX.1's T5 takes 512 tokens; a smaller model's tokenizer says how many it takes.
+    return pipe.to(device), revision, min(512, pipe.tokenizer_2.model_max_length)
 
 
 def generate_images(root: Path, config: GenerateConfig, show_progress: bool = True) -> int:

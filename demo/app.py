@@ -6,10 +6,11 @@ UI only: the model work is `fluxir_hub.FluxIRPipeline`. `app.py` at the reposito
 | variable | meaning |
 |---|---|
 | `FLUXIR_BASE_MODEL`, `FLUXIR_BASE_REVISION` | base FLUX.1 pipeline (default `black-forest-labs/FLUX.1-dev`) |
-| `FLUXIR_ADAPTER`, `FLUXIR_ADAPTER_REVISION` | the trained FluxIR adapter; unset -> tiny demo model |
-| `FLUXIR_TINY=1` | force the embedded tiny random model |
+| `FLUXIR_ADAPTER`, `FLUXIR_ADAPTER_REVISION` | the trained FluxIR adapter; unset -> the embedded mini model |
+| `FLUXIR_TINY=1` | the tiny *random* test pipeline instead (outputs are noise; for UI tests) |
 
-Without a GPU, an adapter, or Hub access the app starts on the embedded tiny random pipeline and says so in a banner.
+Without a GPU, an adapter, or Hub access the app runs the embedded mini FluxIR model (a small FLUX-shaped model
+trained offline on a CPU, not FLUX.1) and says so in a banner.
 """
 
 from __future__ import annotations
@@ -69,20 +70,32 @@ def launch_settings() -> dict[str, Any]:
 @dataclass
 class DemoModel:
     pipe: Any
-    tiny: bool
+    kind: str  # "flux" (FLUX.1 + a trained adapter), "mini" (the embedded mini model) or "tiny" (random, tests)
     banner: str
     max_input_pixels: int
     max_output_pixels: int
     seconds_per_megapixel_step: float  # for the ZeroGPU duration estimate
+    default_steps: int = 20
+
+    @property
+    def tiny(self) -> bool:
+        return self.kind == "tiny"
 
 
 def load_model() -> DemoModel:
-    """Load the real pipeline when a GPU, an adapter and the weights are available; else the tiny one."""
+    """FLUX.1 with the trained adapter when a GPU, an adapter and the weights are available; else the embedded mini
+    model (or the tiny random pipeline with `FLUXIR_TINY=1`)."""
     adapter_id = os.environ.get("FLUXIR_ADAPTER")
     reason = None
     if os.environ.get("FLUXIR_TINY") == "1":
-        reason = "FLUXIR_TINY=1 is set"
-    elif not adapter_id:
+        from fluxir_hub.testing import tiny_pipeline
+
+        banner = (
+            "**Test mode:** FLUXIR_TINY=1 is set, so this app runs the *tiny random* pipeline. It exercises the whole "
+            "interface, but its outputs are noise, not restorations."
+        )
+        return DemoModel(tiny_pipeline(), "tiny", banner, 512 * 512, 1024 * 1024, 0.05, default_steps=4)
+    if not adapter_id:
         reason = "no FLUXIR_ADAPTER is configured"
     elif not torch.cuda.is_available() and not os.environ.get("SPACES_ZERO_GPU"):
         reason = "no GPU is available"
@@ -101,17 +114,18 @@ def load_model() -> DemoModel:
             )
             pipe.to("cuda")
             pipe.vae.enable_tiling()
-            return DemoModel(pipe, False, "", 1024 * 1024, 2048 * 2048, 0.35)
-        except Exception as err:  # any loading failure: serve the tiny model and show why in the banner
+            return DemoModel(pipe, "flux", "", 1024 * 1024, 2048 * 2048, 0.35)
+        except Exception as err:  # any loading failure: serve the mini model and show why in the banner
             print(f"FluxIR demo: could not load {adapter_id}: {err!r}", file=sys.stderr)
             reason = f"the model could not be loaded ({err.__class__.__name__})"
-    from fluxir_hub.testing import tiny_pipeline
+    from fluxir_hub.mini import load_mini_pipeline
 
     banner = (
-        f"**Demo mode:** {reason}, so this app runs the embedded *tiny random* FluxIR pipeline. It exercises the whole "
-        "interface, but its outputs are noise, not restorations."
+        f"**Demo mode:** {reason}, so this app runs the embedded **mini FluxIR** model: a small FLUX-shaped model "
+        "trained offline on a CPU from a handful of photos, *not FLUX.1*. It restores, but expect a small model's "
+        "results."
     )
-    return DemoModel(tiny_pipeline(), True, banner, 512 * 512, 1024 * 1024, 0.05)
+    return DemoModel(load_mini_pipeline(), "mini", banner, 512 * 512, 1024 * 1024, 0.5)
 
 
 def estimate_duration(
@@ -297,7 +311,8 @@ class Restorer:
         if request.use_tts:
             from fluxir_hub.tts import IQAReward, TTSConfig
 
-            reward = IQAReward(metrics={"piqe": 1.0, "entropy": 1.0}) if self.model.tiny else None
+            # Offline metrics for the models that run without the Hub; FLUX.1 uses the paper's learned ones.
+            reward = IQAReward(metrics={"piqe": 1.0, "entropy": 1.0}) if self.model.kind != "flux" else None
             tts = TTSConfig(num_candidates=request.tts_candidates, reward=reward)
 
         def on_step(pipe, step, timestep, kwargs):
@@ -360,7 +375,7 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
                 image_in = gr.Image(label="Low-quality input", type="filepath", sources=["upload", "clipboard"])
                 prompt = gr.Textbox(label="Prompt (optional)", placeholder="e.g. a sharp photo of a cat")
                 upscale = gr.Slider(*LIMITS.upscale, value=4, step=1, label="Upscale")
-                steps = gr.Slider(*LIMITS.steps, value=4 if model.tiny else 20, step=1, label="Steps")
+                steps = gr.Slider(*LIMITS.steps, value=model.default_steps, step=1, label="Steps")
                 with gr.Row():
                     seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
                     randomize = gr.Checkbox(value=False, label="Randomize seed")
@@ -389,8 +404,8 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
         if examples:
 
             def restore_example(image_path, prompt_text):
-                default_steps = 4 if model.tiny else 20
-                return gpu_restore(image_path, prompt_text, 4, default_steps, 0, False, 0.05, "wavelet", False, 4)
+                steps = model.default_steps
+                return gpu_restore(image_path, prompt_text, 4, steps, 0, False, 0.05, "wavelet", False, 4)
 
             gr.Examples(
                 examples=[[str(p), ""] for p in examples],
@@ -399,7 +414,7 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
                 fn=restore_example,
                 cache_examples=True,
                 cache_mode="lazy",
-                label="Examples (public-domain photos, degraded with FluxGen's seesr preset)",
+                label="Examples (public-domain photos the mini model never trained on, degraded with FluxGen's seesr preset)",
             )
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     return demo

@@ -116,18 +116,8 @@ def tiny_vae(seed: int = 0) -> AutoencoderKL:
     )
 
 
-def tiny_components(size: str = "tiny", seed: int = 0) -> dict[str, Any]:
-    """
-    The seven components of a FLUX.1 text-to-image pipeline, tiny and random, built offline.
-
-    Args:
-        size (`str`, *optional*, defaults to `"tiny"`): `"tiny"` (tests) or `"mid"` (CPU benchmarks) transformer.
-        seed (`int`, *optional*, defaults to `0`): Seed for every component's initialisation.
-
-    Returns:
-        `dict` with keys `scheduler, vae, text_encoder, tokenizer, text_encoder_2, tokenizer_2, transformer`, ready for
-        `diffusers.FluxPipeline(**components)` or `FluxIRPipeline(**components, adapter=...)`.
-    """
+def tiny_text_components(seed: int = 0) -> dict[str, Any]:
+    """Tiny random CLIP and T5 text encoders (width 32, T5 context 32) with in-memory tokenizers, built offline."""
     tokenizer = _clip_tokenizer()
     tokenizer_2 = _t5_tokenizer()
 
@@ -161,14 +151,30 @@ def tiny_components(size: str = "tiny", seed: int = 0) -> dict[str, Any]:
             decoder_start_token_id=tokenizer_2.pad_token_id,
         )
     ).eval()
-
     return {
-        "scheduler": FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER_CONFIG),
-        "vae": tiny_vae(seed).eval(),
         "text_encoder": text_encoder,
         "tokenizer": tokenizer,
         "text_encoder_2": text_encoder_2,
         "tokenizer_2": tokenizer_2,
+    }
+
+
+def tiny_components(size: str = "tiny", seed: int = 0) -> dict[str, Any]:
+    """
+    The seven components of a FLUX.1 text-to-image pipeline, tiny and random, built offline.
+
+    Args:
+        size (`str`, *optional*, defaults to `"tiny"`): `"tiny"` (tests) or `"mid"` (CPU benchmarks) transformer.
+        seed (`int`, *optional*, defaults to `0`): Seed for every component's initialisation.
+
+    Returns:
+        `dict` with keys `scheduler, vae, text_encoder, tokenizer, text_encoder_2, tokenizer_2, transformer`, ready for
+        `diffusers.FluxPipeline(**components)` or `FluxIRPipeline(**components, adapter=...)`.
+    """
+    return {
+        "scheduler": FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER_CONFIG),
+        "vae": tiny_vae(seed).eval(),
+        **tiny_text_components(seed),
         "transformer": tiny_transformer(size, seed).eval(),
     }
 

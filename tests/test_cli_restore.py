@@ -1,8 +1,10 @@
 import json
 
+import pytest
 from PIL import Image
 
 from fluxir_hub.cli.restore import main
+from fluxir_hub.mini import has_mini_weights
 
 from .helpers import photo
 
@@ -37,8 +39,8 @@ def test_cli_restores_folder_continues_past_bad_files_and_skips_done(tmp_path, c
 
 def test_cli_clear_errors_without_gpu_or_inputs(tmp_path, capsys):
     photo().save(tmp_path / "x.png")
-    assert main([str(tmp_path / "x.png"), "-o", str(tmp_path / "o")]) == 2
-    assert "--adapter is required" in capsys.readouterr().err
+    assert main([str(tmp_path / "x.png"), "-o", str(tmp_path / "o"), "--model", "org/base"]) == 2
+    assert "is a base model: give the FluxIR adapter" in capsys.readouterr().err
     assert main([str(tmp_path / "x.png"), "-o", str(tmp_path / "o"), "--adapter", "org/name"]) == 2
     assert "No CUDA GPU found" in capsys.readouterr().err
     assert main([str(tmp_path / "nope"), "-o", str(tmp_path / "o"), "--tiny"]) == 2
@@ -161,3 +163,13 @@ def test_disk_full_stops_with_a_message_and_no_partial_file(tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert "No space left on device" in err and "1 image(s) were restored" in err and "rerun" in err
     assert [p.name for p in out.iterdir()] == ["a.png"]  # no temp file, no partial b.png
+
+
+@pytest.mark.skipif(not has_mini_weights(), reason="no mini weights (run fluxir-build-mini)")
+def test_default_restores_with_the_mini_model_and_says_so(tmp_path, capsys):
+    photo("coffee", (24, 16)).save(tmp_path / "x.png")
+    assert main([str(tmp_path / "x.png"), "-o", str(tmp_path / "o"), "--steps", "2", "--upscale", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "mini FluxIR model" in out and "not FLUX.1" in out
+    with Image.open(tmp_path / "o" / "x.png") as restored:
+        assert restored.size == (48, 32) and "mini" in json.loads(restored.text["fluxir"])["model"]

@@ -66,6 +66,7 @@ def load_models(config: TrainConfig, weight_dtype: torch.dtype) -> Models:
     from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
 
     source, rev = config.pretrained_model, config.revision
+    tokenizer_2 = T5TokenizerFast.from_pretrained(source, subfolder="tokenizer_2", revision=rev)
     return Models(
         scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(source, subfolder="scheduler", revision=rev),
         vae=AutoencoderKL.from_pretrained(source, subfolder="vae", revision=rev, torch_dtype=weight_dtype),
@@ -79,9 +80,14 @@ def load_models(config: TrainConfig, weight_dtype: torch.dtype) -> Models:
         text_encoder_2=T5EncoderModel.from_pretrained(
             source, subfolder="text_encoder_2", revision=rev, torch_dtype=weight_dtype
         ),
-        tokenizer_2=T5TokenizerFast.from_pretrained(source, subfolder="tokenizer_2", revision=rev),
-        max_sequence_length=512,
+        tokenizer_2=tokenizer_2,
+        max_sequence_length=text_length(tokenizer_2),
     )
+
+
+def text_length(tokenizer_2) -> int:
+    """T5 tokens per prompt: FLUX.1's 512, or the tokenizer's own context when it is shorter (small models)."""
+    return min(512, tokenizer_2.model_max_length)
 
 
 class Trainer:

@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--crop", type=int, default=1024, help="HQ crop side (1024); the LQ crop is crop / scale")
     build.add_argument("--scale", type=int, default=4, help="HQ / LQ size ratio (4)")
     build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--preset", default="seesr", help="DIV2K-Val degradation preset (seesr, as the paper)")
 
     restore = sub.add_parser("restore", help="restore a benchmark's LQ images with a built-in method")
     restore.add_argument("bench")
@@ -43,9 +44,25 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--upscale", type=int, default=4)
     restore.add_argument("--steps", type=int, default=20)
     restore.add_argument("--seed", type=int, default=0)
-    restore.add_argument("--model", default="black-forest-labs/FLUX.1-dev")
+    restore.add_argument(
+        "--model",
+        default=None,
+        help="base FLUX.1 id or folder with --adapter, or a whole FluxIRPipeline folder; default: FLUX.1-dev with "
+        "--adapter, else the embedded mini model",
+    )
     restore.add_argument("--adapter", help="FluxIR adapter id or folder (fluxir method)")
     restore.add_argument("--tiny", action="store_true", help="the embedded tiny random pipeline (tests)")
+    restore.add_argument(
+        "--preset",
+        choices=["default", "paper001"],
+        default="default",
+        help="paper001: as paper 001's Table 1 (no restoration sampling strategy, no colour fix); default: the "
+        "pipeline's defaults (fidelity 0.05, wavelet colour fix)",
+    )
+    restore.add_argument("--fidelity", type=float, help="restoration sampling weight (overrides --preset)")
+    restore.add_argument("--color-fix", choices=["wavelet", "adain", "none"], help="(overrides --preset)")
+    restore.add_argument("--guidance", type=float, default=3.5, help="distilled guidance scale (3.5)")
+    restore.add_argument("--tile-size", type=int, default=None, help="latent tile side in output pixels (untiled)")
 
     score = sub.add_parser("score", help="score methods and write per-image CSVs and a Table-1-style report")
     score.add_argument("--bench", nargs="+", required=True, metavar="NAME=DIR")
@@ -73,8 +90,9 @@ def run_build(args) -> None:
         raise ValueError(f"--count must be at least 1, got {args.count}.")
     if args.benchmark == "div2k-val":
         manifest = build_div2k_val(
-            Path(args.source), out, count=args.count, crop=args.crop, scale=args.scale, seed=args.seed
-        )
+            Path(args.source), out, count=args.count, crop=args.crop, scale=args.scale, seed=args.seed,
+            preset=args.preset,
+        )  # fmt: skip
     elif args.benchmark == "reallq250":
         manifest = build_lq_only(Path(args.source), out)
     else:
@@ -87,30 +105,37 @@ def run_build(args) -> None:
 
 
 def run_restore(args) -> None:
-    import torch
-
     from fluxir_hub.evaluation.runner import restore_benchmark
 
-    pipe, kwargs = None, {}
+    pipe, kwargs, settings = None, {}, {}
     if args.method == "fluxir":
         from fluxir_hub.cli.restore import SetupError, load_pipeline
 
         setup = argparse.Namespace(tiny=args.tiny, adapter=args.adapter, adapter_revision=None, model=args.model,
                                    revision=None, dtype="bfloat16", cpu_offload=False, prompt="")  # fmt: skip
         try:
-            pipe = load_pipeline(setup)
+            pipe, description = load_pipeline(setup)
         except SetupError as err:
             raise ValueError(str(err)) from err
-        kwargs = {"num_inference_steps": args.steps, "generator": torch.Generator("cpu").manual_seed(args.seed),
-                  "tile_size": 1024}  # fmt: skip
-    written = restore_benchmark(Path(args.bench), Path(args.output_dir), args.method, pipe, args.upscale, **kwargs)
+        paper = args.preset == "paper001"
+        kwargs = {
+            "num_inference_steps": args.steps,
+            "restoration_weight": args.fidelity if args.fidelity is not None else (0.0 if paper else 0.05),
+            "color_fix": args.color_fix or ("none" if paper else "wavelet"),
+            "guidance_scale": args.guidance,
+            "tile_size": args.tile_size,
+        }
+        settings = {"model": description, "preset": args.preset, **kwargs}
+    written = restore_benchmark(
+        Path(args.bench), Path(args.output_dir), args.method, pipe, args.upscale, args.seed, settings, **kwargs
+    )
     print(f"restore: wrote {written} image(s) to {args.output_dir}")
 
 
 def run_score(args) -> None:
     from fluxir_hub.evaluation import create_scorers, render_table
     from fluxir_hub.evaluation.benchmarks import DISPLAY_NAMES
-    from fluxir_hub.evaluation.runner import score_results
+    from fluxir_hub.evaluation.runner import SETTINGS_NAME, score_results
 
     benches = {}
     for item in args.bench:
@@ -129,13 +154,24 @@ def run_score(args) -> None:
             method_dir = Path(args.results) / name / method
             means, missing = score_results(folder, method_dir, scorers, out / name / f"{method}.csv")
             results[display][method] = means
-            summary[f"{name}/{method}"] = {"means": means, "missing": missing}
+            settings_path = method_dir / SETTINGS_NAME
+            settings = json.loads(settings_path.read_text()) if settings_path.exists() else None
+            summary[f"{name}/{method}"] = {"means": means, "missing": missing, "settings": settings}
             if missing:
                 total = len(list((folder / "lq").glob("*.png")))
                 notes[(display, method)] = (
                     f"{len(missing)} of {total} results missing (e.g. {missing[0]}); no average reported."
                 )
     table = render_table(results, metrics, notes, paper_reference=args.paper_reference)
+    recorded = {key: value["settings"] for key, value in summary.items() if value["settings"]}
+    if recorded:
+        table += (
+            "\nSettings used:\n\n"
+            + "\n".join(
+                f"- {key}: " + ", ".join(f"{k}={v}" for k, v in value.items()) for key, value in recorded.items()
+            )
+            + "\n"
+        )
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(table)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")

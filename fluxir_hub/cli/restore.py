@@ -33,13 +33,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--color-fix", default="wavelet", choices=["wavelet", "adain", "none"])
     parser.add_argument("--tile-size", type=int, default=1024, help="tile side in output pixels (default 1024)")
     parser.add_argument("--tile-overlap", type=int, default=256, help="tile overlap in output pixels (default 256)")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="base FLUX.1 model id or folder")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help=f"base FLUX.1 model id or folder for --adapter (default {DEFAULT_MODEL}), or a whole FluxIRPipeline "
+        "folder (adapter included)",
+    )
     parser.add_argument("--revision", default=None, help="revision of --model")
-    parser.add_argument("--adapter", default=None, help="FluxIR adapter id or folder (required unless --tiny)")
+    parser.add_argument(
+        "--adapter",
+        default=None,
+        help="trained FluxIR adapter id or folder for FLUX.1 (needs a GPU); without it the embedded mini model runs",
+    )
     parser.add_argument("--adapter-revision", default=None, help="revision of --adapter")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     parser.add_argument("--cpu-offload", action="store_true", help="offload idle models to the CPU (saves VRAM)")
-    parser.add_argument("--tiny", action="store_true", help="use the embedded tiny random pipeline (no GPU, no Hub)")
+    parser.add_argument("--tiny", action="store_true", help="the tiny *random* pipeline used by the tests (noise out)")
     parser.add_argument("--overwrite", action="store_true", help="redo images whose output already exists")
     return parser
 
@@ -48,24 +57,47 @@ class SetupError(RuntimeError):
     """The pipeline could not be set up; the message says what to do."""
 
 
+def _is_pipeline_folder(path: str | None) -> bool:
+    """A saved FluxIRPipeline (every component, the adapter included), rather than a base model or Hub id."""
+    index = Path(path) / "model_index.json" if path else None
+    return bool(index and index.is_file() and "adapter" in json.loads(index.read_text()))
+
+
 def load_pipeline(args: argparse.Namespace):
+    """
+    `(pipeline, description)` for the command line: the tiny random stack (`--tiny`), a whole FluxIRPipeline folder
+    (`--model folder`), FLUX.1 with a trained adapter (`--adapter`, on a GPU), or else the embedded mini model.
+    """
     import torch
 
     if args.tiny:
         from fluxir_hub.testing import tiny_pipeline
 
-        return tiny_pipeline()
+        return tiny_pipeline(), "the tiny random test pipeline (its outputs are noise)"
 
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     from fluxir_hub import FluxIRAdapter, FluxIRPipeline
 
     if args.adapter is None:
-        raise SetupError("--adapter is required: the Hub id or folder of a trained FluxIR adapter (or use --tiny).")
+        from fluxir_hub.mini import MINI_DESCRIPTION, load_mini_pipeline
+
+        if args.model is None:
+            try:
+                return load_mini_pipeline(), MINI_DESCRIPTION
+            except FileNotFoundError as err:
+                raise SetupError(str(err)) from err
+        if _is_pipeline_folder(args.model):
+            return load_mini_pipeline(args.model), f"the FluxIRPipeline in {args.model}"
+        raise SetupError(
+            f"--model {args.model} is a base model: give the FluxIR adapter to use with --adapter, or pass a whole "
+            "FluxIRPipeline folder to --model, or leave both out for the embedded mini model."
+        )
+    args.model = args.model or DEFAULT_MODEL
     if not torch.cuda.is_available():
         raise SetupError(
-            "No CUDA GPU found. FLUX.1 needs a GPU with at least 24 GB (or --cpu-offload with 16 GB); "
-            "use --tiny to try the command without one."
+            "No CUDA GPU found. FLUX.1 with a FluxIR adapter needs a GPU; leave out --adapter to restore with the "
+            "embedded mini model on the CPU."
         )
     dtype = getattr(torch, args.dtype)
     try:
@@ -90,7 +122,7 @@ def load_pipeline(args: argparse.Namespace):
     else:
         pipe.to("cuda")
     pipe.vae.enable_tiling()
-    return pipe
+    return pipe, f"FLUX.1 ({args.model}) with the FluxIR adapter {args.adapter}"
 
 
 OUTPUT_TAG = "fluxir"  # PNG text chunk with the settings and the source of a restored image
@@ -194,19 +226,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     try:
-        pipe = load_pipeline(args)
+        pipe, description = load_pipeline(args)
     except SetupError as err:
         print(f"fluxir-restore: {err}", file=sys.stderr)
         return 2
-    if args.tiny:
-        print("Using the embedded tiny random pipeline: outputs show the pipeline runs, not a real restoration.")
+    print(f"Restoring with {description}.")
 
     import torch
 
     settings = {
         "prompt": args.prompt, "upscale": args.upscale, "num_inference_steps": args.steps, "seed": args.seed,
-        "restoration_weight": args.fidelity, "color_fix": args.color_fix, "model": "tiny" if args.tiny else args.model,
-        "adapter": "tiny" if args.tiny else args.adapter,
+        "restoration_weight": args.fidelity, "color_fix": args.color_fix, "model": description,
     }  # fmt: skip
     failures: list[tuple[Path, str]] = []
     written = 0

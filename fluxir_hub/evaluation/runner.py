@@ -12,18 +12,49 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..files import atomic_save_png
+from ..files import atomic_save_png, atomic_write_text
 from .benchmarks import benchmark_names
 from .metrics import FULL_REFERENCE
 
 METHODS = ("bicubic", "fluxir")
 
 
-def restore_benchmark(bench_dir: Path, out_dir: Path, method: str, pipe=None, upscale: int = 4, **pipe_kwargs) -> int:
-    """Write `out_dir/<name>.png` for every LQ image not restored yet; returns how many were written."""
+SETTINGS_NAME = "restore_settings.json"
+
+
+def restore_benchmark(
+    bench_dir: Path,
+    out_dir: Path,
+    method: str,
+    pipe=None,
+    upscale: int = 4,
+    seed: int = 0,
+    settings: dict | None = None,
+    **pipe_kwargs,
+) -> int:
+    """
+    Write `out_dir/<name>.png` for every LQ image not restored yet; returns how many were written.
+
+    `settings` (JSON: the model and every sampling setting) are saved as `restore_settings.json`; a folder restored
+    with other settings is refused rather than topped up, so no result folder mixes two configurations. Each image
+    gets its own generator seeded with `seed`, so a resumed run restores exactly what an uninterrupted one would.
+    """
+    import json
+
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}; built in: {METHODS} (score any other method's folder directly).")
+    record = {"method": method, "upscale": upscale, "seed": seed, **(settings or {})}
+    settings_path = Path(out_dir) / SETTINGS_NAME
+    if settings_path.exists():
+        stored = json.loads(settings_path.read_text())
+        if stored != record:
+            changed = sorted(k for k in set(stored) | set(record) if stored.get(k) != record.get(k))
+            raise ValueError(
+                f"{out_dir} was restored with other settings ({', '.join(f'{k}: {stored.get(k)!r} -> {record.get(k)!r}' for k in changed)}); "
+                "restore into another folder or delete it."
+            )
     out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(settings_path, json.dumps(record, indent=1) + "\n")
     written = 0
     for name in tqdm(benchmark_names(bench_dir), desc=f"Restoring with {method}"):
         target = out_dir / f"{name}.png"
@@ -34,7 +65,8 @@ def restore_benchmark(bench_dir: Path, out_dir: Path, method: str, pipe=None, up
         if method == "bicubic":
             result = lq.resize((lq.width * upscale, lq.height * upscale), Image.BICUBIC)
         else:
-            result = pipe(lq, upscale=upscale, **pipe_kwargs).images[0]
+            generator = torch.Generator("cpu").manual_seed(seed)
+            result = pipe(lq, upscale=upscale, generator=generator, **pipe_kwargs).images[0]
         atomic_save_png(target, result)
         written += 1
     return written

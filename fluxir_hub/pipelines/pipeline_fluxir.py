@@ -51,22 +51,20 @@ EXAMPLE_DOC_STRING = """
 PipelineImage = PIL.Image.Image | np.ndarray | torch.Tensor | list[PIL.Image.Image] | list[np.ndarray]
 
 MIN_INPUT_SIDE = 8  # below this there is nothing to restore
-OUTPUT_MULTIPLE = 16  # VAE factor 8 x 2x2 token packing
+OUTPUT_MULTIPLE = 16  # FLUX's VAE factor 8 x 2x2 token packing; a pipeline uses its own VAE's factor x 2
 MAX_UPSCALE = 8
 DEFAULT_MAX_OUTPUT_PIXELS = 4096 * 4096
 DEFAULT_GUIDANCE_SCALE = 3.5
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
 
-def output_size(width: int, height: int, upscale: float) -> tuple[int, int]:
+def output_size(width: int, height: int, upscale: float, multiple: int = OUTPUT_MULTIPLE) -> tuple[int, int]:
     """
     Output `(width, height)` for an input of `width x height` pixels: each side times `upscale`, rounded to the
-    nearest multiple of 16 (halves round up; the VAE and 2x2 packing need multiples of 16), and at least 16.
+    nearest multiple of `multiple` (halves round up; the VAE and 2x2 packing need multiples of its factor x 2: 16 for
+    FLUX.1), and at least `multiple`.
     """
-    return tuple(
-        max(OUTPUT_MULTIPLE, math.floor(side * upscale / OUTPUT_MULTIPLE + 0.5) * OUTPUT_MULTIPLE)
-        for side in (width, height)
-    )
+    return tuple(max(multiple, math.floor(side * upscale / multiple + 0.5) * multiple) for side in (width, height))
 
 
 def _image_size(image: PIL.Image.Image | np.ndarray | torch.Tensor) -> tuple[int, int]:
@@ -195,6 +193,11 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         self.tokenizer_max_length = self.tokenizer.model_max_length if getattr(self, "tokenizer", None) else 77
 
     # ------------------------------------------------------------------ properties
+    @property
+    def output_multiple(self) -> int:
+        """Output sides are multiples of this: the VAE's downsampling factor times the 2x2 token packing."""
+        return self.vae_scale_factor * 2
+
     @property
     def guidance_scale(self) -> float:
         return self._guidance_scale
@@ -348,13 +351,16 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"`output_type` must be one of {OUTPUT_TYPES}, got {output_type!r}.")
         if tile_size is not None:
-            if tile_size < 4 * OUTPUT_MULTIPLE or tile_size % OUTPUT_MULTIPLE:
-                raise ValueError(f"`tile_size` must be a multiple of 16 of at least 64 pixels, got {tile_size}.")
+            multiple = self.output_multiple
+            if tile_size < 4 * multiple or tile_size % multiple:
+                raise ValueError(
+                    f"`tile_size` must be a multiple of {multiple} of at least {4 * multiple} pixels, got {tile_size}."
+                )
             if not 0 <= tile_overlap < tile_size:
                 raise ValueError(
                     f"`tile_overlap` must be at least 0 and smaller than `tile_size` ({tile_size}), got {tile_overlap}."
                 )
-        out_w, out_h = output_size(width, height, upscale)
+        out_w, out_h = output_size(width, height, upscale, self.output_multiple)
         if max_output_pixels is not None and out_w * out_h > max_output_pixels:
             raise ValueError(
                 f"The output would be {out_w}x{out_h} ({out_w * out_h / 1e6:.1f} MP), above `max_output_pixels` "
@@ -645,7 +651,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         if max_sequence_length is None:
             max_sequence_length = self.adapter.config.max_sequence_length
         if tile_overlap is None:
-            tile_overlap = (tile_size or 0) // 4 // OUTPUT_MULTIPLE * OUTPUT_MULTIPLE
+            tile_overlap = (tile_size or 0) // 4 // self.output_multiple * self.output_multiple
         if prompt_embeds is not None:
             prompt = [""] * prompt_embeds.shape[0]
         if tts is not None:
@@ -660,7 +666,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         self._interrupt = False
 
         batch_size = len(images)
-        width, height = output_size(*_image_size(images[0]), upscale)
+        width, height = output_size(*_image_size(images[0]), upscale, self.output_multiple)
         device = self._execution_device
         dtype = self.transformer.dtype
 

@@ -1,0 +1,174 @@
+"""Ablations of the mini FluxIR model on the held-out photos (never used in training): what each part is worth.
+
+    python benchmarks/mini_ablation.py                          # reuses ./mini-build (runs the build stages it lacks)
+    python benchmarks/mini_ablation.py --work-dir mini-build --scale 0.05   # quick smoke run
+
+Every adapter variant is trained with the shipped adapter's settings (same data, steps, seed) except the one thing
+ablated; every restoration uses the same seed. Scores: PSNR / SSIM (higher is better) and PIQE (lower is better) on
+seeded crops of the held-out photos degraded with `seesr` x4, plus seconds per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from a fresh clone
+    sys.path.insert(0, str(ROOT))
+
+
+@dataclass
+class Variant:
+    name: str
+    adapter: str  # which adapter: shipped, zero, no-pixel-loss, rank-8, real-photos
+    kwargs: dict = field(default_factory=dict)  # pipeline call settings beyond the defaults
+    note: str = ""
+
+
+VARIANTS = [
+    Variant("mini FluxIR (20 steps)", "shipped", note="the shipped model, pipeline defaults"),
+    Variant("zero-initialised adapter (base only)", "zero", note="untrained adapter: the base generator alone"),
+    Variant("adapter without pixel loss", "no-pixel-loss", note="fluxir-train --pixel_loss_weight 0"),
+    Variant("SE rank 8", "rank-8", note="fluxir-train --rank 8 (shipped: 32)"),
+    Variant("restoration weight 0", "shipped", {"restoration_weight": 0.0}, "paper 004's strategy off (shipped: 0.05)"),
+    Variant("test-time scaling N=1", "shipped", {"tts": 1}, "greedy search off"),
+    Variant("test-time scaling N=4", "shipped", {"tts": 4}, "4 candidates, reward: PIQE + entropy + LQ fidelity"),
+    Variant("adapter trained on real photo patches", "real-photos",
+            note="fluxir-train --hq_folder <training photos> (degraded on the fly) instead of mini FluxGen data"),
+]  # fmt: skip
+
+
+def train_variant(build, which: str, folder: Path):
+    """Train (or reuse) the adapter of one ablation with the build's adapter settings and one change."""
+    from fluxir_hub.mini.photos import load_photo, photo_names
+    from training.trainer import Trainer
+
+    overrides = {
+        "no-pixel-loss": {"pixel_loss_weight": 0.0},
+        "rank-8": {"rank": 8},
+        "real-photos": {"dataset": None, "hq_folder": None},
+    }[which]
+    if which == "real-photos":
+        photos = build.work / "train-photos"
+        photos.mkdir(exist_ok=True)
+        for name in photo_names("train"):
+            load_photo(name).save(photos / f"{name}.png")
+        overrides["hq_folder"] = str(photos)
+        overrides["degradation_preset"] = build.config.fluxgen.preset
+    if not (folder / "diffusion_pytorch_model.safetensors").exists() or (folder / "checkpoint-partial").exists():
+        Trainer(build.adapter_config(folder, **overrides)).train()
+    return folder
+
+
+def load_variant_pipeline(build, which: str, shipped):
+    """The shipped pipeline with the variant's adapter swapped in (the base and VAE are shared)."""
+    import copy
+
+    from fluxir_hub import FluxIRAdapter
+
+    if which == "shipped":
+        return shipped
+    pipe = copy.copy(shipped)  # a shallow copy: same base modules, its own adapter
+    if which == "zero":
+        adapter = FluxIRAdapter.from_transformer(
+            shipped.transformer,
+            rank=shipped.adapter.config.rank,
+            max_sequence_length=shipped.adapter.config.max_sequence_length,
+        )
+        adapter.set_empty_prompt_embeds(*shipped.adapter.get_empty_prompt_embeds())
+    else:
+        adapter = FluxIRAdapter.from_pretrained(train_variant(build, which, build.work / f"ablation-{which}"))
+    pipe.register_modules(adapter=adapter.eval())
+    return pipe
+
+
+def evaluate(pipe, bench: Path, out: Path, kwargs: dict, seed: int) -> dict:
+    """Restore every benchmark image and score it against its HQ; returns mean metrics and seconds per image."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from fluxir_hub.evaluation.metrics import create_scorers
+    from fluxir_hub.tts import IQAReward, TTSConfig
+
+    scorers = create_scorers(["PSNR", "SSIM", "PIQE"])
+    call = dict(kwargs)
+    candidates = call.pop("tts", None)
+    if candidates:
+        reward = IQAReward(metrics={"piqe": 1.0, "entropy": 1.0}, pretrained=False)
+        call["tts"] = TTSConfig(num_candidates=candidates, reward=reward)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, seconds = [], []
+    for lq_path in sorted((bench / "lq").glob("*.png")):
+        lq = Image.open(lq_path).convert("RGB")
+        hq = Image.open(bench / "hq" / lq_path.name).convert("RGB")
+        start = time.perf_counter()
+        if pipe is None:
+            restored = lq.resize(hq.size, Image.BICUBIC)
+        else:
+            restored = pipe(
+                lq, upscale=hq.width // lq.width, generator=torch.Generator().manual_seed(seed), **call
+            ).images[0]
+        seconds.append(time.perf_counter() - start)
+        restored.save(out / lq_path.name)
+        a, b = (
+            torch.from_numpy(np.asarray(im, dtype=np.float32) / 255).permute(2, 0, 1)[None] for im in (restored, hq)
+        )
+        with torch.no_grad():
+            rows.append({"PSNR": float(scorers["PSNR"](a, b)), "SSIM": float(scorers["SSIM"](a, b)),
+                         "PIQE": float(scorers["PIQE"](a))})  # fmt: skip
+    means = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    return {**means, "seconds_per_image": float(np.mean(seconds)), "images": len(rows)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", default="mini-build", help="the fluxir-build-mini work folder (reused)")
+    parser.add_argument("--scale", type=float, default=1.0, help="as fluxir-build-mini --scale (smoke tests)")
+    parser.add_argument("--output", default=None, help="JSON results (default <work-dir>/ablation.json)")
+    args = parser.parse_args(argv)
+
+    from fluxir_hub.mini import load_mini_pipeline
+    from fluxir_hub.mini.config import MiniBuildConfig
+    from training.mini.build import MiniBuild
+
+    config = MiniBuildConfig.load(args.work_dir) or MiniBuildConfig()
+    if args.scale != 1.0 and MiniBuildConfig.load(args.work_dir) is None:
+        config = config.scaled(args.scale)
+    work = Path(args.work_dir)
+    build = MiniBuild(config, work, work / "model")
+    build.run(["vae", "base", "fluxgen", "adapter", "ship", "eval"])  # finished stages are kept
+    shipped = load_mini_pipeline(work / "model", device="cpu")
+    bench = work / "bench"
+    seed = config.seed
+    steps = config.eval.num_inference_steps
+
+    results = {"bicubic": {**evaluate(None, bench, work / "ablation-results" / "bicubic", {}, seed), "note": ""}}
+    for variant in VARIANTS:
+        pipe = load_variant_pipeline(build, variant.adapter, shipped)
+        folder = work / "ablation-results" / variant.name.replace(" ", "-")
+        results[variant.name] = {
+            **evaluate(pipe, bench, folder, {"num_inference_steps": steps, **variant.kwargs}, seed),
+            "note": variant.note,
+        }
+        print(f"{variant.name}: {results[variant.name]}", flush=True)
+
+    lines = ["| method | PSNR ↑ | SSIM ↑ | PIQE ↓ | s/image | what changes |", "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        lines.append(
+            f"| {name} | {r['PSNR']:.2f} | {r['SSIM']:.4f} | {r['PIQE']:.2f} | {r['seconds_per_image']:.2f} | {r['note']} |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    output = Path(args.output) if args.output else work / "ablation.json"
+    output.write_text(json.dumps({"config": config.to_dict(), "results": results, "table": table}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

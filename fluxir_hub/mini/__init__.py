@@ -1,0 +1,45 @@
+"""The mini FluxIR model: a small FLUX-shaped stack trained on two CPU cores and shipped inside the package.
+
+It is the paper's whole "acquire then adapt" loop in miniature (a VAE and a base generator trained on photos, FluxGen
+pairs made with that base, a FluxIR adapter trained on them; see `fluxir-build-mini`), so the project restores real
+photos out of the box where FLUX.1 is out of reach (no GPU, no Hub), and every algorithm can be measured. It is not
+FLUX.1: expect a small model's restorations.
+
+```py
+from fluxir_hub.mini import load_mini_pipeline
+
+pipe = load_mini_pipeline()  # offline, CPU
+restored = pipe(lq_image, upscale=4).images[0]
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MINI_DIR = Path(__file__).parent / "weights"
+MINI_DESCRIPTION = "the embedded mini FluxIR model (a small FLUX-shaped model trained offline on a CPU, not FLUX.1)"
+
+
+def has_mini_weights(folder: str | Path = MINI_DIR) -> bool:
+    return (Path(folder) / "model_index.json").is_file()
+
+
+def load_mini_pipeline(folder: str | Path = MINI_DIR, device: str | None = None):
+    """
+    Load the shipped mini [`FluxIRPipeline`] (every component, the adapter included) from `folder`, never touching
+    the network. On `device` (default: CUDA when available, else CPU), float32, progress bar off.
+    """
+    import torch
+
+    from ..pipelines.pipeline_fluxir import FluxIRPipeline
+
+    folder = Path(folder)
+    if not has_mini_weights(folder):
+        raise FileNotFoundError(
+            f"No mini model in {folder}. Rebuild it with `fluxir-build-mini` (about an hour on two CPU cores), or "
+            "reinstall the package, which ships it."
+        )
+    pipe = FluxIRPipeline.from_pretrained(folder, torch_dtype=torch.float32, local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -1,0 +1,129 @@
+"""Typed settings of a mini-model build, saved as `mini_build_config.json` beside what the build produces."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+CONFIG_NAME = "mini_build_config.json"
+
+
+@dataclass
+class VAEStage:
+    """The autoencoder: FLUX's layout (16 latent channels, 8x down, scale and shift), small channels."""
+
+    block_out_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])
+    layers_per_block: int = 1
+    steps: int = 2000
+    batch_size: int = 16
+    patch_size: int = 64
+    learning_rate: float = 1e-3
+    latent_penalty: float = 1e-4  # keeps the deterministic latents near the origin (no posterior sampling)
+
+
+@dataclass
+class BaseStage:
+    """The base generator: an empty-prompt flow-matching FLUX transformer (paper 001 Eq. 7-8, FLUX's time shift)."""
+
+    num_layers: int = 2
+    num_single_layers: int = 4
+    attention_head_dim: int = 32
+    num_attention_heads: int = 4
+    steps: int = 3000
+    batch_size: int = 16
+    patch_sizes: list[int] = field(default_factory=lambda: [128, 256])  # pixels; one size per batch
+    learning_rate: float = 5e-4
+    latent_bank_size: int = 2048  # random crops encoded once by the trained VAE
+
+
+@dataclass
+class FluxGenStage:
+    """FluxGen on the mini base (paper 001 §3.1), with metrics that need no downloaded weights."""
+
+    num_images: int = 512
+    width: int = 256
+    height: int = 192
+    num_inference_steps: int = 20
+    guidance_scale: float = 4.0
+    metrics: list[str] = field(default_factory=lambda: ["piqe", "entropy"])
+    quantile: float = 0.05
+    preset: str = "seesr"
+    scale: int = 4
+
+
+@dataclass
+class AdapterStage:
+    """`fluxir-train` on the FluxGen pairs: rank 32, pixel loss on."""
+
+    rank: int = 32
+    steps: int = 4000
+    batch_size: int = 8
+    crop_size: int = 128
+    learning_rate: float = 5e-4
+    pixel_loss_weight: float = 1.0
+    pixel_loss_crop: int | None = 8
+
+
+@dataclass
+class EvalStage:
+    """Held-out benchmark: seeded crops of the held-out photos, degraded like the training data."""
+
+    count: int = 12
+    crop: int = 256
+    preset: str = "seesr"
+    scale: int = 4
+    num_inference_steps: int = 20
+
+
+@dataclass
+class MiniBuildConfig:
+    seed: int = 0
+    vae: VAEStage = field(default_factory=VAEStage)
+    base: BaseStage = field(default_factory=BaseStage)
+    fluxgen: FluxGenStage = field(default_factory=FluxGenStage)
+    adapter: AdapterStage = field(default_factory=AdapterStage)
+    eval: EvalStage = field(default_factory=EvalStage)
+    format_version: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MiniBuildConfig:
+        sections = {f.name: f.default_factory for f in fields(cls) if f.default_factory is not MISSING}
+        kwargs = {}
+        for key, value in data.items():
+            if key in sections:
+                section = sections[key]()
+                known = {f.name for f in fields(section)}
+                unknown = set(value) - known
+                if unknown:
+                    raise ValueError(f"Unknown key(s) {sorted(unknown)} in section {key!r} of the mini build config.")
+                kwargs[key] = type(section)(**value)
+            elif key in {f.name for f in fields(cls)}:
+                kwargs[key] = value
+            else:
+                raise ValueError(f"Unknown mini build setting {key!r}.")
+        return cls(**kwargs)
+
+    def save(self, folder: str | Path) -> None:
+        from ..files import atomic_write_text
+
+        atomic_write_text(Path(folder) / CONFIG_NAME, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> MiniBuildConfig | None:
+        path = Path(folder) / CONFIG_NAME
+        return cls.from_dict(json.loads(path.read_text())) if path.exists() else None
+
+    def scaled(self, factor: float) -> MiniBuildConfig:
+        """The same build with every training stage's step count (and FluxGen's image count) times `factor`: for
+        smoke tests (`factor` << 1) and longer runs on a GPU."""
+        data = self.to_dict()
+        for section in ("vae", "base", "adapter"):
+            data[section]["steps"] = max(1, round(data[section]["steps"] * factor))
+        data["fluxgen"]["num_images"] = max(32, round(data["fluxgen"]["num_images"] * factor))
+        data["base"]["latent_bank_size"] = max(32, round(data["base"]["latent_bank_size"] * factor))
+        return MiniBuildConfig.from_dict(data)

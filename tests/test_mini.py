@@ -1,0 +1,143 @@
+"""The shipped mini model: loads offline as FLUX's classes, fits its size budget, and measurably restores held-out
+photos; the build command refuses what it must and resumes exactly."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fluxir_hub.mini import MINI_DIR, has_mini_weights, load_mini_pipeline
+
+from .helpers import gen
+
+pytestmark = pytest.mark.skipif(not has_mini_weights(), reason="no mini weights (run fluxir-build-mini)")
+
+# Margins taken from the held-out benchmark (benchmarks/mini_ablation.py, model card), with room for the smaller
+# test crop and fewer steps: the trained adapter beats the zero adapter and stays near bicubic.
+ADAPTER_GAIN_DB = 3.0
+BICUBIC_GAP_DB = 2.5
+
+
+@pytest.fixture(scope="module")
+def mini():
+    return load_mini_pipeline(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def heldout_pair():
+    """A crop of a held-out photo and its seesr x4 degradation (never seen by any training stage)."""
+    from dataset_builder import degrade
+    from fluxir_hub.mini.photos import load_photo, photo_names
+
+    assert "chelsea" in photo_names("heldout")
+    hq = load_photo("chelsea").crop((140, 60, 268, 188))  # 128 px: the cat's face and fur
+    return hq, degrade(hq, preset="seesr", scale=4, seed=7).lq
+
+
+def _psnr(a: Image.Image, b: Image.Image) -> float:
+    x, y = (np.asarray(im, dtype=np.float64) / 255 for im in (a, b))
+    return float(10 * np.log10(1 / np.mean((x - y) ** 2)))
+
+
+def test_loads_offline_as_flux_classes_within_the_size_budget(mini):
+    from diffusers import AutoencoderKL, FluxTransformer2DModel
+
+    assert isinstance(mini.transformer, FluxTransformer2DModel) and isinstance(mini.vae, AutoencoderKL)
+    assert mini.transformer.config.num_layers >= 1 and mini.transformer.config.num_single_layers >= 1
+    assert mini.vae.config.latent_channels == 16 and mini.transformer.config.in_channels == 64
+    assert mini.vae.config.scaling_factor != 1.0 and mini.vae.config.shift_factor != 0.0  # measured, FLUX-style
+    assert mini.adapter.has_empty_prompt_embeds and mini.adapter.config.rank == 32
+    size = sum(p.stat().st_size for p in MINI_DIR.rglob("*.safetensors"))
+    assert size <= 30e6, f"{size / 1e6:.1f} MB of weights"
+    card = (MINI_DIR / "README.md").read_text()
+    assert "not FLUX.1" in card and "heldout" in card and "| PSNR |" in card
+    build = json.loads((MINI_DIR / "mini_build_config.json").read_text())
+    assert build["adapter"]["rank"] == 32 and build["adapter"]["pixel_loss_weight"] > 0
+
+
+def test_trained_adapter_restores_a_held_out_photo(mini, heldout_pair):
+    import copy
+
+    from fluxir_hub import FluxIRAdapter
+
+    hq, lq = heldout_pair
+    restored = mini(lq, upscale=4, num_inference_steps=8, generator=gen(0)).images[0]
+    assert restored.size == hq.size
+    zero = copy.copy(mini)
+    adapter = FluxIRAdapter.from_transformer(mini.transformer, rank=32, max_sequence_length=32)
+    adapter.set_empty_prompt_embeds(*mini.adapter.get_empty_prompt_embeds())
+    zero.register_modules(adapter=adapter)
+    base_only = zero(lq, upscale=4, num_inference_steps=8, generator=gen(0)).images[0]
+    bicubic = lq.resize(hq.size, Image.BICUBIC)
+    ours, theirs, floor = _psnr(restored, hq), _psnr(base_only, hq), _psnr(bicubic, hq)
+    assert ours > theirs + ADAPTER_GAIN_DB, (ours, theirs)
+    assert ours > floor - BICUBIC_GAP_DB, (ours, floor)
+
+
+def test_pipeline_follows_the_vae_factor(mini):
+    assert mini.output_multiple == 2 * mini.vae_scale_factor == 2 ** len(mini.vae.config.block_out_channels)
+    out = mini(Image.new("RGB", (20, 12), (120, 80, 40)), upscale=2, num_inference_steps=1, output_type="pt")
+    assert out.images.shape[-2:] == (32, 48)  # 24x40 rounded to the VAE's multiple of 16
+
+
+def test_build_refuses_to_overwrite_the_shipped_weights(capsys):
+    from training.mini.build import main
+
+    assert main(["--stages", "ship"]) == 2
+    assert "already holds a mini model" in capsys.readouterr().err
+
+
+def test_pretraining_loop_resumes_bit_exactly(tmp_path):
+    from training.mini.loop import train_steps
+
+    def run(total, folder):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(4, 4)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+
+        def step(index, generator):
+            x = torch.randn(8, 4, generator=generator)
+            return (model(x) - x.flip(-1)).pow(2).mean()
+
+        losses = train_steps("unit", model, optimizer, step, total, 1e-2, 0, folder, checkpoint_every=3)
+        return losses, model.weight.detach().clone()
+
+    full, weight = run(10, tmp_path / "full")
+    run(6, tmp_path / "split")  # "killed" after its step-6 checkpoint
+    resumed, resumed_weight = run(10, tmp_path / "split")
+    assert resumed == full and torch.equal(resumed_weight, weight)
+
+
+def test_patches_skip_flat_regions_and_are_seeded():
+    from fluxir_hub.mini.photos import FLAT_PATCH_STD, sample_patches
+
+    flat = torch.zeros(3, 64, 64)
+    textured = torch.rand(3, 64, 64) * 2 - 1
+    a = sample_patches([flat, textured], 16, 32, torch.Generator().manual_seed(3))
+    b = sample_patches([flat, textured], 16, 32, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    assert (a.flatten(1).std(dim=1) > FLAT_PATCH_STD).float().mean() > 0.9  # flat crops redrawn
+
+
+def test_heldout_photos_never_reach_training(monkeypatch, tmp_path):
+    """The VAE stage (the only stage that reads photos before FluxGen) trains on the train split alone."""
+    from fluxir_hub.mini.config import MiniBuildConfig
+    from fluxir_hub.mini.photos import photo_names
+    from training.mini import build as build_module
+    from training.mini import stages
+
+    seen = []
+    monkeypatch.setattr(build_module, "photos_as_tensors", lambda names: seen.extend(names) or [torch.rand(3, 64, 64)])
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(stages, "train_vae", stop)
+    with pytest.raises(Stop):
+        build_module.MiniBuild(MiniBuildConfig(), tmp_path, tmp_path / "out").run_vae()
+    assert seen == photo_names("train") and not set(seen) & set(photo_names("heldout"))

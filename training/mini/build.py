@@ -1,0 +1,280 @@
+"""`fluxir-build-mini`: rebuild the mini FluxIR model from scratch, the paper's "acquire then adapt" loop in miniature.
+
+    fluxir-build-mini                         # every stage into ./mini-build, then ship to fluxir_hub/mini/weights
+    fluxir-build-mini --work-dir /tmp/mb      # resumes: finished stages are kept, killed stages continue
+    fluxir-build-mini --scale 0.02 --output-dir /tmp/smoke   # a quick smoke run (fewer steps), never the shipped weights
+
+Stages, each resumable and deterministic for `--seed`:
+
+1. `vae`     AutoencoderKL (16 latent channels, 8x) trained on patches of the training photos.
+2. `base`    FluxTransformer2DModel trained as an empty-prompt flow-matching generator on those photos' latents.
+3. `fluxgen` FluxGen on the base: generate, score (offline NR-IQA), select, degrade (seesr, x4), export.
+4. `adapter` `fluxir-train` on the FluxGen pairs: the FluxIR adapter, rank 32, pixel loss on.
+5. `ship`    a `FluxIRPipeline` folder (every component, the adapter inside) and its model card.
+6. `eval`    `fluxir-eval` on crops of the held-out photos: bicubic vs mini FluxIR, PSNR / SSIM / PIQE.
+
+The held-out photos (`fluxir_hub.mini.photos`) never enter stages 1-4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from fluxir_hub.files import atomic_write_text
+from fluxir_hub.mini import MINI_DIR
+from fluxir_hub.mini.config import CONFIG_NAME, MiniBuildConfig
+from fluxir_hub.mini.photos import PHOTOS, load_photo, photo_names, photos_as_tensors
+
+STAGES = ("vae", "base", "fluxgen", "adapter", "ship", "eval")
+REPORT_NAME = "build_report.json"
+
+
+class MiniBuild:
+    """The stages of one build in `work_dir`; each records its result in `build_report.json` when done."""
+
+    def __init__(self, config: MiniBuildConfig, work_dir: Path, output_dir: Path):
+        self.config = config
+        self.work = Path(work_dir)
+        self.output_dir = Path(output_dir)
+        self.report_path = self.work / REPORT_NAME
+        self.report = json.loads(self.report_path.read_text()) if self.report_path.exists() else {}
+
+    # ------------------------------------------------------------------ bookkeeping
+    def done(self, stage: str) -> bool:
+        return stage in self.report.get("stages", {})
+
+    def record(self, stage: str, **facts) -> None:
+        self.report.setdefault("stages", {})[stage] = facts
+        atomic_write_text(self.report_path, json.dumps(self.report, indent=1) + "\n")
+
+    @property
+    def base_dir(self) -> Path:
+        return self.work / "base"
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.work / "fluxgen" / "dataset"
+
+    @property
+    def adapter_dir(self) -> Path:
+        return self.work / "adapter"
+
+    def check_setup(self) -> None:
+        stored = MiniBuildConfig.load(self.work)
+        if stored is not None and stored.to_dict() != self.config.to_dict():
+            raise ValueError(
+                f"{self.work} holds a build with other settings (see {self.work / CONFIG_NAME}); use another "
+                "--work-dir, or delete it to start over."
+            )
+        missing = []
+        for photo in PHOTOS:
+            try:
+                load_photo(photo.name)
+            except Exception as err:  # missing scikit-image or data file
+                missing.append(f"{photo.name} ({err})")
+        if missing:
+            raise ValueError(
+                f"The build needs every photo in fluxir_hub.mini.photos; unavailable: {'; '.join(missing)}"
+            )
+        if len(photo_names("heldout")) < 3 or len(photo_names("train")) < 3:
+            raise ValueError("The build needs at least 3 training and 3 held-out photos.")
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.config.save(self.work)
+
+    # ------------------------------------------------------------------ stages
+    def run_vae(self) -> None:
+        from .stages import reconstruction_psnr, train_vae
+
+        train = photos_as_tensors(photo_names("train"))
+        vae, losses = train_vae(self.config.vae, train, self.config.seed, self.work)
+        vae.save_pretrained(self.work / "vae")
+        heldout = photos_as_tensors(photo_names("heldout"))
+        self.record(
+            "vae",
+            final_loss=sum(losses[-50:]) / len(losses[-50:]),
+            train_psnr=round(reconstruction_psnr(vae, train), 2),
+            heldout_psnr=round(reconstruction_psnr(vae, heldout), 2),  # reported, never used to choose anything
+            shift_factor=vae.config.shift_factor,
+            scaling_factor=vae.config.scaling_factor,
+        )
+
+    def run_base(self) -> None:
+        from diffusers import AutoencoderKL, FluxPipeline
+
+        from fluxir_hub.mini.models import build_scheduler, text_components
+
+        from .stages import train_base
+
+        vae = AutoencoderKL.from_pretrained(self.work / "vae").eval()
+        scheduler = build_scheduler()
+        train = photos_as_tensors(photo_names("train"))
+        transformer, losses = train_base(
+            self.config.base, vae, train, self.config.seed, self.work, dict(scheduler.config)
+        )
+        pipe = FluxPipeline(
+            scheduler=scheduler, vae=vae, transformer=transformer.eval(), **text_components(self.config.seed)
+        )
+        pipe.save_pretrained(self.base_dir)
+        self.record("base", final_loss=sum(losses[-50:]) / len(losses[-50:]))
+
+    def run_fluxgen(self) -> None:
+        from dataset_builder.cli import main as fluxgen
+
+        stage = self.config.fluxgen
+        argv = [
+            "run", "-o", str(self.work / "fluxgen"), "--model", str(self.base_dir), "--dtype", "float32",
+            "--seed-start", "0", "--seed-end", str(stage.num_images), "--width", str(stage.width),
+            "--height", str(stage.height), "--steps", str(stage.num_inference_steps),
+            "--guidance-scale", str(stage.guidance_scale), "--metrics", ",".join(stage.metrics),
+            "--quantile", str(stage.quantile), "--preset", stage.preset, "--scale", str(stage.scale),
+            "--batch-size", "8", "--validation-fraction", "0.05",
+        ]  # fmt: skip
+        if fluxgen(argv) != 0:
+            raise ValueError("The FluxGen stage failed; its message is above.")
+        selection = json.loads((self.work / "fluxgen" / "selection.json").read_text())
+        self.record("fluxgen", counts=selection["counts"], thresholds=selection["thresholds"])
+
+    def adapter_config(self, output_dir: Path, **overrides):
+        """The `fluxir-train` settings of the shipped adapter; the ablation benchmark varies them."""
+        from training.config import TrainConfig
+
+        stage = self.config.adapter
+        settings = {
+            "pretrained_model": str(self.base_dir), "dataset": str(self.dataset_dir), "rank": stage.rank,
+            "crop_sizes": [[stage.crop_size, stage.crop_size]], "train_batch_size": stage.batch_size,
+            "max_train_steps": stage.steps, "learning_rate": stage.learning_rate, "lr_scheduler": "cosine",
+            "lr_warmup_steps": min(50, stage.steps // 10), "pixel_loss_weight": stage.pixel_loss_weight,
+            "pixel_loss_crop": stage.pixel_loss_crop, "prompt_drop_rate": 0.0, "seed": self.config.seed,
+            "output_dir": str(output_dir), "checkpointing_steps": 100, "checkpoints_total_limit": 1,
+            "resume_from_checkpoint": "latest", "validation_steps": None, "report_to": "none",
+        }  # fmt: skip
+        return TrainConfig(**{**settings, **overrides})
+
+    def run_adapter(self) -> None:
+        from ..trainer import Trainer
+
+        history = Trainer(self.adapter_config(self.adapter_dir)).train()
+        losses = [h["loss"] for h in history]
+        self.record("adapter", final_loss=sum(losses[-50:]) / max(1, len(losses[-50:])))
+
+    def run_ship(self) -> None:
+        from fluxir_hub import FluxIRAdapter, FluxIRPipeline
+
+        if self.output_dir.exists():
+            shutil.rmtree(self.output_dir)
+        adapter = FluxIRAdapter.from_pretrained(self.adapter_dir)
+        pipe = FluxIRPipeline.from_pretrained(self.base_dir, adapter=adapter)
+        pipe.save_pretrained(self.output_dir)
+        self.config.save(self.output_dir)
+        self.record("ship", folder=str(self.output_dir), megabytes=round(folder_megabytes(self.output_dir), 2))
+
+    def run_eval(self) -> None:
+        from fluxir_hub.cli.evaluate import main as fluxir_eval
+
+        stage = self.config.eval
+        photos = self.work / "heldout-photos"
+        photos.mkdir(exist_ok=True)
+        for name in photo_names("heldout"):
+            load_photo(name).save(photos / f"{name}.png")
+        bench, results, report = self.work / "bench", self.work / "results", self.work / "report"
+        steps = [
+            ["build", "div2k-val", "--source", str(photos), "--count", str(stage.count), "--crop", str(stage.crop),
+             "--scale", str(stage.scale), "--preset", stage.preset, "--seed", str(self.config.seed), "-o", str(bench)],
+            ["restore", str(bench), "-o", str(results / "heldout" / "bicubic"), "--method", "bicubic",
+             "--upscale", str(stage.scale)],
+            ["restore", str(bench), "-o", str(results / "heldout" / "mini-fluxir"), "--method", "fluxir",
+             "--model", str(self.output_dir), "--upscale", str(stage.scale),
+             "--steps", str(stage.num_inference_steps)],
+            ["score", "--bench", f"heldout={bench}", "--results", str(results), "--methods", "bicubic", "mini-fluxir",
+             "--metrics", "PSNR,SSIM,PIQE", "-o", str(report)],
+        ]  # fmt: skip
+        for argv in steps:
+            if fluxir_eval(argv) != 0:
+                raise ValueError(f"`fluxir-eval {argv[0]}` failed; its message is above.")
+        summary = json.loads((report / "summary.json").read_text())
+        self.record("eval", **{key.split("/")[1]: value["means"] for key, value in summary.items()})
+
+    def run(self, stages: list[str]) -> None:
+        self.check_setup()
+        for stage in STAGES:
+            if stage not in stages:
+                continue
+            if self.done(stage) and stage not in ("ship", "eval"):
+                print(f"[{stage}] done earlier; kept.")
+                continue
+            print(f"[{stage}] starting.")
+            start = time.perf_counter()
+            getattr(self, f"run_{stage}")()
+            self.report.setdefault("seconds", {})[stage] = round(time.perf_counter() - start, 1)
+            atomic_write_text(self.report_path, json.dumps(self.report, indent=1) + "\n")
+            print(f"[{stage}] finished in {self.report['seconds'][stage]:.0f} s.")
+        if "ship" in stages or "eval" in stages:
+            write_model_card(self.output_dir, self.config, self.report)
+
+
+def folder_megabytes(folder: Path) -> float:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) / 1e6
+
+
+def write_model_card(folder: Path, config: MiniBuildConfig, report: dict) -> None:
+    from .card import render_model_card
+
+    atomic_write_text(Path(folder) / "README.md", render_model_card(config, report))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fluxir-build-mini", description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", default="mini-build", help="where the stages keep their outputs (resumable)")
+    parser.add_argument("--output-dir", default=str(MINI_DIR), help=f"where the model ships (default {MINI_DIR})")
+    parser.add_argument("--overwrite", action="store_true", help="replace the weights already in --output-dir")
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every stage's steps (0.02: smoke test)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from fluxir_hub.cli import describe_os_error, quiet_optional_backends
+
+    quiet_optional_backends()
+    output_dir = Path(args.output_dir)
+    report_path = Path(args.work_dir) / REPORT_NAME
+    shipped_by_this_build = report_path.exists() and json.loads(report_path.read_text()).get("stages", {}).get(
+        "ship", {}
+    ).get("folder") == str(output_dir)
+    if (
+        "ship" in args.stages
+        and (output_dir / "model_index.json").exists()
+        and not (args.overwrite or shipped_by_this_build)
+    ):
+        print(
+            f"fluxir-build-mini: {output_dir} already holds a mini model; pass --overwrite to replace it, or "
+            "--output-dir to write elsewhere.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.scale <= 0:
+        print("fluxir-build-mini: --scale must be positive.", file=sys.stderr)
+        return 2
+    config = MiniBuildConfig(seed=args.seed)
+    if args.scale != 1.0:
+        config = config.scaled(args.scale)
+    try:
+        MiniBuild(config, Path(args.work_dir), output_dir).run(args.stages)
+    except ValueError as err:
+        print(f"fluxir-build-mini: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"fluxir-build-mini: {describe_os_error(err)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
