@@ -24,9 +24,31 @@ def _inputs(transformer, batch=2, height=4, width=4, text_len=8, seed=0):
 
 
 def _controlled(transformer, adapter, inputs, lq, scale=1.0):
+    adapter.install(transformer)
     features = adapter(controlnet_cond=lq, **inputs)
-    with adapter.control(transformer, features, scale):
+    return transformer(**inputs, joint_attention_kwargs=adapter.control_kwargs(features, scale)).sample
+
+
+def _reference(transformer, adapter, inputs, lq, scale=1.0):
+    """Paper 001 Eq. 4 written out with plain forward hooks: block i's outputs plus SE^i of the features."""
+    features = adapter(controlnet_cond=lq, **inputs)
+    blocks = [*transformer.transformer_blocks, *transformer.single_transformer_blocks]
+    handles = []
+    for i, block in enumerate(blocks):
+
+        def add(module, args, output, i=i):
+            text, image = output
+            return (
+                text + adapter.text_se[i](features.text_features) * scale,
+                image + adapter.image_se[i](features.image_features) * scale,
+            )
+
+        handles.append(block.register_forward_hook(add))
+    try:
         return transformer(**inputs).sample
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _count(module):
@@ -71,32 +93,50 @@ def test_image_and_text_residuals_each_change_the_output():
         assert torch.equal(_controlled(transformer, adapter, inputs, lq, scale=0.0), base)
 
 
-def test_control_is_temporary_and_adapter_feeds_lq():
+def test_installed_control_equals_eq4_and_leaves_plain_calls_exact():
     transformer = tiny_transformer()
     adapter = tiny_adapter(transformer, randomize=True)
     inputs = _inputs(transformer)
     base = transformer(**inputs).sample
     lq = torch.randn_like(inputs["hidden_states"])
-    out = _controlled(transformer, adapter, inputs, lq)
+    out = _controlled(transformer, adapter, inputs, lq, scale=0.7)
+    torch.testing.assert_close(out, _reference(transformer, adapter, inputs, lq, scale=0.7), rtol=0, atol=0)
     other = _controlled(transformer, adapter, inputs, torch.randn_like(lq))
     assert not torch.allclose(out, other)  # M_i carries the LQ latent into the control
+    assert torch.equal(transformer(**inputs).sample, base)  # installed, but a call without features is the base
     state = dict(transformer.named_parameters())
-    assert all("block." not in name for name in state)  # wrappers gone, nothing of the adapter left behind
-    assert len(state) == len(dict(tiny_transformer().named_parameters()))
+    assert len(state) == len(dict(tiny_transformer().named_parameters()))  # nothing of the adapter registered
+    adapter.install(transformer)  # idempotent
+    assert sum(len(b._diffusers_hook.hooks) for b in transformer.transformer_blocks) == 2
+    FluxIRAdapter.uninstall(transformer)
+    assert torch.equal(transformer(**inputs, joint_attention_kwargs={}).sample, base)
     assert torch.equal(transformer(**inputs).sample, base)
 
 
-def test_control_restores_blocks_after_an_exception():
+def test_concurrent_calls_do_not_interfere():
+    import threading
+
     transformer = tiny_transformer()
-    blocks = list(transformer.transformer_blocks) + list(transformer.single_transformer_blocks)
-    adapter = tiny_adapter(transformer)
+    adapter = tiny_adapter(transformer, randomize=True)
     inputs = _inputs(transformer)
-    features = adapter(controlnet_cond=inputs["hidden_states"], **inputs)
-    with pytest.raises(RuntimeError, match="boom"):
-        with adapter.control(transformer, features):
-            assert type(transformer.transformer_blocks[0]).__name__ == "ControlledBlock"
-            raise RuntimeError("boom")
-    assert list(transformer.transformer_blocks) + list(transformer.single_transformer_blocks) == blocks
+    lqs = [torch.randn_like(inputs["hidden_states"]) for _ in range(4)]
+    expected = [_controlled(transformer, adapter, inputs, lq) for lq in lqs]
+    base = transformer(**inputs).sample
+    results, barrier = {}, threading.Barrier(5)
+
+    def worker(k):
+        barrier.wait()
+        for _ in range(3):
+            results[k] = _controlled(transformer, adapter, inputs, lqs[k]) if k < 4 else transformer(**inputs).sample
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for k in range(4):
+        torch.testing.assert_close(results[k], expected[k], rtol=0, atol=0)
+    assert torch.equal(results[4], base)  # plain calls in between stay the plain base
 
 
 def _grads(checkpointing):
@@ -175,10 +215,9 @@ def test_mismatched_base_geometry_is_refused():
         adapter.check_compatible(other)
     inputs = _inputs(other)
     tiny_inputs = _inputs(tiny_transformer("tiny"))
-    features = adapter(controlnet_cond=tiny_inputs["hidden_states"], **tiny_inputs)
     with pytest.raises(ValueError, match="from_transformer"):
-        with adapter.control(other, features):
-            other(**inputs)  # never reached: entering the context refuses the mismatched base
+        adapter.install(other)
+    assert torch.equal(other(**inputs).sample, other(**inputs).sample) and tiny_inputs
 
 
 def test_bad_arguments():

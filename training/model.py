@@ -18,6 +18,7 @@ class ControlledTransformer(nn.Module):
         super().__init__()
         self.transformer = transformer
         self.adapter = adapter
+        adapter.install(transformer)
 
     def forward(
         self,
@@ -41,17 +42,17 @@ class ControlledTransformer(nn.Module):
             txt_ids=txt_ids,
             guidance=guidance,
         )
-        with self.adapter.control(self.transformer, features):
-            return self.transformer(
-                hidden_states=latents,
-                encoder_hidden_states=prompt_embeds,
-                pooled_projections=pooled_prompt_embeds,
-                timestep=timestep,
-                img_ids=img_ids,
-                txt_ids=txt_ids,
-                guidance=guidance,
-                return_dict=False,
-            )[0]
+        return self.transformer(
+            hidden_states=latents,
+            encoder_hidden_states=prompt_embeds,
+            pooled_projections=pooled_prompt_embeds,
+            timestep=timestep,
+            img_ids=img_ids,
+            txt_ids=txt_ids,
+            guidance=guidance,
+            joint_attention_kwargs=self.adapter.control_kwargs(features),
+            return_dict=False,
+        )[0]
 
 
 def freeze_unreachable_parameters(adapter: FluxIRAdapter) -> list[str]:

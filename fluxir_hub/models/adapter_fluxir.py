@@ -4,14 +4,13 @@ frozen FLUX transformer for image restoration (paper 001, §3.2, Fig. 3, Eq. 1-4
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn as nn
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.hooks import HookRegistry, ModelHook
 from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.embeddings import CombinedTimestepGuidanceTextProjEmbeddings, CombinedTimestepTextProjEmbeddings
 from diffusers.models.modeling_utils import ModelMixin
@@ -19,6 +18,9 @@ from diffusers.models.transformers.transformer_flux import FluxPosEmbed, FluxTra
 from diffusers.utils import BaseOutput, logging
 
 logger = logging.get_logger(__name__)
+
+CONTROL_HOOK_NAME = "fluxir_control"
+CONTROL_KWARG = "fluxir_control"  # the `joint_attention_kwargs` entry that carries one call's features
 
 # Base-transformer config keys the adapter must agree with; a mismatch means the adapter was trained for another base.
 BASE_GEOMETRY_KEYS = (
@@ -81,7 +83,7 @@ class FluxIRAdapter(ModelMixin, ConfigMixin, PeftAdapterMixin):
     added to the T5 and pooled CLIP embeddings. One double-stream block, initialised from the base's first block,
     gives image features `f_z` and text features `f_p` (Eq. 2). For every block `i` of the base (double and single),
     `SE_z^i(f_z)` is added to that block's image-stream output and `SE_p^i(f_p)` to its text-stream output (Eq. 4);
-    see [`~FluxIRAdapter.control`].
+    see [`~FluxIRAdapter.install`] and [`~FluxIRAdapter.control_kwargs`].
 
     The config mirrors the base transformer's geometry so a mismatched base is refused with a clear error.
 
@@ -333,72 +335,105 @@ class FluxIRAdapter(ModelMixin, ConfigMixin, PeftAdapterMixin):
         return FluxIRAdapterOutput(image_features=image_features, text_features=text_features)
 
     # ------------------------------------------------------------------ control injection
-    def block_residuals(
-        self, index: int, features: FluxIRAdapterOutput, conditioning_scale: float = 1.0
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(SE_z^i(f_z), SE_p^i(f_p))` scaled by `conditioning_scale`, for base block `index` (double blocks first)."""
-        image_residual = self.image_se[index](features.image_features) * conditioning_scale
-        text_residual = self.text_se[index](features.text_features) * conditioning_scale
-        return image_residual, text_residual
-
-    @contextmanager
-    def control(
-        self, transformer: FluxTransformer2DModel, features: FluxIRAdapterOutput, conditioning_scale: float = 1.0
-    ) -> Iterator[None]:
+    def install(self, transformer: FluxTransformer2DModel) -> None:
         r"""
-        Context manager under which `transformer`'s forward is steered by `features`.
+        Install the control on `transformer`, once: a [`FluxIRControlHook`] on each of its blocks (diffusers' hook
+        registry) that adds this adapter's SE residuals to the block's outputs when a call carries features (see
+        [`~FluxIRAdapter.control_kwargs`]), and leaves the block exactly as it is otherwise. Nothing is stored per
+        call, so concurrent calls cannot interfere; caches (`transformer.enable_cache`), offloading and
+        `torch.compile` see one fixed module tree. Reinstalling the same adapter does nothing; installing another
+        adapter replaces the hooks.
 
-        Each double and single block of `transformer` is temporarily replaced by a [`ControlledBlock`] that adds the
-        block's SE residuals to both its text-stream and image-stream outputs. The originals are put back on exit,
-        so the base model is left exactly as it was. Gradient checkpointing in the base keeps working: a
-        checkpointed segment holds the wrapper itself, so recomputation during a later backward pass adds the same
-        residuals even after the context has closed.
+        Raises:
+            ValueError: `transformer` has another geometry, or a cache is enabled on it (enable caches after
+                installing, so the cache sees the controlled blocks; [`FluxIRPipeline`] installs at construction).
+        """
+        self.check_compatible(transformer)
+        blocks = [*transformer.transformer_blocks, *transformer.single_transformer_blocks]
+        current = [HookRegistry.check_if_exists_or_initialize(block).get_hook(CONTROL_HOOK_NAME) for block in blocks]
+        if all(hook is not None and hook.adapter_id == id(self) for hook in current):
+            return
+        if getattr(transformer, "is_cache_enabled", False):
+            raise ValueError(
+                "A cache is enabled on this transformer: install the FluxIR control first, then enable the cache "
+                "(`pipe.transformer.disable_cache()`, build the pipeline, then `pipe.transformer.enable_cache(...)`)."
+            )
+        for index, block in enumerate(blocks):
+            registry = HookRegistry.check_if_exists_or_initialize(block)
+            registry.remove_hook(CONTROL_HOOK_NAME, recurse=False)
+            registry.register_hook(
+                FluxIRControlHook(index, self.image_se[index], self.text_se[index], id(self)), CONTROL_HOOK_NAME
+            )
+
+    @staticmethod
+    def uninstall(transformer: FluxTransformer2DModel) -> None:
+        """Remove the control hooks from `transformer` (whichever adapter installed them)."""
+        for block in [*transformer.transformer_blocks, *transformer.single_transformer_blocks]:
+            registry = getattr(block, "_diffusers_hook", None)
+            if registry is not None:
+                registry.remove_hook(CONTROL_HOOK_NAME, recurse=False)
+
+    @staticmethod
+    def control_kwargs(
+        features: FluxIRAdapterOutput,
+        conditioning_scale: float = 1.0,
+        joint_attention_kwargs: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        r"""
+        `joint_attention_kwargs` for one controlled call of a transformer the adapter is installed on: the caller's own
+        entries plus the features. The hooks take the features out before attention sees them.
 
         Example:
 
         ```py
+        adapter.install(transformer)  # once
         features = adapter(latents, lq_latents, prompt_embeds, pooled, t, img_ids, txt_ids, guidance)
-        with adapter.control(transformer, features, conditioning_scale=1.0):
-            velocity = transformer(latents, prompt_embeds, pooled, t, img_ids, txt_ids, guidance).sample
+        velocity = transformer(
+            latents, prompt_embeds, pooled, t, img_ids, txt_ids, guidance,
+            joint_attention_kwargs=adapter.control_kwargs(features, conditioning_scale=1.0),
+        ).sample
         ```
         """
-        self.check_compatible(transformer)
-        block_lists = (transformer.transformer_blocks, transformer.single_transformer_blocks)
-        originals = [list(blocks) for blocks in block_lists]
-        try:
-            index = 0
-            for blocks in block_lists:
-                for position, block in enumerate(blocks):
-                    blocks[position] = ControlledBlock(block, self, index, features, conditioning_scale)
-                    index += 1
-            yield
-        finally:
-            for blocks, original in zip(block_lists, originals, strict=True):
-                for position, block in enumerate(original):
-                    blocks[position] = block
+        control = (features.image_features, features.text_features, float(conditioning_scale))
+        return {**(joint_attention_kwargs or {}), CONTROL_KWARG: control}
 
 
-class ControlledBlock(nn.Module):
-    """
-    A base FLUX block plus its FluxIR residuals: `(text + SE_p^i(f_p) * scale, image + SE_z^i(f_z) * scale)`.
+class FluxIRControlHook(ModelHook):
+    r"""
+    Adds `SE_p^i(f_p) * scale` to base block `i`'s text-stream output and `SE_z^i(f_z) * scale` to its image-stream
+    output (paper 001 Eq. 4), with `(f_z, f_p, scale)` taken from the call's `joint_attention_kwargs`.
 
-    Made and discarded by [`FluxIRAdapter.control`]; the adapter is referenced, not registered, so the
-    transformer's parameters and state dict never include it.
+    Stateless: the features arrive with each call, and the hook holds only its block index and that block's two SE
+    layers (referenced, not registered: the transformer's parameters and state dict never include them). Installed
+    innermost on each block, so a block-skipping cache stores and replays residuals that already include the
+    control. Under gradient checkpointing the recomputation receives the same kwargs and adds the same residuals.
     """
 
-    def __init__(
-        self, block: nn.Module, adapter: FluxIRAdapter, index: int, features: FluxIRAdapterOutput, scale: float
-    ):
+    def __init__(self, index: int, image_se: SqueezeExcitation, text_se: SqueezeExcitation, adapter_id: int):
         super().__init__()
-        self.block = block
-        self._adapter = [adapter]  # a list hides the adapter from nn.Module registration
         self.index = index
-        self.features = features
-        self.scale = scale
+        self.image_se = image_se
+        self.text_se = text_se
+        self.adapter_id = adapter_id
 
-    def forward(self, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-        encoder_hidden_states, hidden_states = self.block(*args, **kwargs)
-        image_residual, text_residual = self._adapter[0].block_residuals(self.index, self.features, self.scale)
+    def new_forward(self, module: nn.Module, *args, **kwargs):
+        # Blocks get `joint_attention_kwargs` by keyword, or positionally (5th) under gradient checkpointing.
+        positional = "joint_attention_kwargs" not in kwargs and len(args) > 4
+        attention_kwargs = args[4] if positional else kwargs.get("joint_attention_kwargs")
+        control = None
+        if attention_kwargs and CONTROL_KWARG in attention_kwargs:
+            attention_kwargs = dict(attention_kwargs)
+            control = attention_kwargs.pop(CONTROL_KWARG)
+            if positional:
+                args = (*args[:4], attention_kwargs, *args[5:])
+            else:
+                kwargs["joint_attention_kwargs"] = attention_kwargs
+        encoder_hidden_states, hidden_states = self.fn_ref.original_forward(*args, **kwargs)
+        if control is None:
+            return encoder_hidden_states, hidden_states
+        image_features, text_features, scale = control
+        text_residual = self.text_se(text_features) * scale
+        image_residual = self.image_se(image_features) * scale
         return (
             encoder_hidden_states + text_residual.to(encoder_hidden_states.dtype),
             hidden_states + image_residual.to(hidden_states.dtype),

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -191,6 +193,9 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         # Packed tokens cover 2x2 latent pixels, so image sides must be multiples of vae_scale_factor * 2.
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor * 2, resample="bicubic")
         self.tokenizer_max_length = self.tokenizer.model_max_length if getattr(self, "tokenizer", None) else 77
+        # The adapter's control hooks go on the base blocks once, here; each call only passes features.
+        if getattr(self, "transformer", None) is not None and getattr(self, "adapter", None) is not None:
+            self.adapter.install(self.transformer)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -427,6 +432,11 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         return self.vae.decode(latents.to(self.vae.dtype), return_dict=False)[0]
 
     # ------------------------------------------------------------------ one velocity evaluation
+    def _cache_context(self, name: str):
+        """diffusers' cache context for one transformer call; it does nothing unless a cache is enabled."""
+        context = getattr(self.transformer, "cache_context", None)
+        return context(name) if context is not None else contextlib.nullcontext()
+
     def predict_velocity(
         self,
         latents: torch.Tensor,
@@ -441,16 +451,19 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         conditioning_scale: float = 1.0,
         tile_tokens: int | None = None,
         overlap_tokens: int = 0,
+        cache_name: str = "cond",
     ) -> torch.Tensor:
         r"""
         The controlled transformer's velocity for packed `latents` `(B, N, 64)` at flow time `timestep` `(B,)`.
 
         With `tile_tokens` smaller than the token grid, the prediction runs on overlapping tiles (each tile seen as
-        a whole image, with its own RoPE ids) and is blended (see [`fluxir_hub.tiling.tiled_map`]).
+        a whole image, with its own RoPE ids) and is blended (see [`fluxir_hub.tiling.tiled_map`]). Every transformer
+        call runs in diffusers' cache context `cache_name` (one per tile), so caches enabled with
+        `pipe.transformer.enable_cache(...)` compare each call only with the same call of the previous step.
         """
         batch, _, channels = latents.shape
 
-        def run(z: torch.Tensor, lq: torch.Tensor, th: int, tw: int) -> torch.Tensor:
+        def run(z: torch.Tensor, lq: torch.Tensor, th: int, tw: int, cache_name: str = cache_name) -> torch.Tensor:
             ids = image_ids(th, tw, device=z.device, dtype=z.dtype)
             base_kwargs = {
                 "hidden_states": z,
@@ -464,7 +477,8 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
                 "return_dict": False,
             }
             if conditioning_scale == 0:  # zero control: the plain base model, exactly
-                return self.transformer(**base_kwargs)[0]
+                with self._cache_context(cache_name):
+                    return self.transformer(**base_kwargs)[0]
             adapter_dtype = self.adapter.dtype
             features = self.adapter(
                 hidden_states=z.to(adapter_dtype),
@@ -476,7 +490,10 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
                 txt_ids=txt_ids,
                 guidance=guidance,
             )
-            with self.adapter.control(self.transformer, features, conditioning_scale):
+            base_kwargs["joint_attention_kwargs"] = self.adapter.control_kwargs(
+                features, conditioning_scale, self.joint_attention_kwargs
+            )
+            with self._cache_context(cache_name):
                 return self.transformer(**base_kwargs)[0]
 
         if tile_tokens is None or (tile_tokens >= token_height and tile_tokens >= token_width):
@@ -484,9 +501,11 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
 
         grid = torch.cat([latents, lq_latents.to(latents.dtype)], dim=-1).view(batch, token_height, token_width, -1)
 
+        tile_numbers = itertools.count()
+
         def run_tile(tile: torch.Tensor, th: int, tw: int) -> torch.Tensor:
             z, lq = tile.reshape(batch, th * tw, 2 * channels).split(channels, dim=-1)
-            return run(z, lq, th, tw).view(batch, th, tw, channels)
+            return run(z, lq, th, tw, f"{cache_name}/tile-{next(tile_numbers)}").view(batch, th, tw, channels)
 
         return tiled_map(run_tile, grid, tile_tokens, overlap_tokens).reshape(batch, -1, channels)
 
@@ -516,17 +535,19 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         timestep = torch.full((batch,), s, device=latents.device, dtype=latents.dtype)
         x0 = latents - s * velocity
         candidates, velocities, nfe = [latents], [velocity], 0
-        for _ in range(tts.num_candidates - 1):
+        for n in range(1, tts.num_candidates):
             noise = randn_tensor(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
             candidate = (1 - s) * x0 + s * noise  # re-noised estimate with fresh noise
             candidates.append(candidate)
-            velocities.append(self.predict_velocity(candidate, timestep=timestep, **velocity_kwargs))
+            velocities.append(
+                self.predict_velocity(candidate, timestep=timestep, cache_name=f"tts-candidate-{n}", **velocity_kwargs)
+            )
             nfe += 1
 
         width, height = lq_pixels.shape[-1], lq_pixels.shape[-2]
         lq_small = None
         scores = []
-        for candidate, candidate_velocity in zip(candidates, velocities, strict=True):
+        for n, (candidate, candidate_velocity) in enumerate(zip(candidates, velocities, strict=True)):
             z = candidate + (s_next - s) * candidate_velocity
             z = apply_restoration_guidance(
                 z, velocity_kwargs["lq_latents"], s, restoration_weight, restoration_threshold
@@ -535,7 +556,10 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             estimate_sigmas = np.linspace(s_next, 0.0, tts.mspde_steps + 1)
             for a, b in zip(estimate_sigmas[:-1], estimate_sigmas[1:], strict=True):
                 step_t = torch.full((batch,), float(a), device=z.device, dtype=z.dtype)
-                z = z + float(b - a) * self.predict_velocity(z, timestep=step_t, **velocity_kwargs)
+                velocity_estimate = self.predict_velocity(
+                    z, timestep=step_t, cache_name=f"tts-estimate-{n}", **velocity_kwargs
+                )
+                z = z + float(b - a) * velocity_estimate
                 nfe += 1
             image = self._decode_for_reward(z, width, height, tts.decode_scale)
             if lq_small is None:
@@ -723,6 +747,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         }  # fmt: skip
         sigmas = self.scheduler.sigmas
         self.scheduler.set_begin_index(0)
+        self.adapter.install(self.transformer)  # no-op unless the adapter component was replaced since construction
         with self.progress_bar(total=num_inference_steps) as progress_bar:
             for i, t in enumerate(timesteps):
                 if self.interrupt:
