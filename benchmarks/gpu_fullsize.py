@@ -229,7 +229,7 @@ def part_train(args, dtype) -> None:
             "guidance": torch.full((1,), 3.5, device=args.device),
         }
 
-        def step():
+        def step(batch=batch):
             with torch.autocast(args.device.split(":")[0], dtype=dtype, enabled=dtype != torch.float32):
                 loss = model(**batch).float().square().mean()
             loss.backward()
