@@ -52,10 +52,11 @@ def main() -> None:
 
     base = count_flops(lambda: transformer(**inputs))
 
+    adapter.install(transformer)
+
     def controlled():
         features = adapter(controlnet_cond=lq, **inputs)
-        with adapter.control(transformer, features):
-            transformer(**inputs)
+        transformer(**inputs, joint_attention_kwargs=adapter.control_kwargs(features))
 
     total = count_flops(controlled)
     adapter_only = count_flops(lambda: adapter(controlnet_cond=lq, **inputs))

@@ -44,7 +44,7 @@ def load_text_to_image(config: GenerateConfig, device: torch.device):
         folder = Path(FluxPipeline.download(config.model, revision=config.revision))
     match = re.search(r"snapshots[/\\]([0-9a-f]{40})", str(folder))
     revision = match.group(1) if match else (config.revision or "local")
-    pipe = FluxPipeline.from_pretrained(folder, torch_dtype=getattr(torch, config.dtype))
+    pipe = FluxPipeline.from_pretrained(folder, dtype=getattr(torch, config.dtype))
     # FLUX.1's T5 takes 512 tokens; a smaller model's tokenizer says how many it takes.
     return pipe.to(device), revision, min(512, pipe.tokenizer_2.model_max_length)
 

@@ -104,13 +104,13 @@ def load_model() -> DemoModel:
             from fluxir_hub import FluxIRAdapter, FluxIRPipeline
 
             adapter = FluxIRAdapter.from_pretrained(
-                adapter_id, revision=os.environ.get("FLUXIR_ADAPTER_REVISION"), torch_dtype=torch.bfloat16
+                adapter_id, revision=os.environ.get("FLUXIR_ADAPTER_REVISION"), dtype=torch.bfloat16
             )
             pipe = FluxIRPipeline.from_pretrained(
                 os.environ.get("FLUXIR_BASE_MODEL", "black-forest-labs/FLUX.1-dev"),
                 revision=os.environ.get("FLUXIR_BASE_REVISION"),
                 adapter=adapter,
-                torch_dtype=torch.bfloat16,
+                dtype=torch.bfloat16,
             )
             pipe.to("cuda")
             pipe.vae.enable_tiling()

@@ -239,6 +239,9 @@ def test_model_cpu_offload_runs(tiny_pipe):
 def test_mismatched_adapter_is_refused():
     components = tiny_components()
     adapter = tiny_adapter(tiny_components(size="mid")["transformer"])
-    pipe = FluxIRPipeline(**components, adapter=adapter)
+    with pytest.raises(ValueError, match="different base transformer"):  # refused when the pipeline is built
+        FluxIRPipeline(**components, adapter=adapter)
+    pipe = FluxIRPipeline(**components, adapter=tiny_adapter(components["transformer"]))
+    pipe.adapter = adapter  # swapped afterwards: refused at the next call
     with pytest.raises(ValueError, match="different base transformer"):
         pipe(photo(size=(32, 32)), **FAST)

@@ -29,7 +29,7 @@ def _config(pairs, out, **kwargs):
     base = {
         "pretrained_model": "tiny", "dataset": str(pairs), "crop_sizes": [[64, 64]], "max_train_steps": 3, "rank": 4,
         "output_dir": str(out), "validation_steps": None, "report_to": "none", "checkpointing_steps": 100,
-        "learning_rate": 1e-3, "pixel_loss_crop": 4,
+        "learning_rate": 1e-3, "pixel_loss_crop": 4, "mixed_precision": "no", "gradient_checkpointing": False,
     }  # fmt: skip
     return TrainConfig(**{**base, **kwargs})
 

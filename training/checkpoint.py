@@ -117,3 +117,10 @@ def prune_checkpoints(output_dir: Path, total_limit: int | None) -> None:
     checkpoints = list_checkpoints(output_dir)
     for old in checkpoints[: max(0, len(checkpoints) - total_limit)]:
         shutil.rmtree(old)
+
+
+def load_ema(ema, folder: Path, device: torch.device | str) -> None:
+    """Load an `EMAModel`'s state from a checkpoint, then move it to `device`: `load_state_dict` rebuilds the shadow
+    weights from the (CPU) state, so moving first would leave them on the CPU beside parameters on the GPU."""
+    ema.load_state_dict(load_state(folder, "ema"))
+    ema.to(device)

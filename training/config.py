@@ -51,6 +51,8 @@ class TrainConfig:
     adam_epsilon: float = 1e-8
     use_8bit_adam: bool = False
     max_grad_norm: float = 1.0
+    # Defaults that fit one 80 GB GPU at full size: a bf16 frozen base (fp32 base + T5 alone is 62 GiB) and
+    # checkpointed activations. On a CPU, pass `--mixed_precision no --gradient_checkpointing false` for speed.
     mixed_precision: str = "no"  # no | fp16 | bf16
     gradient_checkpointing: bool = False
     use_ema: bool = False

@@ -21,6 +21,7 @@ from fluxir_hub import FluxIRAdapter, FluxIRPipeline
 from fluxir_hub.latents import image_ids, pack_latents, unpack_latents
 
 from .checkpoint import (
+    load_ema,
     load_state,
     prune_checkpoints,
     publish_checkpoint,
@@ -69,16 +70,14 @@ def load_models(config: TrainConfig, weight_dtype: torch.dtype) -> Models:
     tokenizer_2 = T5TokenizerFast.from_pretrained(source, subfolder="tokenizer_2", revision=rev)
     return Models(
         scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(source, subfolder="scheduler", revision=rev),
-        vae=AutoencoderKL.from_pretrained(source, subfolder="vae", revision=rev, torch_dtype=weight_dtype),
+        vae=AutoencoderKL.from_pretrained(source, subfolder="vae", revision=rev, dtype=weight_dtype),
         transformer=FluxTransformer2DModel.from_pretrained(
-            source, subfolder="transformer", revision=rev, torch_dtype=weight_dtype
+            source, subfolder="transformer", revision=rev, dtype=weight_dtype
         ),
-        text_encoder=CLIPTextModel.from_pretrained(
-            source, subfolder="text_encoder", revision=rev, torch_dtype=weight_dtype
-        ),
+        text_encoder=CLIPTextModel.from_pretrained(source, subfolder="text_encoder", revision=rev, dtype=weight_dtype),
         tokenizer=CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", revision=rev),
         text_encoder_2=T5EncoderModel.from_pretrained(
-            source, subfolder="text_encoder_2", revision=rev, torch_dtype=weight_dtype
+            source, subfolder="text_encoder_2", revision=rev, dtype=weight_dtype
         ),
         tokenizer_2=tokenizer_2,
         max_sequence_length=text_length(tokenizer_2),
@@ -213,7 +212,7 @@ class Trainer:
             self.ema = EMAModel([p for p in adapter.parameters() if p.requires_grad], decay=config.ema_decay)
         self.global_step = 0
         self.resume_checkpoint()
-        if self.ema is not None:  # after loading: load_state_dict builds the shadow weights on the CPU
+        if self.ema is not None and not self.resumed:
             self.ema.to(device)
         if accelerator.is_main_process and config.report_to != "none":
             accelerator.init_trackers("fluxir-train", config={k: str(v) for k, v in config.to_dict().items()})
@@ -343,9 +342,11 @@ class Trainer:
     def resume_checkpoint(self) -> None:
         """Load the newest usable checkpoint; a damaged one (truncated file, bad JSON) is reported and skipped."""
         errors = []
+        self.resumed = False
         for folder in self.resume_candidates:
             try:
                 self._load_checkpoint(folder)
+                self.resumed = True
                 return
             except Exception as err:  # safetensors, JSON and shape errors alike mean "damaged"
                 errors.append(f"{folder.name}: {err.__class__.__name__}: {str(err).splitlines()[0][:200]}")
@@ -369,7 +370,7 @@ class Trainer:
             set_peft_model_state_dict(self.accelerator.unwrap_model(self.model).transformer, lora)
         self.optimizer.load_state_dict(load_state(folder, "optimizer"))
         if self.ema is not None:
-            self.ema.load_state_dict(load_state(folder, "ema"))
+            load_ema(self.ema, folder, self.accelerator.device)
         state = json.loads((folder / "trainer_state.json").read_text())
         self.lr_scheduler.load_state_dict(state["lr_scheduler"])
         self.global_step = state["global_step"]

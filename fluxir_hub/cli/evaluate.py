@@ -112,7 +112,7 @@ def run_restore(args) -> None:
         from fluxir_hub.cli.restore import SetupError, load_pipeline
 
         setup = argparse.Namespace(tiny=args.tiny, adapter=args.adapter, adapter_revision=None, model=args.model,
-                                   revision=None, dtype="bfloat16", cpu_offload=False, prompt="")  # fmt: skip
+                                   revision=None, dtype="bfloat16", offload="none", fp8_storage=False, prompt="")  # fmt: skip
         try:
             pipe, description = load_pipeline(setup)
         except SetupError as err:

@@ -17,6 +17,7 @@ from fluxir_hub.cli import quiet_optional_backends
 from fluxir_hub.files import atomic_save_png
 
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-dev"
+OFFLOAD_MODES = ("none", "model", "group", "sequential")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--adapter-revision", default=None, help="revision of --adapter")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
-    parser.add_argument("--cpu-offload", action="store_true", help="offload idle models to the CPU (saves VRAM)")
+    parser.add_argument(
+        "--offload",
+        choices=OFFLOAD_MODES,
+        default="none",
+        help="keep weights on the CPU and move them to the GPU when needed: model (peak ~24 GiB for FLUX.1-dev), "
+        "group (block by block with CUDA streams, ~5 GiB), sequential (layer by layer, slowest); see the README",
+    )
+    parser.add_argument(
+        "--fp8-storage", action="store_true", help="store the transformer's weights in fp8 (~11 GiB), compute in bf16"
+    )
     parser.add_argument("--tiny", action="store_true", help="the tiny *random* pipeline used by the tests (noise out)")
     parser.add_argument("--overwrite", action="store_true", help="redo images whose output already exists")
     return parser
@@ -101,13 +111,13 @@ def load_pipeline(args: argparse.Namespace):
         )
     dtype = getattr(torch, args.dtype)
     try:
-        adapter = FluxIRAdapter.from_pretrained(args.adapter, revision=args.adapter_revision, torch_dtype=dtype)
+        adapter = FluxIRAdapter.from_pretrained(args.adapter, revision=args.adapter_revision, dtype=dtype)
         # With the empty prompt cached in the adapter, no text encoder is loaded at all (T5 alone is 9 GB).
         skip_text = {}
         if not args.prompt and adapter.has_empty_prompt_embeds:
             skip_text = {"text_encoder": None, "tokenizer": None, "text_encoder_2": None, "tokenizer_2": None}
         pipe = FluxIRPipeline.from_pretrained(
-            args.model, adapter=adapter, revision=args.revision, torch_dtype=dtype, **skip_text
+            args.model, adapter=adapter, revision=args.revision, dtype=dtype, **skip_text
         )
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
         offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
@@ -117,8 +127,14 @@ def load_pipeline(args: argparse.Namespace):
             "with Hub access (accept the FLUX.1-dev licence on its model page first), pass local folders to --model "
             "and --adapter, or use --tiny."
         ) from err
-    if args.cpu_offload:
+    if args.fp8_storage:
+        pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
+    if args.offload == "model":
         pipe.enable_model_cpu_offload()
+    elif args.offload == "group":
+        pipe.enable_group_offload("cuda", offload_type="block_level", num_blocks_per_group=1, use_stream=True)
+    elif args.offload == "sequential":
+        pipe.enable_sequential_cpu_offload()
     else:
         pipe.to("cuda")
     pipe.vae.enable_tiling()

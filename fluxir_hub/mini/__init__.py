@@ -40,6 +40,6 @@ def load_mini_pipeline(folder: str | Path = MINI_DIR, device: str | None = None)
             f"No mini model in {folder}. Rebuild it with `fluxir-build-mini` (about an hour on two CPU cores), or "
             "reinstall the package, which ships it."
         )
-    pipe = FluxIRPipeline.from_pretrained(folder, torch_dtype=torch.float32, local_files_only=True)
+    pipe = FluxIRPipeline.from_pretrained(folder, dtype=torch.float32, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))

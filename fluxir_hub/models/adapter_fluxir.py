@@ -220,9 +220,21 @@ class FluxIRAdapter(ModelMixin, ConfigMixin, PeftAdapterMixin):
             )
 
     # ------------------------------------------------------------------ empty-prompt cache
+    def _cached_buffer(self, name: str) -> torch.Tensor:
+        """A cache buffer, also under sequential CPU offload: accelerate then keeps this module's real buffers in its
+        hook's `weights_map` and leaves "meta" tensors on the module until `forward` runs."""
+        value = getattr(self, name)
+        if value.device.type == "meta":
+            hook = getattr(self, "_hf_hook", None)
+            for single in getattr(hook, "hooks", (hook,)):  # a SequentialHook holds several
+                weights = getattr(single, "weights_map", None)
+                if weights is not None and name in weights:
+                    return weights[name]
+        return value
+
     @property
     def has_empty_prompt_embeds(self) -> bool:
-        return int(self.empty_prompt_embeds_length) > 0
+        return int(self._cached_buffer("empty_prompt_embeds_length")) > 0
 
     def set_empty_prompt_embeds(self, prompt_embeds: torch.Tensor, pooled_prompt_embeds: torch.Tensor) -> None:
         r"""
@@ -254,8 +266,8 @@ class FluxIRAdapter(ModelMixin, ConfigMixin, PeftAdapterMixin):
                 "This adapter has no cached empty-prompt embeddings. Load the pipeline with its text encoders, or "
                 "call `adapter.set_empty_prompt_embeds(...)` once and save the adapter."
             )
-        length = int(self.empty_prompt_embeds_length)
-        return self.empty_prompt_embeds[:length], self.empty_pooled_prompt_embeds
+        length = int(self._cached_buffer("empty_prompt_embeds_length"))
+        return self._cached_buffer("empty_prompt_embeds")[:length], self._cached_buffer("empty_pooled_prompt_embeds")
 
     # ------------------------------------------------------------------ forward
     def forward(

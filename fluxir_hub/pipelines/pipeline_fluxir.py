@@ -40,9 +40,9 @@ EXAMPLE_DOC_STRING = """
         >>> from diffusers.utils import load_image
         >>> from fluxir_hub import FluxIRAdapter, FluxIRPipeline
 
-        >>> adapter = FluxIRAdapter.from_pretrained("your-org/fluxir-adapter", torch_dtype=torch.bfloat16)
+        >>> adapter = FluxIRAdapter.from_pretrained("your-org/fluxir-adapter", dtype=torch.bfloat16)
         >>> pipe = FluxIRPipeline.from_pretrained(
-        ...     "black-forest-labs/FLUX.1-dev", adapter=adapter, text_encoder_2=None, torch_dtype=torch.bfloat16
+        ...     "black-forest-labs/FLUX.1-dev", adapter=adapter, text_encoder_2=None, dtype=torch.bfloat16
         ... ).to("cuda")
         >>> lq = load_image("old_photo.png")
         >>> image = pipe(lq, upscale=4, num_inference_steps=20, generator=torch.manual_seed(0)).images[0]
@@ -161,9 +161,10 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         adapter ([`FluxIRAdapter`]): The restoration adapter.
     """
 
-    # The adapter runs before the transformer at every step; as the head of the chain nothing offloads it while the
-    # transformer runs, so its SE layers (applied inside the transformer's blocks) stay on the accelerator.
-    model_cpu_offload_seq = "adapter->text_encoder->text_encoder_2->transformer->vae"
+    # As diffusers does for ControlNets, the adapter stays out of the offload chain: it gets a hook of its own that
+    # loads it at its first call and keeps it on the accelerator until the call ends, so its SE layers (which run
+    # inside the transformer's blocks) are never offloaded while the transformer runs.
+    model_cpu_offload_seq = "text_encoder->text_encoder_2->transformer->vae"
     _optional_components = ["text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2"]
     _callback_tensor_inputs = ["latents", "lq_latents", "prompt_embeds"]
 
@@ -224,16 +225,15 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         inputs = self.tokenizer(
             prompt, padding="max_length", max_length=self.tokenizer_max_length, truncation=True, return_tensors="pt"
         )
-        output = self.text_encoder(inputs.input_ids.to(self.text_encoder.device), output_hidden_states=False)
+        # token ids go to the execution device: under sequential offload the encoder's own `.device` is "meta"
+        output = self.text_encoder(inputs.input_ids.to(device), output_hidden_states=False)
         return output.pooler_output.to(device)
 
     def _t5_embeds(self, prompt: list[str], max_sequence_length: int, device: torch.device) -> torch.Tensor:
         inputs = self.tokenizer_2(
             prompt, padding="max_length", max_length=max_sequence_length, truncation=True, return_tensors="pt"
         )
-        return self.text_encoder_2(inputs.input_ids.to(self.text_encoder_2.device), output_hidden_states=False)[0].to(
-            device
-        )
+        return self.text_encoder_2(inputs.input_ids.to(device), output_hidden_states=False)[0].to(device)
 
     def encode_prompt(
         self,
@@ -242,7 +242,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         device: torch.device | None = None,
         prompt_embeds: torch.Tensor | None = None,
         pooled_prompt_embeds: torch.Tensor | None = None,
-        max_sequence_length: int = 512,
+        max_sequence_length: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         r"""
         Encode prompts into T5 and pooled CLIP embeddings.
@@ -258,17 +258,21 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
                 Precomputed T5 embeddings; skips the text encoders.
             pooled_prompt_embeds (`torch.Tensor` of shape `(batch_size, pooled_projection_dim)`, *optional*):
                 Precomputed pooled CLIP embeddings; needed with `prompt_embeds`.
-            max_sequence_length (`int`, *optional*, defaults to 512): T5 token length.
+            max_sequence_length (`int`, *optional*): T5 token length; defaults to what `__call__` uses: the adapter's
+                (512 for FLUX.1), or the T5 tokenizer's context when the pipeline has no adapter.
 
         Returns:
             `(prompt_embeds, pooled_prompt_embeds, text_ids)`.
         """
         device = device or self._execution_device
+        if max_sequence_length is None:
+            max_sequence_length = self.default_max_sequence_length
+        adapter = getattr(self, "adapter", None)
         if prompt_embeds is None:
             prompt = [prompt] if isinstance(prompt, str) else list(prompt)
             prompt_2 = prompt if prompt_2 is None else ([prompt_2] if isinstance(prompt_2, str) else list(prompt_2))
-            if all(p == "" for p in prompt + prompt_2) and self.adapter.has_empty_prompt_embeds:
-                cached, cached_pooled = self.adapter.get_empty_prompt_embeds()
+            if all(p == "" for p in prompt + prompt_2) and adapter is not None and adapter.has_empty_prompt_embeds:
+                cached, cached_pooled = adapter.get_empty_prompt_embeds()
                 prompt_embeds = cached.to(device)[None].expand(len(prompt), -1, -1)
                 pooled_prompt_embeds = cached_pooled.to(device)[None].expand(len(prompt), -1)
             else:
@@ -285,10 +289,20 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
                     )
                 pooled_prompt_embeds = self._clip_pooled_embeds(prompt, device)
                 prompt_embeds = self._t5_embeds(prompt_2, max_sequence_length, device)
-        dtype = self.transformer.dtype
+        transformer = getattr(self, "transformer", None)
+        dtype = transformer.dtype if transformer is not None else prompt_embeds.dtype
         prompt_embeds = prompt_embeds.to(device=device, dtype=dtype)
         pooled_prompt_embeds = pooled_prompt_embeds.to(device=device, dtype=dtype)
         return prompt_embeds, pooled_prompt_embeds, text_ids(prompt_embeds.shape[1], device=device, dtype=dtype)
+
+    @property
+    def default_max_sequence_length(self) -> int:
+        """T5 tokens per prompt when the caller gives none: the adapter's `theta_p` length, else the tokenizer's."""
+        adapter = getattr(self, "adapter", None)
+        if adapter is not None:
+            return adapter.config.max_sequence_length
+        tokenizer_2 = getattr(self, "tokenizer_2", None)
+        return min(512, tokenizer_2.model_max_length) if tokenizer_2 is not None else 512
 
     @torch.no_grad()
     def cache_empty_prompt_embeds(self, max_sequence_length: int | None = None) -> None:
@@ -299,7 +313,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         """
         device = self._execution_device
         if max_sequence_length is None:
-            max_sequence_length = self.adapter.config.max_sequence_length
+            max_sequence_length = self.default_max_sequence_length
         pooled = self._clip_pooled_embeds([""], device)
         embeds = self._t5_embeds([""], max_sequence_length, device)
         self.adapter.set_empty_prompt_embeds(embeds[0], pooled[0])
@@ -673,7 +687,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         # Upright RGB first: EXIF rotation changes the size the checks and the output are based on.
         images = [_normalise_image(im) for im in _as_image_list(image)]
         if max_sequence_length is None:
-            max_sequence_length = self.adapter.config.max_sequence_length
+            max_sequence_length = self.default_max_sequence_length
         if tile_overlap is None:
             tile_overlap = (tile_size or 0) // 4 // self.output_multiple * self.output_multiple
         if prompt_embeds is not None:

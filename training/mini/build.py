@@ -152,6 +152,7 @@ class MiniBuild:
             "pixel_loss_crop": stage.pixel_loss_crop, "prompt_drop_rate": 0.0, "seed": self.config.seed,
             "output_dir": str(output_dir), "checkpointing_steps": 100, "checkpoints_total_limit": 1,
             "resume_from_checkpoint": "latest", "validation_steps": None, "report_to": "none",
+            "mixed_precision": "no", "gradient_checkpointing": False,  # a small model on a CPU: full precision, fast
         }  # fmt: skip
         return TrainConfig(**{**settings, **overrides})
 
