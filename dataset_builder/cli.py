@@ -61,6 +61,7 @@ OPTIONS = {
     "score_batch_size": ("score", "batch_size"),
     "quantile": ("select", "quantile"),
     "preset": ("degrade", "preset"),
+    "sharpen_target": ("degrade", "sharpen_target"),
     "scale": ("degrade", "scale"),
     "validation_fraction": ("export", "validation_fraction"),
     "rows_per_shard": ("export", "rows_per_shard"),
@@ -91,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     other.add_argument("--score-batch-size", type=int)
     other.add_argument("--quantile", type=float, help="keep images above this quantile of every metric (0.05)")
     other.add_argument("--preset", help="degradation preset: seesr, realesrgan, mild")
+    other.add_argument(
+        "--sharpen-target",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="store the unsharp-masked HQ as the target (default: on for seesr/realesrgan, as they train)",
+    )
     other.add_argument("--scale", type=int)
     other.add_argument("--validation-fraction", type=float)
     other.add_argument("--rows-per-shard", type=int)

@@ -94,10 +94,18 @@ class DegradeConfig:
     preset: str = "seesr"
     scale: int = 4
     seed_offset: int = 0  # the LQ of image `seed` uses degradation seed `seed + seed_offset`
+    # Store the unsharp-masked HQ as the target (as SeeSR and Real-ESRGAN train); None: the preset's default
+    sharpen_target: bool | None = None
+
+    @property
+    def sharpens_target(self) -> bool:
+        return PRESETS[self.preset].sharpen_target if self.sharpen_target is None else self.sharpen_target
 
     def validate(self) -> None:
         if self.preset not in PRESETS:
             raise ValueError(f"Unknown degradation preset {self.preset!r}; choose one of {sorted(PRESETS)}.")
+        if self.sharpen_target and not PRESETS[self.preset].usm_sharpen:
+            raise ValueError(f"Preset {self.preset!r} does not sharpen; `sharpen_target` needs seesr or realesrgan.")
         if self.scale < 1:
             raise ValueError(f"scale must be a positive integer, got {self.scale}.")
 

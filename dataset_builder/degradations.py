@@ -10,6 +10,13 @@ Sampling and applying are separate and pure:
 
 So any LQ can be regenerated bit-exactly from its HQ, preset and seed, or from the stored record alone.
 
+Where the presets follow SeeSR and Real-ESRGAN, the training *target* is the unsharp-masked HQ, as theirs is
+(`sharpen_target`): [`degrade`] returns it as `.hq` (8-bit), makes the LQ from exactly that image, and records
+`"target": "usm"`, so `apply_degradation(result.hq, result.params)` replays the LQ bit-exactly from the stored pair.
+
+Departures from BasicSR's code, on purpose: kernels and USM run on torch (CPU or GPU) with the same formulas; the
+USM blur is separable; noise fields are drawn on the CPU from recorded seeds so a record replays on any device.
+
 ```py
 from dataset_builder import degrade
 
@@ -32,7 +39,8 @@ from PIL import Image
 
 from .kernels import KERNEL_TYPES, make_kernel
 
-FORMAT_VERSION = 1
+# 2: USM mask per channel (as BasicSR), the sharpened target. Version-1 records still replay as they were made.
+FORMAT_VERSION = 2
 RESIZE_MODES = ("area", "bilinear", "bicubic")
 
 
@@ -67,14 +75,15 @@ class DegradationConfig:
     final_sinc_prob: float = 0.8
     final_kernel_sizes: tuple[int, ...] = (7, 9, 11, 13, 15, 17, 19, 21)
     usm_sharpen: bool = True  # the LQ is made from the unsharp-masked HQ, as in Real-ESRGAN's training
+    sharpen_target: bool = True  # ...and that sharpened HQ is the training target too (SeeSR, Real-ESRGAN)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+# SeeSR's `blur_kernel_size2 = 11` setting is never read by its code: stage 2 draws sizes from 7..21 like stage 1.
 _SEESR_STAGE2 = StageConfig(
     blur_prob=0.8,
-    kernel_sizes=(7, 9, 11),
     blur_sigma=(0.2, 1.5),
     resize_probs=(0.3, 0.4, 0.3),
     resize_range=(0.3, 1.2),
@@ -83,12 +92,10 @@ _SEESR_STAGE2 = StageConfig(
 )
 
 PRESETS: dict[str, DegradationConfig] = {
-    # SeeSR's pair maker: Real-ESRGAN settings with a stage-2 kernel of at most 11 px.
+    # SeeSR's pair maker, as its code runs (its settings file is Real-ESRGAN x4plus's: the two agree).
     "seesr": DegradationConfig(name="seesr", stage1=StageConfig(), stage2=_SEESR_STAGE2),
-    # Real-ESRGAN's own settings: stage-2 kernels up to 21 px.
-    "realesrgan": DegradationConfig(
-        name="realesrgan", stage1=StageConfig(), stage2=replace(_SEESR_STAGE2, kernel_sizes=StageConfig().kernel_sizes)
-    ),
+    # Real-ESRGAN x4plus's own options.
+    "realesrgan": DegradationConfig(name="realesrgan", stage1=StageConfig(), stage2=_SEESR_STAGE2),
     # SeeSR's milder params file: narrower resize, less noise, higher JPEG quality, rarer 2nd blur, no USM.
     "mild": DegradationConfig(
         name="mild",
@@ -104,6 +111,7 @@ PRESETS: dict[str, DegradationConfig] = {
             jpeg_quality=(60.0, 100.0),
         ),
         usm_sharpen=False,
+        sharpen_target=False,
     ),
 }
 
@@ -118,10 +126,15 @@ def get_preset(preset: str | DegradationConfig) -> DegradationConfig:
 
 @dataclass
 class DegradationResult:
-    """`lq`: the degraded PIL image (HQ size // scale); `params`: the JSON-plain record that reproduces it."""
+    """
+    `lq`: the degraded PIL image (HQ size // scale); `params`: the JSON-plain record that reproduces it; `hq`: the
+    training target the LQ belongs to (the input, or its unsharp-masked 8-bit version when `params["target"]` is
+    `"usm"`). `apply_degradation(hq, params)` gives `lq` again, bit-exactly.
+    """
 
     lq: Image.Image
     params: dict[str, Any] = field(default_factory=dict)
+    hq: Image.Image | None = None
 
 
 # ---------------------------------------------------------------------------------------------------- sampling
@@ -140,7 +153,9 @@ def _sample_kernel(rng: np.random.Generator, stage: StageConfig) -> dict[str, An
         low, high = stage.beta_gaussian
         spec["beta"] = float(rng.uniform(low, 1.0) if rng.uniform() < 0.5 else rng.uniform(1.0, high))
     elif kind.startswith("plateau"):
-        spec["beta"] = float(rng.uniform(*stage.beta_plateau))
+        # as BasicSR draws it: half the draws from [low, 1), i.e. exactly 1 for its [1, 2] range, half from [1, high)
+        low, high = stage.beta_plateau
+        spec["beta"] = float(rng.uniform(low, 1.0) if rng.uniform() < 0.5 else rng.uniform(1.0, high))
     return spec
 
 
@@ -217,6 +232,7 @@ def sample_degradation(
         "seed": seed,
         "hq_size": [width, height],
         "usm_sharpen": config.usm_sharpen,
+        "target": "hq",  # degrade() records "usm" when the LQ belongs to the sharpened target
         "stage1": stage1,
         "stage2": stage2,
         "final": final,
@@ -251,10 +267,15 @@ def gaussian_blur(image: torch.Tensor, size: int) -> torch.Tensor:
     )
 
 
-def usm_sharpen(image: torch.Tensor, weight: float = 0.5, threshold: float = 10, size: int = 51) -> torch.Tensor:
-    """Unsharp masking as in Real-ESRGAN (51 px Gaussian): sharpen where the residual exceeds `threshold`/255."""
+def usm_sharpen(
+    image: torch.Tensor, weight: float = 0.5, threshold: float = 10, size: int = 51, per_channel_mask: bool = True
+) -> torch.Tensor:
+    """Unsharp masking as in BasicSR (51 px Gaussian): sharpen where the residual exceeds `threshold`/255, with the
+    mask computed per channel as BasicSR does (`per_channel_mask=False`: one mask from the largest channel, as
+    version-1 records were made)."""
     residual = image - gaussian_blur(image, size)
-    mask = (residual.abs().amax(dim=1, keepdim=True) * 255 > threshold).to(image.dtype)
+    magnitude = residual.abs() if per_channel_mask else residual.abs().amax(dim=1, keepdim=True)
+    mask = (magnitude * 255 > threshold).to(image.dtype)
     soft_mask = gaussian_blur(mask, size)
     sharp = (image + weight * residual).clamp(0, 1)
     return soft_mask * sharp + (1 - soft_mask) * image
@@ -327,7 +348,8 @@ def apply_degradation(hq: Image.Image | torch.Tensor, params: dict[str, Any], de
     if [width, height] != list(params["hq_size"]):
         raise ValueError(f"The record was sampled for a {params['hq_size']} image, got {width}x{height}.")
 
-    out = usm_sharpen(tensor) if params["usm_sharpen"] else tensor
+    per_channel = params.get("format_version", 1) >= 2
+    out = usm_sharpen(tensor, per_channel_mask=per_channel) if params["usm_sharpen"] else tensor
     s1, s2, final = params["stage1"], params["stage2"], params["final"]
 
     out = filter2d(out, make_kernel(s1["kernel"]))
@@ -353,8 +375,20 @@ def apply_degradation(hq: Image.Image | torch.Tensor, params: dict[str, Any], de
     return Image.fromarray(array)
 
 
+def sharpened_target(hq: Image.Image, device: str | torch.device = "cpu") -> Image.Image:
+    """The unsharp-masked HQ as an 8-bit RGB image: the training target of the USM presets."""
+    tensor = torch.from_numpy(np.asarray(hq.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    sharp = usm_sharpen(tensor.to(device))
+    return Image.fromarray((sharp[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8))
+
+
 def degrade(
-    hq: Image.Image, preset: str | DegradationConfig = "seesr", scale: int = 4, seed: int = 0, device: str = "cpu"
+    hq: Image.Image,
+    preset: str | DegradationConfig = "seesr",
+    scale: int = 4,
+    seed: int = 0,
+    device: str = "cpu",
+    sharpen_target: bool | None = None,
 ) -> DegradationResult:
     """
     Make the LQ partner of `hq` with a seeded second-order degradation.
@@ -365,11 +399,20 @@ def degrade(
         scale (`int`, *optional*, defaults to 4): The LQ is `hq.size // scale`.
         seed (`int`, *optional*, defaults to 0): Seed of every random choice.
         device (`str`, *optional*, defaults to `"cpu"`): Compute device.
+        sharpen_target (`bool`, *optional*): Make the unsharp-masked HQ the target (`.hq`) and the LQ's source;
+            defaults to the preset's setting (on for `seesr` and `realesrgan`, as they train). Needs a USM preset.
 
     Returns:
-        [`DegradationResult`] with `.lq` (PIL) and `.params` (JSON-serialisable record).
+        [`DegradationResult`] with `.lq` (PIL), `.params` (JSON-serialisable record) and `.hq` (the target).
     """
+    config = get_preset(preset)
     if hq.mode != "RGB":
         hq = hq.convert("RGB")
-    params = sample_degradation(preset, hq.size, scale=scale, seed=seed)
-    return DegradationResult(lq=apply_degradation(hq, params, device=device), params=params)
+    sharpen = config.sharpen_target if sharpen_target is None else sharpen_target
+    if sharpen and not config.usm_sharpen:
+        raise ValueError(f"Preset {config.name!r} does not sharpen, so it has no sharpened target to use.")
+    params = sample_degradation(config, hq.size, scale=scale, seed=seed)
+    if sharpen:
+        hq = sharpened_target(hq, device)
+        params.update(usm_sharpen=False, target="usm")  # the LQ is made from the stored, already sharpened target
+    return DegradationResult(lq=apply_degradation(hq, params, device=device), params=params, hq=hq)

@@ -1,7 +1,9 @@
 """Stage 4: make the LQ partner of every kept image, with its degradation record beside it.
 
-An LQ is (re)made when it is missing, damaged, or was made with other settings (preset, scale, seed offset) than the
-build's, so a `--resume` with another preset never leaves a mix behind. A damaged HQ is moved aside and named; the
+An LQ is (re)made when it is missing, damaged, or was made with other settings (preset, scale, seed offset, target)
+than the build's, so a `--resume` with another preset never leaves a mix behind. With a sharpened target (seesr and
+realesrgan by default, as SeeSR and Real-ESRGAN train) the unsharp-masked HQ is stored beside the LQ
+(`<id>_target.png`) and exported as the pair's `hq`. A damaged HQ is moved aside and named; the
 other images are still degraded, and a rerun of `fluxgen run` regenerates, rescores and reselects it.
 """
 
@@ -26,8 +28,15 @@ def lq_is_current(layout: BuildLayout, seed: int, config: DegradeConfig) -> bool
         params = json.loads(params_path.read_text())
     except ValueError:
         return False
-    expected = {"preset": config.preset, "scale": config.scale, "seed": seed + config.seed_offset}
-    return all(params.get(key) == value for key, value in expected.items())
+    expected = {
+        "preset": config.preset,
+        "scale": config.scale,
+        "seed": seed + config.seed_offset,
+        "target": "usm" if config.sharpens_target else "hq",
+    }
+    if any(params.get(key) != value for key, value in expected.items()):
+        return False
+    return not config.sharpens_target or check_image(layout.target_path(seed), decode=False) is None
 
 
 def degrade_images(root, config: DegradeConfig, show_progress: bool = True, device: str | None = None) -> int:
@@ -59,8 +68,12 @@ def degrade_images(root, config: DegradeConfig, show_progress: bool = True, devi
             if hq_path.exists():
                 quarantine(hq_path)
             continue
-        result = degrade(hq, preset=config.preset, scale=config.scale, seed=seed + config.seed_offset, device=device)
-        # Record first, image second: an LQ on disk always has its record.
+        result = degrade(
+            hq, config.preset, config.scale, seed + config.seed_offset, device, sharpen_target=config.sharpens_target
+        )
+        # Target and record first, image last: an LQ on disk always has what it belongs to.
+        if config.sharpens_target:
+            atomic_save_png(layout.target_path(seed), result.hq)
         atomic_write_json(layout.lq_params_path(seed), result.params)
         atomic_save_png(layout.lq_path(seed), result.lq)
         written += 1

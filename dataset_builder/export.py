@@ -65,7 +65,11 @@ def _row(layout: BuildLayout, image_id: str, scores: dict[str, float]) -> dict:
     meta = read_image_metadata(layout.image_path(seed))
     redo_hq = f"delete it and rerun `fluxgen run` to regenerate, rescore and reselect image {image_id}."
     redo_lq = "delete it and its .json record and rerun `fluxgen degrade` to remake it."
-    hq, hq_size = _checked_bytes(layout.image_path(seed), redo_hq)
+    record = json.loads(layout.lq_params_path(seed).read_text())
+    if record.get("target") == "usm":  # the sharpened target the LQ was made from
+        hq, hq_size = _checked_bytes(layout.target_path(seed), redo_lq)
+    else:
+        hq, hq_size = _checked_bytes(layout.image_path(seed), redo_hq)
     lq, _ = _checked_bytes(layout.lq_path(seed), redo_lq)
     return {
         "id": image_id,
@@ -77,7 +81,7 @@ def _row(layout: BuildLayout, image_id: str, scores: dict[str, float]) -> dict:
         "generator_revision": meta["revision"],
         "_sampling": (meta.get("guidance_scale"), meta.get("num_inference_steps"), meta.get("prompt") != "", hq_size),
         "scores": scores,
-        "degradation": layout.lq_params_path(seed).read_text(),
+        "degradation": json.dumps(record),
     }
 
 
@@ -113,6 +117,7 @@ def exported_facts(provenance: list[dict]) -> dict:
         "seed_min": seeds[0],
         "seed_max": seeds[-1],
         "presets": sorted({r["preset"] for r in records}),
+        "targets": sorted({r.get("target", "hq") for r in records}),
         "scales": sorted({r["scale"] for r in records}),
         "degradation_seed_offsets": sorted(
             {r["seed"] - row["seed"] for r, row in zip(records, provenance, strict=True)}
@@ -163,6 +168,7 @@ def render_card(
         lower_better_metrics=[m for m, low in selection.get("lower_better", {}).items() if low],
         thresholds=selection["thresholds"],
         presets=facts["presets"],
+        targets=facts["targets"],
         scales=facts["scales"],
         seed_offsets=facts["degradation_seed_offsets"],
         counts=selection["counts"],

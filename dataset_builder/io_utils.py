@@ -82,6 +82,10 @@ class BuildLayout:
     def lq_params_path(self, seed: int) -> Path:
         return self._sharded("lq", seed, ".json")
 
+    def target_path(self, seed: int) -> Path:
+        """The sharpened HQ target of `seed`, when its degradation record says `"target": "usm"`."""
+        return self._sharded("lq", seed, "_target.png")
+
     @property
     def scores_dir(self) -> Path:
         return self.root / "scores"

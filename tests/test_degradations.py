@@ -87,7 +87,10 @@ def test_branch_probabilities(draws, name):
 def test_preset_numbers_follow_the_spec():
     seesr, real, mild = PRESETS["seesr"], PRESETS["realesrgan"], PRESETS["mild"]
     assert seesr.stage1.kernel_probs == (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
-    assert max(seesr.stage2.kernel_sizes) == 11 and max(real.stage2.kernel_sizes) == 21
+    # SeeSR's code draws stage-2 kernel sizes from 7..21 (its `blur_kernel_size2 = 11` is never read)
+    for preset in (seesr, real, mild):
+        assert preset.stage2.kernel_sizes == tuple(range(7, 22, 2))
+    assert seesr.sharpen_target and real.sharpen_target and not mild.sharpen_target
     assert seesr.stage2.blur_sigma == (0.2, 1.5) and seesr.stage2.noise_sigma == (1.0, 25.0)
     assert mild.stage1.resize_range == (0.3, 1.5) and mild.stage2.resize_range == (0.6, 1.2)
     assert mild.stage2.jpeg_quality == (60.0, 100.0) and mild.stage2.blur_prob == 0.5 and not mild.usm_sharpen
@@ -112,7 +115,7 @@ def test_same_seed_same_lq_and_record_replays_bit_exactly():
     a, b = degrade(hq, seed=3), degrade(hq, seed=3)
     assert a.lq.size == (24, 16)
     assert a.lq.tobytes() == b.lq.tobytes() and a.params == b.params
-    replay = apply_degradation(hq, json.loads(json.dumps(a.params)))
+    replay = apply_degradation(a.hq, json.loads(json.dumps(a.params)))  # the stored target and its record
     assert replay.tobytes() == a.lq.tobytes()
     assert degrade(hq, seed=4).lq.tobytes() != a.lq.tobytes()
     assert degrade(photo(size=(101, 67)), scale=4, seed=0).lq.size == (25, 16)  # floor of HQ / scale
@@ -133,3 +136,56 @@ def test_bad_arguments():
         degrade(photo(size=(3, 3)), scale=4)
     with pytest.raises(ValueError, match="sampled for a"):
         apply_degradation(photo(size=(40, 40)), sample_degradation("seesr", (64, 64), 4, 0))
+
+
+def test_stage2_sinc_reaches_low_cutoffs_and_plateau_beta_is_drawn_as_basicsr(draws):
+    stage2 = [r["stage2"]["kernel"] for r in draws["seesr"] if r["stage2"]["kernel"]]
+    assert {k["size"] for k in stage2} == set(range(7, 22, 2))
+    assert min(k["omega_c"] for k in stage2 if k["type"] == "sinc") < math.pi / 3  # large kernels allow pi/5
+    plateau = [r["stage1"]["kernel"] for r in draws["seesr"] if r["stage1"]["kernel"]["type"].startswith("plateau")]
+    # BasicSR: half the draws from uniform(1, 1) (exactly 1 with beta_p in [1, 2]), half from [1, 2)
+    assert _close(_frac(plateau, lambda k: k["beta"] == 1.0), 0.5, n=len(plateau))
+
+
+def test_usm_mask_is_per_channel_as_basicsr():
+    from dataset_builder.degradations import usm_sharpen
+
+    image = torch.full((1, 3, 64, 64), 0.5)
+    image[:, 0, :, 32:] = 0.9  # an edge in the red channel only
+    per_channel = usm_sharpen(image)
+    shared = usm_sharpen(image, per_channel_mask=False)
+    # Green and blue have no residual: BasicSR's per-channel mask leaves them alone exactly.
+    assert torch.equal(per_channel[:, 1:], image[:, 1:])
+    torch.testing.assert_close(per_channel[:, 0], shared[:, 0])
+
+
+def test_sharpened_target_replays_bit_exactly_and_old_records_still_replay():
+    hq = photo("astronaut", (96, 64))
+    result = degrade(hq, preset="seesr", seed=5)
+    assert result.params["target"] == "usm" and result.params["format_version"] == 2
+    assert result.hq.tobytes() != hq.tobytes()  # the stored target is the unsharp-masked image
+    assert apply_degradation(result.hq, json.loads(json.dumps(result.params))).tobytes() == result.lq.tobytes()
+    plain = degrade(hq, preset="seesr", seed=5, sharpen_target=False)
+    assert plain.params["target"] == "hq" and plain.hq is hq or plain.hq.tobytes() == hq.tobytes()
+    assert apply_degradation(hq, plain.params).tobytes() == plain.lq.tobytes()
+    old = {**plain.params, "format_version": 1}  # a record from before the per-channel USM mask
+    assert apply_degradation(hq, old).tobytes() != plain.lq.tobytes()  # replayed with the old shared mask
+    with pytest.raises(ValueError, match="does not sharpen"):
+        degrade(hq, preset="mild", sharpen_target=True)
+
+
+def test_severity_of_each_preset_on_photos():
+    """PSNR of the bicubic-upscaled LQ against the HQ target (the numbers the README quotes)."""
+    import numpy as np
+    from PIL import Image
+
+    values = {}
+    for name in sorted(PRESETS):
+        psnrs = []
+        for seed, photo_name in enumerate(("astronaut", "chelsea", "coffee", "rocket")):
+            result = degrade(photo(photo_name, (256, 256)), preset=name, seed=seed)
+            up = np.asarray(result.lq.resize((256, 256), Image.BICUBIC), dtype=np.float64) / 255
+            target = np.asarray(result.hq, dtype=np.float64) / 255
+            psnrs.append(10 * np.log10(1 / np.mean((up - target) ** 2)))
+        values[name] = float(np.mean(psnrs))
+    assert 18 < values["seesr"] < 26 and values["mild"] > values["seesr"] - 0.5, values

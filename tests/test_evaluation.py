@@ -59,7 +59,7 @@ def test_div2k_val_build_is_deterministic_with_exact_sizes(div2k_like, tmp_path)
     assert boxes != other
 
 
-def test_paired_and_lq_only_builds(tmp_path):
+def test_paired_and_lq_only_builds(tmp_path, capsys):
     hr, lr = tmp_path / "HR", tmp_path / "LR"
     hr.mkdir(), lr.mkdir()
     for i, name in enumerate(("astronaut", "chelsea")):
@@ -79,6 +79,7 @@ def test_paired_and_lq_only_builds(tmp_path):
     assert Image.open(tmp_path / "realsr" / "hq" / "Canon_000.png").size == (1024, 1024)
     assert Image.open(tmp_path / "realsr" / "lq" / "Canon_000.png").size == (256, 256)
     assert main(["build", "reallq250", "--source", str(lr), "-o", str(tmp_path / "lq250")]) == 0
+    assert "2 images instead of 250" in capsys.readouterr().err  # not the published set: said, not hidden
     assert not (tmp_path / "lq250" / "hq").exists() and len(list((tmp_path / "lq250" / "lq").iterdir())) == 2
 
 
@@ -167,3 +168,26 @@ def test_score_recomputes_rows_whose_images_changed(div2k_like, tmp_path):
     after = psnr()
     assert after[changed] > before[changed] + 10 and after[changed] > 60
     assert {k: v for k, v in after.items() if k != changed} == {k: v for k, v in before.items() if k != changed}
+
+
+def test_restore_records_its_settings_and_never_mixes_two(div2k_like, tmp_path, capsys):
+    import json
+
+    bench = tmp_path / "bench"
+    assert (
+        main(["build", "div2k-val", "--source", str(div2k_like), "--count", "1", "--crop", "64", "-o", str(bench)])
+        == 0
+    )
+    out = tmp_path / "results" / "b" / "fluxir"
+    argv = ["restore", str(bench), "-o", str(out), "--method", "fluxir", "--tiny", "--steps", "1"]
+    assert main([*argv, "--preset", "paper001"]) == 0
+    settings = json.loads((out / "restore_settings.json").read_text())
+    assert (
+        settings["restoration_weight"] == 0.0 and settings["color_fix"] == "none" and settings["preset"] == "paper001"
+    )
+    assert main(argv) == 2  # the default preset into the same folder: refused, not topped up
+    assert "restored with other settings" in capsys.readouterr().err
+    report = tmp_path / "report"
+    assert main(["score", "--bench", f"b={bench}", "--results", str(tmp_path / "results"), "--methods", "fluxir",
+                 "--metrics", "PSNR", "-o", str(report)]) == 0  # fmt: skip
+    assert "preset=paper001" in (report / "table.md").read_text()

@@ -48,6 +48,10 @@ def test_run_tiny_end_to_end_loads_with_load_dataset(tiny_build):
     assert sorted(list(ds["train"]["id"]) + list(ds["validation"]["id"])) == selection["kept"]
 
     card = (tiny_build / "dataset" / "README.md").read_text()
+    assert "after unsharp masking" in card  # seesr stores the sharpened target, as SeeSR trains
+    generated = Image.open(BuildLayout(tiny_build).image_path(int(row["id"]))).convert("RGB")
+    assert row["hq"].convert("RGB").tobytes() != generated.tobytes()
+    assert json.loads(row["degradation"])["target"] == "usm"
     assert "More information needed" not in card
     assert "| kept | " + str(kept) in card and "piqe" in card and "Apache-2.0" in card
 

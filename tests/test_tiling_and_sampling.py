@@ -6,6 +6,8 @@ from fluxir_hub.latents import image_ids, pack_latents, unpack_latents
 from fluxir_hub.sampling import apply_restoration_guidance, restoration_gate
 from fluxir_hub.tiling import blend_ramp, tile_starts, tiled_map
 
+from .helpers import photo
+
 
 def test_restoration_gate_follows_paper_004_eq_2():
     assert restoration_gate(0.8, 0.8) == 0.0 and restoration_gate(0.5, 0.8) == 0.0
@@ -61,3 +63,39 @@ def test_wavelet_split_is_lossless():
     high, low = wavelet_decompose(image, levels=5)
     torch.testing.assert_close(high + low, image)
     assert low.std() < image.std()  # the low band is smooth
+
+
+def test_restoration_clock_step_is_papers_t_over_T_and_sigma_pulls_twice_as_hard_at_1024():
+    import numpy as np
+    from diffusers import FlowMatchEulerDiscreteScheduler
+    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+    from fluxir_hub.sampling import restoration_clock, total_pull
+    from fluxir_hub.testing import FLUX_SCHEDULER_CONFIG
+
+    scheduler = FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER_CONFIG)
+    scheduler.set_timesteps(sigmas=np.linspace(1.0, 1 / 20, 20), mu=calculate_shift(4096, 256, 4096, 0.5, 1.15))
+    step = restoration_clock(scheduler.sigmas.tolist(), 20, "step")
+    sigma = restoration_clock(scheduler.sigmas.tolist(), 20, "sigma")
+    assert step[:5] == pytest.approx([1.0, 0.95, 0.9, 0.85, 0.8])
+    assert sum(x > 0.8 for x in step) == 4 and sum(x > 0.8 for x in sigma) == 9
+    assert total_pull(step, 0.05) == pytest.approx(0.1196, abs=1e-4)  # the numbers in the sampling docstring
+    assert total_pull(sigma, 0.05) == pytest.approx(0.2421, abs=1e-4)
+    with pytest.raises(ValueError, match="restoration_schedule"):
+        restoration_clock(step, 20, "linear")
+
+
+@pytest.mark.parametrize("schedule", ["step", "sigma"])
+def test_pipeline_pulls_on_the_chosen_clock(tiny_pipe, monkeypatch, schedule):
+    import fluxir_hub.pipelines.pipeline_fluxir as module
+
+    seen = []
+    real = module.apply_restoration_guidance
+    monkeypatch.setattr(
+        module, "apply_restoration_guidance", lambda z, lq, x, *a: seen.append(x) or real(z, lq, x, *a)
+    )
+    tiny_pipe(photo(size=(16, 16)), upscale=2, num_inference_steps=5, restoration_schedule=schedule)
+    if schedule == "step":
+        assert seen == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2])
+    else:
+        assert seen == pytest.approx(tiny_pipe.scheduler.sigmas[:5].tolist())

@@ -270,3 +270,20 @@ def test_learning_rate_schedule_follows_optimizer_steps(pairs, tmp_path):
                               gradient_accumulation_steps=2, learning_rate=1e-3)).train()  # fmt: skip
     # linear warm-up over 2 optimizer steps, then linear decay to 0 at step 4 (accumulation does not advance it)
     assert [round(h["lr"], 6) for h in history] == [0.0005, 0.001, 0.0005, 0.0]
+
+
+def test_center_crops_sit_in_the_middle_on_the_lq_grid():
+    from training.data import Pair, crop_pair
+
+    hq = photo("astronaut", (200, 136))
+    pair = Pair(hq, hq.resize((50, 34)), "", "x")
+    config = TrainConfig(dataset="x", crop_sizes=[[64, 64]], crop_mode="center", scale=4)
+    a, _ = crop_pair(pair, (64, 64), np.random.default_rng(0), config, 0)
+    b, _ = crop_pair(pair, (64, 64), np.random.default_rng(1), config, 0)
+    assert torch.equal(a, b)  # no randomness in the position
+    from training.data import to_tensor
+
+    expected = to_tensor(hq.crop((68, 36, 132, 100)))  # (200 - 64) / 2 = 68, (136 - 64) / 2 = 36, multiples of 4
+    torch.testing.assert_close(a, expected)
+    with pytest.raises(ValueError, match="crop_mode"):
+        TrainConfig(dataset="x", crop_mode="middle").validate()

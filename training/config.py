@@ -35,6 +35,7 @@ class TrainConfig:
     degradation_preset: str = "seesr"
     scale: int = 4
     crop_sizes: list[list[int]] = field(default_factory=lambda: [[1024, 768], [768, 768], [512, 768]])  # (w, h)
+    crop_mode: str = "random"  # random | center: where each crop sits (paper 001: centre crops of a random size)
     prompt_column: str | None = "prompt"
     prompt_drop_rate: float = 0.1
     # optimisation (paper 001 §4.1: AdamW, lr 1e-5, batch 64 over 4 GPUs)
@@ -112,6 +113,8 @@ class TrainConfig:
                 f"Each crop side must be a multiple of {16 * self.scale} so the LQ crop is a whole number of pixels "
                 f"at x{self.scale} and packs into 2x2 latent tokens; got {self.crop_sizes}."
             )
+        if self.crop_mode not in ("random", "center"):
+            raise ValueError(f"`crop_mode` must be 'random' or 'center', got {self.crop_mode!r}.")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"`mixed_precision` must be no, fp16 or bf16, got {self.mixed_precision!r}.")
         if self.pixel_loss_form not in ("printed", "x0"):

@@ -111,8 +111,9 @@ class PairSource:
 
 
 def crop_pair(pair: Pair, size: tuple[int, int], rng: np.random.Generator, config: TrainConfig, degrade_seed: int):
-    """Random aligned crop of `size = (w, h)`; the LQ crop is degraded on the fly when the source has none, then
-    resized to the crop size (as the pipeline does). Returns `(hq, lq)` tensors in [-1, 1]."""
+    """Aligned crop of `size = (w, h)` (random position, or centred with `crop_mode: center`); the LQ crop is
+    degraded on the fly when the source has none, then resized to the crop size (as the pipeline does). Returns
+    `(hq, lq)` tensors in [-1, 1]."""
     width, height = size
     scale = config.scale
     if pair.hq.width < width or pair.hq.height < height:
@@ -120,13 +121,19 @@ def crop_pair(pair: Pair, size: tuple[int, int], rng: np.random.Generator, confi
             f"Image {pair.name} is {pair.hq.width}x{pair.hq.height}, smaller than the crop {width}x{height}; "
             "use smaller `crop_sizes` or remove small images."
         )
-    left = int(rng.integers(0, (pair.hq.width - width) // scale + 1)) * scale
-    top = int(rng.integers(0, (pair.hq.height - height) // scale + 1)) * scale
+    if config.crop_mode == "center":  # aligned to the LQ grid, as close to the centre as it allows
+        left = (pair.hq.width - width) // 2 // scale * scale
+        top = (pair.hq.height - height) // 2 // scale * scale
+    else:
+        left = int(rng.integers(0, (pair.hq.width - width) // scale + 1)) * scale
+        top = int(rng.integers(0, (pair.hq.height - height) // scale + 1)) * scale
     hq = pair.hq.crop((left, top, left + width, top + height))
     if pair.lq is None:
         from dataset_builder import degrade
 
-        lq = degrade(hq, preset=config.degradation_preset, scale=scale, seed=degrade_seed).lq
+        # the preset's target: the unsharp-masked crop for seesr/realesrgan, as FluxGen stores it
+        result = degrade(hq, preset=config.degradation_preset, scale=scale, seed=degrade_seed)
+        hq, lq = result.hq, result.lq
     else:
         expected = (pair.hq.width // scale, pair.hq.height // scale)
         if pair.lq.size != expected:

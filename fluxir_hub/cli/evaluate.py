@@ -102,6 +102,8 @@ def run_build(args) -> None:
             args.benchmark, Path(args.source), Path(args.lq_source), out, hq_crop=args.crop, scale=args.scale
         )
     print(f"{args.benchmark}: {manifest['count']} image(s) in {out}")
+    for difference in manifest.get("differences", []):
+        print(f"warning: this is not the published {args.benchmark} set: {difference}.", file=sys.stderr)
 
 
 def run_restore(args) -> None:

@@ -133,16 +133,30 @@ def build_paired(benchmark: str, hq_source: Path, lq_source: Path, out_dir: Path
     return manifest
 
 
+REALLQ250_COUNT, REALLQ250_SIZE = 250, (256, 256)
+
+
 def build_lq_only(lq_source: Path, out_dir: Path) -> dict:
-    """RealLQ250: the LQ images as they are (no ground truth)."""
+    """RealLQ250: the LQ images as they are (no ground truth). The published set is 250 images of 256x256; what
+    differs is listed in the manifest's `differences` (and printed), since the paper's numbers need the full set."""
     files = find_images([lq_source]).paths
     if not files:
         raise ValueError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {lq_source}.")
+    differences = []
+    if len(files) != REALLQ250_COUNT:
+        differences.append(f"{len(files)} images instead of {REALLQ250_COUNT}")
+    odd = []
+    for path in files:
+        with Image.open(path) as image:
+            if image.size != REALLQ250_SIZE:
+                odd.append(f"{path.name} is {image.width}x{image.height}")
+    if odd:
+        differences.append(f"{len(odd)} not {REALLQ250_SIZE[0]}x{REALLQ250_SIZE[1]} ({'; '.join(odd[:5])})")
     for path in tqdm(files, desc="Building RealLQ250"):
         target = out_dir / "lq" / f"{path.stem}.png"
         if not target.exists():
             _save(load_image(path), target)
-    manifest = {"benchmark": "reallq250", "count": len(files)}
+    manifest = {"benchmark": "reallq250", "count": len(files), "differences": differences}
     _write_manifest(out_dir, manifest)
     return manifest
 

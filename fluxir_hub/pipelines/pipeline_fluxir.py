@@ -26,7 +26,13 @@ from ..color_fix import COLOR_FIX_MODES, apply_color_fix
 from ..image_io import to_rgb
 from ..latents import image_ids, pack_latents, text_ids, unpack_latents
 from ..models.adapter_fluxir import FluxIRAdapter
-from ..sampling import DEFAULT_RESTORATION_THRESHOLD, DEFAULT_RESTORATION_WEIGHT, apply_restoration_guidance
+from ..sampling import (
+    DEFAULT_RESTORATION_THRESHOLD,
+    DEFAULT_RESTORATION_WEIGHT,
+    RESTORATION_SCHEDULES,
+    apply_restoration_guidance,
+    restoration_clock,
+)
 from ..tiling import tiled_map
 from ..tts import TTSConfig
 from .pipeline_output import FluxIRPipelineOutput
@@ -536,9 +542,11 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         restoration_weight: float,
         restoration_threshold: float,
         velocity_kwargs: dict[str, Any],
+        restoration_x: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, list[float], int]:
         r"""
-        One greedy branching step of test-time scaling (see [`fluxir_hub.tts`]).
+        One greedy branching step of test-time scaling (see [`fluxir_hub.tts`]). `restoration_x` is this step's
+        restoration-sampling clock (defaults to `s`).
 
         Returns:
             `(latents, velocity, rewards, nfe)`: per image, the chosen candidate at flow time `s` and its velocity
@@ -564,8 +572,9 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         for n, (candidate, candidate_velocity) in enumerate(zip(candidates, velocities, strict=True)):
             z = candidate + (s_next - s) * candidate_velocity
             z = apply_restoration_guidance(
-                z, velocity_kwargs["lq_latents"], s, restoration_weight, restoration_threshold
-            )
+                z, velocity_kwargs["lq_latents"], s if restoration_x is None else restoration_x, restoration_weight,
+                restoration_threshold,
+            )  # fmt: skip
             # Multi-step partial denoising estimate: k coarse Euler steps from s_next to the clean end.
             estimate_sigmas = np.linspace(s_next, 0.0, tts.mspde_steps + 1)
             for a, b in zip(estimate_sigmas[:-1], estimate_sigmas[1:], strict=True):
@@ -613,6 +622,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         conditioning_scale: float = 1.0,
         restoration_weight: float = DEFAULT_RESTORATION_WEIGHT,
         restoration_threshold: float = DEFAULT_RESTORATION_THRESHOLD,
+        restoration_schedule: str = "step",
         color_fix: str = "wavelet",
         tile_size: int | None = None,
         tile_overlap: int | None = None,
@@ -649,7 +659,11 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             restoration_weight (`float`, *optional*, defaults to 0.05):
                 Fidelity knob `w` of paper 004's restoration sampling strategy; 0 turns it off.
             restoration_threshold (`float`, *optional*, defaults to 0.8):
-                Flow time `a` above which the strategy acts (paper 004 Eq. 2).
+                Clock value `a` above which the strategy acts (paper 004 Eq. 2).
+            restoration_schedule (`str`, *optional*, defaults to `"step"`):
+                The strategy's clock: `"step"`, the fraction of steps still to go (paper 004's t/T: acts on the first
+                20 % of the steps), or `"sigma"`, the shifted flow time (acts on more steps at high resolution); see
+                [`fluxir_hub.sampling`].
             color_fix (`str`, *optional*, defaults to `"wavelet"`): `"wavelet"`, `"adain"` or `"none"`.
             tile_size (`int`, *optional*):
                 Restore in overlapping latent tiles of this many output pixels (a multiple of 16) when the output is
@@ -694,6 +708,10 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             prompt = [""] * prompt_embeds.shape[0]
         if tts is not None:
             tts.validate(num_inference_steps)
+        if restoration_schedule not in RESTORATION_SCHEDULES:
+            raise ValueError(
+                f"`restoration_schedule` must be one of {RESTORATION_SCHEDULES}, got {restoration_schedule!r}."
+            )
         self.check_inputs(
             images, prompt, upscale, num_inference_steps, guidance_scale, conditioning_scale, restoration_weight,
             restoration_threshold, color_fix, tile_size, tile_overlap, output_type, max_output_pixels,
@@ -760,6 +778,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             "conditioning_scale": conditioning_scale, "tile_tokens": tile_tokens, "overlap_tokens": overlap_tokens,
         }  # fmt: skip
         sigmas = self.scheduler.sigmas
+        clock = restoration_clock(sigmas.tolist(), num_inference_steps, restoration_schedule)
         self.scheduler.set_begin_index(0)
         self.adapter.install(self.transformer)  # no-op unless the adapter component was replaced since construction
         with self.progress_bar(total=num_inference_steps) as progress_bar:
@@ -774,14 +793,16 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
                 if i in branch_steps:
                     latents, velocity, rewards, extra = self.select_candidate(
                         latents, velocity, s, float(sigmas[i + 1]), tts, lq_pixels, generator,
-                        restoration_weight, restoration_threshold, velocity_kwargs,
+                        restoration_weight, restoration_threshold, velocity_kwargs, clock[i],
                     )  # fmt: skip
                     nfe += extra
                     for b, reward in enumerate(rewards):
                         tts_rewards[b].append(reward)
                 latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0].to(dtype)
-                # Paper 004 Eq. 1-2: the stepped latent is pulled toward the LQ with g at this step's flow time.
-                latents = apply_restoration_guidance(latents, lq_latents, s, restoration_weight, restoration_threshold)
+                # Paper 004 Eq. 1-2: the stepped latent is pulled toward the LQ, g evaluated on this step's clock.
+                latents = apply_restoration_guidance(
+                    latents, lq_latents, clock[i], restoration_weight, restoration_threshold
+                )
 
                 if callback_on_step_end is not None:
                     step_tensors = {"latents": latents, "lq_latents": lq_latents, "prompt_embeds": prompt_embeds}
