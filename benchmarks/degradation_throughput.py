@@ -129,7 +129,7 @@ def main() -> None:
     print("  time shares (1 worker):")
     for name, share in sorted(stage_shares(images[:32]).items(), key=lambda kv: -kv[1]):
         print(f"    {name:36s} {100 * share:5.1f} %")
-    generate_rate, score_rate = tiny_fluxgen(32)
+    generate_rate, score_rate = tiny_fluxgen(min(32, args.images))
     print("Tiny FluxGen (random tiny FLUX, 128x96, 2 steps; piqe + entropy + musiq(random weights))")
     print(f"  generate  : {generate_rate:6.1f} images/s")
     print(f"  score     : {score_rate:6.1f} images/s")

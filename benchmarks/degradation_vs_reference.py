@@ -25,6 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python benchmarks/...` from a fresh clone: make `benchmarks` importable
+    sys.path.insert(0, str(ROOT))
+
 
 def load_basicsr(src: Path):
     """Import BasicSR's degradation, filtering and JPEG modules straight from their files."""

@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CASES = {"tiny": {"size": 64, "steps": 8}, "mid": {"size": 256, "steps": 4}}
 
@@ -46,19 +49,26 @@ def measure(config: str, candidates: int) -> dict:
 
 def run(config: str, candidates: int) -> dict:
     code = f"import json, benchmarks.pipeline_cpu as b; print(json.dumps(b.measure({config!r}, {candidates})))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the tiny config only, N = 1 and 2 (a smoke run)")
+    args = parser.parse_args()
+    cases = {"tiny": CASES["tiny"]} if args.quick else CASES
+    counts = (1, 2) if args.quick else (1, 2, 4, 8)
     print("FluxIRPipeline on CPU (random weights), x2 upscale")
-    for config, case in CASES.items():
+    for config, case in cases.items():
         r = run(config, 1)
         print(f"  {config:5s} {case['size']}x{case['size']}, {case['steps']} steps: {r['seconds_per_step']:.3f} s/step, "
               f"peak RAM {r['peak_rss_mb']:.0f} MB")  # fmt: skip
     print("Test-time scaling (branching in the first quarter of the steps, k = 2 MSPDE steps)")
-    for config in CASES:
-        for n in (1, 2, 4, 8):
+    for config in cases:
+        for n in counts:
             r = run(config, n)
             print(f"  {config:5s} N={n}: NFE {r['nfe']:3d} (formula {r['expected_nfe']:3d}), {r['seconds']:.2f} s")
 

@@ -20,7 +20,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from fluxir_hub.cli import quiet_optional_backends
+from fluxir_hub.cli import add_common_arguments, configure_logging
 
 from .config import (
     FluxGenConfig,
@@ -70,6 +70,7 @@ OPTIONS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fluxgen", description=__doc__.splitlines()[0])
+    add_common_arguments(parser)
     parser.add_argument("stage", choices=STAGES)
     parser.add_argument("-o", "--output-dir", required=True, help="build folder (created by generate/run)")
     parser.add_argument("--tiny", action="store_true", help="tiny offline FLUX and offline metrics (tests, demos)")
@@ -189,7 +190,7 @@ def run_stage(stage: str, args: argparse.Namespace, config: FluxGenConfig) -> No
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    quiet_optional_backends()
+    configure_logging(args.verbose)
     try:
         config = prepare_folder(args, creates=args.stage in ("generate", "run"))
         if args.stage == "run":

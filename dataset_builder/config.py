@@ -115,13 +115,14 @@ class ExportConfig:
     """Parquet export: shard size and the validation split."""
 
     validation_fraction: float = 0.01
-    rows_per_shard: int = 1000
+    max_shard_bytes: int = 500_000_000  # image bytes per parquet shard, as `datasets` shards (500 MB)
+    rows_per_shard: int = 10_000  # and at most this many rows
 
     def validate(self) -> None:
         if not 0 <= self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}.")
-        if self.rows_per_shard < 1:
-            raise ValueError("rows_per_shard must be positive.")
+        if self.rows_per_shard < 1 or self.max_shard_bytes < 1:
+            raise ValueError("rows_per_shard and max_shard_bytes must be positive.")
 
 
 @dataclass
@@ -171,7 +172,9 @@ class FluxGenConfig:
 
 
 # Settings that may change between runs into the same folder without changing what is already there.
-RESUMABLE_KEYS = {"generate.seed_end", "generate.batch_size", "score.batch_size", "export.rows_per_shard"}
+RESUMABLE_KEYS = {
+    "generate.seed_end", "generate.batch_size", "score.batch_size", "export.rows_per_shard", "export.max_shard_bytes",
+}  # fmt: skip
 
 
 def config_differences(old: FluxGenConfig, new: FluxGenConfig) -> list[str]:

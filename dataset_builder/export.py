@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from fluxir_hub.files import atomic_write
+from fluxir_hub.licences import card_licence, size_category
 
 from .config import GENERATOR_LICENSES, FluxGenConfig
 from .generate import read_image_metadata
@@ -85,17 +86,38 @@ def _row(layout: BuildLayout, image_id: str, scores: dict[str, float]) -> dict:
     }
 
 
+def plan_shards(sizes: list[int], max_bytes: int, max_rows: int) -> list[tuple[int, int]]:
+    """`[start, end)` row ranges: consecutive rows until the next would pass `max_bytes` or `max_rows` (a single row
+    larger than `max_bytes` gets a shard of its own)."""
+    shards, start, total = [], 0, 0
+    for index, size in enumerate(sizes):
+        if index > start and (total + size > max_bytes or index - start >= max_rows):
+            shards.append((start, index))
+            start, total = index, 0
+        total += size
+    shards.append((start, len(sizes)))
+    return shards
+
+
+def _row_bytes(layout: BuildLayout, image_id: str) -> int:
+    seed = int(image_id)
+    hq = layout.target_path(seed) if layout.target_path(seed).exists() else layout.image_path(seed)
+    return hq.stat().st_size + layout.lq_path(seed).stat().st_size
+
+
 def write_split(
-    layout: BuildLayout, split: str, ids: list[str], scores: dict, metrics: list[str], rows_per_shard: int
+    layout: BuildLayout, split: str, ids: list[str], scores: dict, metrics: list[str], max_bytes: int, max_rows: int
 ) -> tuple[list[Path], list[dict]]:
-    """Write one split's parquet shards; returns their paths and the exported rows' provenance (no image bytes)."""
+    """Write one split's parquet shards (by image bytes, as `datasets` shards); returns their paths and the exported
+    rows' provenance (no image bytes)."""
     from datasets import Dataset
 
     data_dir = layout.dataset_dir / "data"
-    n_shards = max(1, -(-len(ids) // rows_per_shard))
+    shards = plan_shards([_row_bytes(layout, i) for i in ids], max_bytes, max_rows)
+    n_shards = len(shards)
     written, provenance = [], []
-    for shard in range(n_shards):
-        chunk = ids[shard * rows_per_shard : (shard + 1) * rows_per_shard]
+    for shard, (start, end) in enumerate(shards):
+        chunk = ids[start:end]
         rows = [_row(layout, i, {m: scores[i][m] for m in metrics}) for i in chunk]
         dataset = Dataset.from_list(
             [{k: v for k, v in r.items() if k != "_sampling"} for r in rows], features=_features(metrics)
@@ -138,20 +160,16 @@ def render_card(
     models = sorted({g.rsplit("@", 1)[0] for g in facts["generators"]})
     licences = [GENERATOR_LICENSES.get(m, ("other", f"Check the licence of `{m}`: generated images may carry its terms."))
                 for m in models]  # fmt: skip
-    license_id = licences[0][0] if len({lic[0] for lic in licences}) == 1 else "other"
     license_note = " ".join(note for _, note in licences)
     total = n_train + n_validation
-    size = (
-        "n<1K" if total < 1000 else "1K<n<10K" if total < 10_000 else "10K<n<100K" if total < 100_000 else "100K<n<1M"
-    )
     # No `configs:` block: `datasets` finds the splits from the `data/<split>-*.parquet` names, and fingerprints
     # the files themselves. With the block, every folder named `dataset` shared one cache entry (stale rows).
     card_data = DatasetCardData(
-        license=license_id,
         task_categories=["image-to-image"],
         tags=["image-restoration", "super-resolution", "synthetic", "fluxgen", "flux"],
-        size_categories=[size],
+        size_categories=[size_category(total)],
         pretty_name="FluxGen restoration pairs",
+        **card_licence(models),
     )
     card = DatasetCard.from_template(
         card_data,
@@ -220,7 +238,9 @@ def export_dataset(root, config: FluxGenConfig, repo_id: str | None = None) -> d
     written, provenance = [], []
     for split, ids in (("train", train), ("validation", validation)):
         if ids:
-            paths, rows = write_split(layout, split, ids, scores, metrics, config.export.rows_per_shard)
+            paths, rows = write_split(
+                layout, split, ids, scores, metrics, config.export.max_shard_bytes, config.export.rows_per_shard
+            )
             written += paths
             provenance += rows
     for stale in data_dir.glob("*.parquet"):  # shards of an earlier, larger export

@@ -279,3 +279,17 @@ def test_prompts_file_assigns_prompts_by_seed(tmp_path):
     got = [read_image_metadata(layout.image_path(seed))["prompt"] for seed in range(4)]
     assert got == ["a red car", "a cat on a sofa", "a red car", "a cat on a sofa"]
     assert main(["generate", "-o", str(tmp_path / "x"), "--tiny", "--prompts", str(tmp_path / "missing.txt")]) == 2
+
+
+def test_shards_by_bytes_and_card_metadata_for_any_size():
+    from dataset_builder.export import plan_shards
+    from fluxir_hub.licences import card_licence, size_category
+
+    assert plan_shards([100] * 10, max_bytes=250, max_rows=100) == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
+    assert plan_shards([600, 100, 100], max_bytes=500, max_rows=100) == [(0, 1), (1, 3)]  # one big row alone
+    assert plan_shards([1] * 5, max_bytes=10**9, max_rows=2) == [(0, 2), (2, 4), (4, 5)]
+    assert [size_category(n) for n in (5, 5_000, 50_000, 350_000, 2_000_000, 50_000_000)] == [
+        "n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M"]  # fmt: skip
+    flux = card_licence(["black-forest-labs/FLUX.1-dev"])
+    assert flux["license"] == "other" and flux["license_name"] == "flux-1-dev-non-commercial-license"
+    assert card_licence(["black-forest-labs/FLUX.1-schnell", "tiny"]) == {"license": "apache-2.0"}

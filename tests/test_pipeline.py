@@ -245,3 +245,35 @@ def test_mismatched_adapter_is_refused():
     pipe.adapter = adapter  # swapped afterwards: refused at the next call
     with pytest.raises(ValueError, match="different base transformer"):
         pipe(photo(size=(32, 32)), **FAST)
+
+
+def test_num_images_per_prompt_and_custom_sigmas(tiny_pipe):
+    lq = photo(size=(16, 16))
+    out = tiny_pipe([lq, lq.rotate(90)], upscale=2, num_inference_steps=2, num_images_per_prompt=3, output_type="pt")
+    assert out.images.shape[0] == 6
+    assert not torch.allclose(out.images[0], out.images[1])  # different noise per copy
+    custom = tiny_pipe(lq, upscale=2, sigmas=[1.0, 0.6, 0.2], generator=gen(), output_type="pt")
+    assert custom.nfe == 3
+    assert torch.allclose(tiny_pipe.scheduler.sigmas[:3], _shifted(tiny_pipe, [1.0, 0.6, 0.2]))
+    for bad in ([0.5, 0.7], [], [1.5, 0.5]):
+        with pytest.raises(ValueError, match="sigmas"):
+            tiny_pipe(lq, upscale=2, sigmas=bad)
+    with pytest.raises(ValueError, match="num_images_per_prompt"):
+        tiny_pipe(lq, upscale=2, num_images_per_prompt=0)
+
+
+def _shifted(pipe, sigmas):
+    import math
+
+    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+    mu = calculate_shift(4, 256, 4096, 0.5, 1.15)  # a 32x32 output: 2x2 tokens
+    return torch.tensor([math.exp(mu) / (math.exp(mu) + (1 / s - 1)) for s in sigmas], dtype=torch.float32)
+
+
+def test_adapter_has_the_attention_processor_api():
+    adapter = tiny_adapter(tiny_components()["transformer"])
+    processors = adapter.attn_processors
+    assert processors and all("block.attn" in name for name in processors)
+    adapter.set_attn_processor(dict(processors))  # round trip
+    assert adapter.attn_processors.keys() == processors.keys()

@@ -99,3 +99,21 @@ def test_pipeline_pulls_on_the_chosen_clock(tiny_pipe, monkeypatch, schedule):
         assert seen == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2])
     else:
         assert seen == pytest.approx(tiny_pipe.scheduler.sigmas[:5].tolist())
+
+
+def test_auto_tiles_only_when_one_pass_does_not_fit():
+    from fluxir_hub.tiling import auto_tile_size
+
+    gib = 2**30
+    # FLUX.1-dev (3072 channels, bf16) at 2048x2048 on an 80 GB GPU: one pass (it is the cheaper one)
+    assert auto_tile_size(2048, 2048, 3072, 2, free_bytes=60 * gib) is None
+    # ...with 2 GiB free it tiles, and the tile it picks fits the budget
+    tile = auto_tile_size(2048, 2048, 3072, 2, free_bytes=2 * gib)
+    assert tile is not None and tile % 16 == 0 and 64 <= tile < 2048
+    assert (tile // 16) ** 2 * 3072 * 2 * 18 <= gib
+    assert auto_tile_size(4096, 4096, 3072, 2, free_bytes=2 * gib) == tile  # the tile depends on memory, not size
+
+
+def test_pipeline_auto_tiling_runs(tiny_pipe):
+    out = tiny_pipe(photo(size=(16, 16)), upscale=2, num_inference_steps=1, tile_size="auto", output_type="pt")
+    assert out.images.shape[-2:] == (32, 32) and tiny_pipe.auto_tile_size(32, 32) is None

@@ -287,3 +287,29 @@ def test_center_crops_sit_in_the_middle_on_the_lq_grid():
     torch.testing.assert_close(a, expected)
     with pytest.raises(ValueError, match="crop_mode"):
         TrainConfig(dataset="x", crop_mode="middle").validate()
+
+
+def test_model_card_metadata_licence_and_gallery(tmp_path):
+    from huggingface_hub import ModelCard
+
+    from training.hub import write_model_card
+
+    validation = tmp_path / "validation" / "step-10"
+    validation.mkdir(parents=True)
+    for name in ("00", "00_lq", "01", "01_lq"):
+        photo(size=(8, 8)).save(validation / f"{name}.png")
+    flux = TrainConfig(pretrained_model="black-forest-labs/FLUX.1-dev", dataset="me/pairs", use_lora=True)
+    card = ModelCard.load(write_model_card(tmp_path, flux, 10, validation))
+    meta = card.data.to_dict()
+    assert meta["license"] == "other" and meta["license_name"] == "flux-1-dev-non-commercial-license"
+    assert meta["license_link"].endswith("FLUX.1-dev/blob/main/LICENSE.md")
+    assert meta["base_model"] == "black-forest-labs/FLUX.1-dev" and meta["base_model_relation"] == "adapter"
+    assert "lora" in meta["tags"] and meta["datasets"] == ["me/pairs"]
+    assert "pip install fluxir-hub" in card.text and "load_lora_weights" in card.text
+    assert "![restored](gallery/01.png)" in card.text and (tmp_path / "gallery" / "01_lq.png").exists()
+
+    local = tmp_path / "base-folder"
+    local.mkdir()
+    other = TrainConfig(pretrained_model=str(local), dataset=str(tmp_path))
+    meta = ModelCard.load(write_model_card(tmp_path / "b", other, 1)).data.to_dict()
+    assert "base_model" not in meta and meta["license"] == "apache-2.0"  # never a local path as base_model

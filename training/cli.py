@@ -18,14 +18,15 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from fluxir_hub.cli import quiet_optional_backends
+    from fluxir_hub.cli import add_common_arguments, configure_logging
 
     from .config import TrainConfig, parse_overrides
 
     parser = argparse.ArgumentParser(prog="fluxir-train", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="YAML or JSON file of TrainConfig keys")
+    add_common_arguments(parser)
     args, rest = parser.parse_known_args(argv)
-    quiet_optional_backends()
+    configure_logging(args.verbose)
     overrides, i = [], 0
     while i < len(rest):
         item = rest[i]

@@ -4,31 +4,67 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fluxir_hub.licences import card_licence
+
 from .config import TrainConfig
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md"
 UPLOAD_IGNORE = ["checkpoint-*", "checkpoint-*/**", "logs/**", "validation/**", ".*"]
+GALLERY = "gallery"  # the last validation's before/after images, uploaded with the card
 
 
-def write_model_card(folder: Path, config: TrainConfig, steps: int) -> Path:
+def hub_id(name: str | None) -> str | None:
+    """`name` when it is a Hub repo id (`org/name`), None for local folders and the embedded test models."""
+    if not name or Path(name).exists() or name.count("/") != 1 or name.startswith((".", "/")):
+        return None
+    return name
+
+
+def copy_gallery(folder: Path, validation_dir: Path | None) -> list[str]:
+    """Copy the last validation's LQ/restored pairs into `folder/gallery`; returns their names, pairwise."""
+    import shutil
+
+    if validation_dir is None or not validation_dir.is_dir():
+        return []
+    target = Path(folder) / GALLERY
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    names = []
+    for restored in sorted(p for p in validation_dir.glob("*.png") if not p.stem.endswith("_lq")):
+        lq = restored.with_name(f"{restored.stem}_lq.png")
+        if lq.exists():
+            for path in (lq, restored):
+                shutil.copy2(path, target / path.name)
+            names.append(restored.stem)
+    return names
+
+
+def write_model_card(folder: Path, config: TrainConfig, steps: int, validation_dir: Path | None = None) -> Path:
     from huggingface_hub import ModelCard, ModelCardData
 
-    licence = "other" if "FLUX.1-dev" in config.pretrained_model else "apache-2.0"
+    base = hub_id(config.pretrained_model)
+    tags = ["diffusers", "flux", "image-restoration", "fluxir", "super-resolution"] + (
+        ["lora"] if config.use_lora else []
+    )
+    dataset = hub_id(config.dataset)
+    gallery = copy_gallery(folder, validation_dir)
     card_data = ModelCardData(
         library_name="diffusers",
-        base_model=config.pretrained_model if config.pretrained_model != "tiny" else None,
-        license=licence,
-        tags=["diffusers", "flux", "image-restoration", "fluxir", "super-resolution"],
-        datasets=[config.dataset]
-        if config.dataset and "/" in config.dataset and not Path(config.dataset).exists()
-        else None,
+        base_model=base,
+        base_model_relation="adapter" if base else None,
+        tags=tags,
+        datasets=[dataset] if dataset else None,
         pipeline_tag="image-to-image",
+        **card_licence([base, config.pretrained_model]),
     )
     card = ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATE),
         repo_id=config.hub_model_id or "path/to/this/folder",
-        base_model=config.pretrained_model,
+        base_model=base or "black-forest-labs/FLUX.1-dev",
+        trained_on=config.pretrained_model,
+        gallery=gallery,
+        gallery_dir=GALLERY,
         data=config.dataset
         or f"HQ images in `{Path(config.hq_folder).name}`, degraded on the fly "
         f"(`{config.degradation_preset}`, x{config.scale})",

@@ -385,7 +385,8 @@ class Trainer:
         self.config.save(self.output_dir)
         from .hub import write_model_card
 
-        write_model_card(self.output_dir, self.config, self.global_step)
+        steps = sorted(self.output_dir.glob("validation/step-*"), key=lambda p: int(p.name.split("-")[1]))
+        write_model_card(self.output_dir, self.config, self.global_step, steps[-1] if steps else None)
         if self.config.push_to_hub:
             from .hub import push_adapter
 

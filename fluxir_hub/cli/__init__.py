@@ -4,6 +4,27 @@ import logging
 import os
 
 
+def add_common_arguments(parser) -> None:
+    """`--version` and `--verbose`, the same on every command."""
+    from fluxir_hub import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__} (FluxIR Hub)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+
+
+def configure_logging(verbose: int = 0) -> None:
+    """Warnings only by default; `-v` adds progress information, `-vv` debug output (this project's loggers and
+    diffusers/transformers)."""
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("fluxir_hub", "dataset_builder", "training", "demo"):
+        logging.getLogger(name).setLevel(level)
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity(max(level, logging.WARNING) if verbose < 2 else logging.DEBUG)
+    quiet_optional_backends()
+
+
 def quiet_optional_backends() -> None:
     """Silence bitsandbytes' CPU-kernel warning: pyiqa pulls the package in, and its "Failed to load CPU
     gemm_4bit_forward" line at import means nothing for these commands (no 4-bit models are used)."""

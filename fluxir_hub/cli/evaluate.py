@@ -18,11 +18,12 @@ import json
 import sys
 from pathlib import Path
 
-from fluxir_hub.cli import quiet_optional_backends
+from fluxir_hub.cli import add_common_arguments, configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fluxir-eval", description=__doc__.splitlines()[0])
+    add_common_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="make a benchmark folder from your local copy of a dataset")
     build.add_argument("benchmark", choices=["div2k-val", "realsr", "drealsr", "reallq250"])
@@ -184,7 +185,7 @@ def run_score(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    quiet_optional_backends()
+    configure_logging(args.verbose)
     try:
         {"build": run_build, "restore": run_restore, "score": run_score}[args.command](args)
     except ValueError as err:

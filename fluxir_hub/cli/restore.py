@@ -13,7 +13,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from fluxir_hub.cli import quiet_optional_backends
+from fluxir_hub.cli import add_common_arguments, configure_logging
 from fluxir_hub.files import atomic_save_png
 
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-dev"
@@ -32,8 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--fidelity", type=float, default=0.05, help="restoration sampling weight w; 0 = off")
     parser.add_argument("--color-fix", default="wavelet", choices=["wavelet", "adain", "none"])
-    parser.add_argument("--tile-size", type=int, default=1024, help="tile side in output pixels (default 1024)")
-    parser.add_argument("--tile-overlap", type=int, default=256, help="tile overlap in output pixels (default 256)")
+    parser.add_argument(
+        "--tile-size",
+        type=_tile_size,
+        default="auto",
+        help="latent tile side in output pixels, 'none' for one pass, or 'auto' (default): tiles only when one pass "
+        "would not fit in memory",
+    )
+    parser.add_argument("--tile-overlap", type=int, default=None, help="tile overlap in output pixels (a quarter)")
     parser.add_argument(
         "--model",
         default=None,
@@ -60,7 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--tiny", action="store_true", help="the tiny *random* pipeline used by the tests (noise out)")
     parser.add_argument("--overwrite", action="store_true", help="redo images whose output already exists")
+    add_common_arguments(parser)
     return parser
+
+
+def _tile_size(value: str) -> int | str | None:
+    if value in ("auto", "none"):
+        return None if value == "none" else value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels, 'auto' or 'none', got {value!r}") from None
 
 
 class SetupError(RuntimeError):
@@ -205,7 +221,7 @@ def check_output_dir(output_dir: Path, inputs: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    quiet_optional_backends()
+    configure_logging(args.verbose)
     from tqdm.auto import tqdm
 
     from fluxir_hub.image_io import ImageLoadError, find_images, load_image

@@ -12,6 +12,7 @@ import torch.nn as nn
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.hooks import HookRegistry, ModelHook
 from diffusers.loaders import PeftAdapterMixin
+from diffusers.models.attention import AttentionMixin
 from diffusers.models.embeddings import CombinedTimestepGuidanceTextProjEmbeddings, CombinedTimestepTextProjEmbeddings
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.transformers.transformer_flux import FluxPosEmbed, FluxTransformer2DModel, FluxTransformerBlock
@@ -74,7 +75,7 @@ class SqueezeExcitation(nn.Module):
         return self.excitation(self.squeeze(x))
 
 
-class FluxIRAdapter(ModelMixin, ConfigMixin, PeftAdapterMixin):
+class FluxIRAdapter(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin):
     r"""
     The FluxIR restoration adapter for a FLUX.1 transformer ([`~diffusers.FluxTransformer2DModel`]).
 

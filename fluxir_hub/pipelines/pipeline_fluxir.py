@@ -301,6 +301,17 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         pooled_prompt_embeds = pooled_prompt_embeds.to(device=device, dtype=dtype)
         return prompt_embeds, pooled_prompt_embeds, text_ids(prompt_embeds.shape[1], device=device, dtype=dtype)
 
+    def auto_tile_size(self, width: int, height: int, text_tokens: int = 512) -> int | None:
+        """The tile size `tile_size="auto"` chooses for a `width` x `height` output: `None` (one pass) when it fits
+        the execution device's free memory, else the largest tile that does."""
+        from ..tiling import auto_tile_size, free_memory
+
+        device = self._execution_device
+        return auto_tile_size(
+            width, height, self.transformer.config.num_attention_heads * self.transformer.config.attention_head_dim,
+            torch.finfo(self.transformer.dtype).bits // 8, free_memory(device), self.output_multiple, text_tokens,
+        )  # fmt: skip
+
     @property
     def default_max_sequence_length(self) -> int:
         """T5 tokens per prompt when the caller gives none: the adapter's `theta_p` length, else the tokenizer's."""
@@ -618,6 +629,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         prompt_2: str | list[str] | None = None,
         upscale: float = 4,
         num_inference_steps: int = 20,
+        sigmas: list[float] | None = None,
         guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
         conditioning_scale: float = 1.0,
         restoration_weight: float = DEFAULT_RESTORATION_WEIGHT,
@@ -627,6 +639,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         tile_size: int | None = None,
         tile_overlap: int | None = None,
         max_output_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS,
+        num_images_per_prompt: int = 1,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         prompt_embeds: torch.Tensor | None = None,
@@ -654,6 +667,9 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
                 Scale factor from 1 to 8. Each output side is `input side * upscale` rounded to the nearest multiple
                 of 16 (at least 16); see [`output_size`].
             num_inference_steps (`int`, *optional*, defaults to 20): Denoising steps (paper 001 uses 20).
+            sigmas (`list[float]`, *optional*):
+                Custom decreasing noise levels in (0, 1], one per step (as in diffusers' FLUX pipelines; FLUX's
+                resolution shift is applied to them); overrides `num_inference_steps`.
             guidance_scale (`float`, *optional*, defaults to 3.5): FLUX.1-dev's distilled guidance.
             conditioning_scale (`float`, *optional*, defaults to 1.0): Multiplies every adapter residual.
             restoration_weight (`float`, *optional*, defaults to 0.05):
@@ -665,13 +681,18 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
                 20 % of the steps), or `"sigma"`, the shifted flow time (acts on more steps at high resolution); see
                 [`fluxir_hub.sampling`].
             color_fix (`str`, *optional*, defaults to `"wavelet"`): `"wavelet"`, `"adain"` or `"none"`.
-            tile_size (`int`, *optional*):
+            tile_size (`int` or `"auto"`, *optional*):
                 Restore in overlapping latent tiles of this many output pixels (a multiple of 16) when the output is
-                larger; `None` restores in one pass. Pair with `pipe.vae.enable_tiling()` for large images.
+                larger; `None` restores in one pass; `"auto"` tiles only when one pass would not fit in the free memory
+                of the execution device (see [`fluxir_hub.tiling.auto_tile_size`]). Pair with
+                `pipe.vae.enable_tiling()` for large images.
             tile_overlap (`int`, *optional*): Overlap of neighbouring tiles in output pixels; defaults to a quarter
                 of `tile_size` (rounded down to a multiple of 16).
             max_output_pixels (`int`, *optional*, defaults to 4096*4096): Refuse larger outputs; `None` disables.
-            generator (`torch.Generator` or `list[torch.Generator]`, *optional*): For reproducible noise.
+            num_images_per_prompt (`int`, *optional*, defaults to 1):
+                Restorations per input image (different noise each); the output holds them input by input.
+            generator (`torch.Generator` or `list[torch.Generator]`, *optional*): For reproducible noise (a list: one
+                per output image).
             latents (`torch.Tensor` of shape `(batch_size, N, 64)`, *optional*): Packed starting noise.
             prompt_embeds (`torch.Tensor`, *optional*): Precomputed T5 embeddings.
             pooled_prompt_embeds (`torch.Tensor`, *optional*): Precomputed pooled CLIP embeddings.
@@ -700,8 +721,26 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         # 1. Check inputs.
         # Upright RGB first: EXIF rotation changes the size the checks and the output are based on.
         images = [_normalise_image(im) for im in _as_image_list(image)]
+        if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
+            raise ValueError(f"`num_images_per_prompt` must be a positive integer, got {num_images_per_prompt!r}.")
+        if sigmas is not None:
+            sigmas = [float(x) for x in sigmas]
+            if (
+                not sigmas
+                or any(not 0 < x <= 1 for x in sigmas)
+                or any(a <= b for a, b in zip(sigmas[:-1], sigmas[1:], strict=True))
+            ):
+                raise ValueError(f"`sigmas` must be a decreasing list of noise levels in (0, 1], got {sigmas}.")
+            num_inference_steps = len(sigmas)
+        if num_images_per_prompt > 1:  # each input restored that many times, with different noise
+            images = [im for im in images for _ in range(num_images_per_prompt)]
+            if isinstance(prompt, list) and len(prompt) > 1:
+                prompt = [p for p in prompt for _ in range(num_images_per_prompt)]
         if max_sequence_length is None:
             max_sequence_length = self.default_max_sequence_length
+        if tile_size == "auto":
+            width, height = output_size(*_image_size(images[0]), upscale, self.output_multiple) if images else (0, 0)
+            tile_size = self.auto_tile_size(width, height, max_sequence_length)
         if tile_overlap is None:
             tile_overlap = (tile_size or 0) // 4 // self.output_multiple * self.output_multiple
         if prompt_embeds is not None:
@@ -750,7 +789,8 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             if tile_tokens is None
             else min(token_height, tile_tokens) * min(token_width, tile_tokens)
         )
-        sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
+        if sigmas is None:
+            sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
         mu = calculate_shift(
             seq_len,
             self.scheduler.config.get("base_image_seq_len", 256),

@@ -236,14 +236,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every stage's steps (0.02: smoke test)")
+    from fluxir_hub.cli import add_common_arguments
+
+    add_common_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from fluxir_hub.cli import describe_os_error, quiet_optional_backends
+    from fluxir_hub.cli import configure_logging, describe_os_error
 
-    quiet_optional_backends()
+    configure_logging(args.verbose)
     output_dir = Path(args.output_dir)
     report_path = Path(args.work_dir) / REPORT_NAME
     shipped_by_this_build = report_path.exists() and json.loads(report_path.read_text()).get("stages", {}).get(
