@@ -34,7 +34,7 @@ def measure(model: str, checkpointing: bool, pixel: bool, steps: int) -> dict:
             f"{tmp}/pairs", names=("astronaut", "chelsea", "coffee", "rocket"), size=(side, side)
         )
         config = TrainConfig(
-            pretrained_model=model, dataset=str(pairs), crop_sizes=[[side, side]], max_train_steps=steps + 1,
+            pretrained_model=model, dataset=str(pairs), crop_sizes=[f"{side}x{side}"], max_train_steps=steps + 1,
             train_batch_size=2, rank=32, output_dir=f"{tmp}/out", validation_steps=None, report_to="none",
             checkpointing_steps=10_000, gradient_checkpointing=checkpointing, mixed_precision="no",
             pixel_loss_weight=1.0 if pixel else 0.0, pixel_loss_crop=16,

@@ -1,13 +1,15 @@
 """`fluxir-train`: train a FluxIR adapter.
 
-    fluxir-train --config configs/fluxir.yaml
-    fluxir-train --dataset your-org/fluxgen-pairs --max_train_steps 20000 --mixed_precision bf16 \
-        --gradient_checkpointing true --push_to_hub true --hub_model_id your-org/fluxir-adapter
-    accelerate launch --multi_gpu --num_processes 4 -m training.cli --config configs/fluxir.yaml
-    fluxir-train --config configs/fluxir.yaml --resume_from_checkpoint latest
-    fluxir-train --pretrained_model tiny --hq_folder demo/hq --crop_sizes "[[64, 64]]" --max_train_steps 3
+    fluxir-train --config configs/fluxir_paper.yaml
+    fluxir-train --dataset your-org/fluxgen-pairs --max_train_steps 20000 --push_to_hub true \
+        --hub_model_id your-org/fluxir-adapter
+    accelerate launch --multi_gpu --num_processes 4 -m training.cli --config configs/fluxir_paper.yaml
+    fluxir-train --config configs/fluxir_paper.yaml --resume_from_checkpoint latest
+    fluxir-train --pretrained_model tiny --hq_folder photos/ --crop_sizes 64x64 --max_train_steps 3 \
+        --mixed_precision no --gradient_checkpointing false
 
-Any key of `training.config.TrainConfig` can be given as `--key value` after (or instead of) `--config`.
+Every field of `training.config.TrainConfig` is a typed option (see `--help`); a `--config` file (YAML or JSON) sets
+defaults that options given on the command line override.
 """
 
 from __future__ import annotations
@@ -15,46 +17,70 @@ from __future__ import annotations
 import sys
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser():
+    """transformers' `HfArgumentParser` over `TrainConfig`: one typed option per field, with its help and default."""
+    from transformers import HfArgumentParser
+
+    from fluxir_hub.cli import add_common_arguments
+
+    from .config import TrainConfig
+
+    # no abbreviations: a typo such as --learning_rat must be refused, not taken for --learning_rate
+    parser = HfArgumentParser(
+        TrainConfig, prog="fluxir-train", description=__doc__.splitlines()[0], allow_abbrev=False
+    )
+    parser.add_argument("--config", help="YAML or JSON file of TrainConfig keys (options override it)")
+    add_common_arguments(parser)
+    return parser
+
+
+def parse_config(argv: list[str] | None):
+    """`(TrainConfig, verbosity)` from the command line; file values become defaults the options override."""
     import argparse
 
-    from fluxir_hub.cli import add_common_arguments, configure_logging
+    from .config import TrainConfig
 
-    from .config import TrainConfig, parse_overrides
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    parser = build_parser()
+    if known.config:
+        file_config = TrainConfig.from_file(known.config)  # refuses unknown keys, names them
+        parser.set_defaults(**file_config.to_dict())
+    config, extra = parser.parse_args_into_dataclasses(args=argv)
+    return config, extra.verbose
 
-    parser = argparse.ArgumentParser(prog="fluxir-train", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="YAML or JSON file of TrainConfig keys")
-    add_common_arguments(parser)
-    args, rest = parser.parse_known_args(argv)
-    configure_logging(args.verbose)
-    overrides, i = [], 0
-    while i < len(rest):
-        item = rest[i]
-        if not item.startswith("--"):
-            print(f"fluxir-train: unexpected argument {item!r}; use --key value.", file=sys.stderr)
-            return 2
-        if "=" in item:
-            overrides.append(item[2:])
-            i += 1
-        elif i + 1 < len(rest):
-            overrides.append(f"{item[2:]}={rest[i + 1]}")
-            i += 2
-        else:
-            print(f"fluxir-train: {item} needs a value.", file=sys.stderr)
-            return 2
+
+def main(argv: list[str] | None = None) -> int:
+    from fluxir_hub.cli import configure_logging, describe_os_error
+
+    from .hub import HubPushError
+
     try:
-        config = TrainConfig.from_file(args.config) if args.config else TrainConfig()
-        config = parse_overrides(config, overrides)
+        config, verbose = parse_config(argv)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"fluxir-train: {err}", file=sys.stderr)
+        return 2
+    except SystemExit as stop:  # argparse has printed the usage and what is wrong (or --help / --version)
+        return stop.code if isinstance(stop.code, int) else 2
+    configure_logging(verbose)
+    try:
         config.validate()
         from .trainer import Trainer
 
         history = Trainer(config).train()
+    except HubPushError as err:
+        print(
+            f"fluxir-train: training finished and the adapter is saved in {config.output_dir}, but {err}. Log in "
+            "with `hf auth login` (a token with write access), check the repo id, then upload the folder with "
+            "`hf upload`.",
+            file=sys.stderr,
+        )
+        return 1
     except ValueError as err:
         print(f"fluxir-train: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # model/dataset lookups, disk full, permissions
-        from fluxir_hub.cli import describe_os_error
-
         print(f"fluxir-train: {describe_os_error(err)}", file=sys.stderr)
         return 2
     if history:

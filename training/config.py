@@ -19,67 +19,149 @@ RESUMABLE_KEYS = {
 }  # fmt: skip
 
 
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
 @dataclass
 class TrainConfig:
     # models
-    pretrained_model: str = "black-forest-labs/FLUX.1-dev"  # Hub id or folder; "tiny"/"tiny-mid": random, offline
-    revision: str | None = None
-    adapter_init: str | None = None  # start from a trained adapter (id or folder) instead of from_transformer
-    rank: int = 32  # SE rank (paper 001 Table 2)
+    pretrained_model: str = field(
+        default="black-forest-labs/FLUX.1-dev",
+        metadata=_help(
+            'Base FLUX.1 model: Hub id or local folder; "tiny"/"tiny-mid" are random offline models (tests)'
+        ),
+    )
+    revision: str | None = field(default=None, metadata=_help("Revision (branch, tag or commit) of pretrained_model"))
+    adapter_init: str | None = field(
+        default=None,
+        metadata=_help(
+            "Start from this trained adapter (Hub id or folder) instead of copying the base (from_transformer)"
+        ),
+    )
+    rank: int = field(default=32, metadata=_help("Rank r of every SE layer (paper 001 Table 2 picks 32)"))
     # data: a FluxGen dataset (Hub id or folder) or a folder of HQ images degraded on the fly
-    dataset: str | None = None
-    dataset_split: str = "train"
-    streaming: bool = False
-    dataloader_shuffle_buffer: int = 1000
-    hq_folder: str | None = None
-    degradation_preset: str = "seesr"
-    scale: int = 4
-    crop_sizes: list[list[int]] = field(default_factory=lambda: [[1024, 768], [768, 768], [512, 768]])  # (w, h)
-    crop_mode: str = "random"  # random | center: where each crop sits (paper 001: centre crops of a random size)
-    prompt_column: str | None = "prompt"
-    prompt_drop_rate: float = 0.1
+    dataset: str | None = field(
+        default=None, metadata=_help("A FluxGen dataset: Hub id or local folder with hq/lq image columns")
+    )
+    dataset_split: str = field(default="train", metadata=_help("Split of `dataset` to train on"))
+    streaming: bool = field(
+        default=False, metadata=_help("Stream `dataset` instead of downloading it first (for very large sets)")
+    )
+    dataloader_shuffle_buffer: int = field(default=1000, metadata=_help("Shuffle buffer of a streamed dataset"))
+    hq_folder: str | None = field(
+        default=None, metadata=_help("A folder of HQ images, degraded on the fly (instead of `dataset`)")
+    )
+    degradation_preset: str = field(
+        default="seesr", metadata=_help("Degradation preset for `hq_folder`: seesr, realesrgan or mild")
+    )
+    scale: int = field(default=4, metadata=_help("HQ / LQ size ratio"))
+    crop_sizes: list[str] = field(
+        default_factory=lambda: ["1024x768", "768x768", "512x768"],
+        metadata=_help("Training crops as WIDTHxHEIGHT (one size per batch), e.g. 1024x768 768x768"),
+    )
+    crop_mode: str = field(
+        default="random",
+        metadata=_help("Where each crop sits: random, or center (paper 001: centred crops of a random size)"),
+    )
+    prompt_column: str | None = field(
+        default="prompt", metadata=_help("Dataset column with the prompt of each pair (None: empty prompts)")
+    )
+    prompt_drop_rate: float = field(default=0.1, metadata=_help("Fraction of prompts replaced by the empty prompt"))
     # optimisation (paper 001 §4.1: AdamW, lr 1e-5, batch 64 over 4 GPUs)
-    seed: int = 0
-    train_batch_size: int = 1
-    gradient_accumulation_steps: int = 1
-    max_train_steps: int = 1000
-    learning_rate: float = 1e-5
-    lr_scheduler: str = "constant"
-    lr_warmup_steps: int = 0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_weight_decay: float = 1e-2
-    adam_epsilon: float = 1e-8
-    use_8bit_adam: bool = False
-    max_grad_norm: float = 1.0
+    seed: int = field(
+        default=0,
+        metadata=_help("Seed of data order, crops, degradations and noise (a resumed run continues exactly)"),
+    )
+    train_batch_size: int = field(default=1, metadata=_help("Pairs per process per micro-batch"))
+    gradient_accumulation_steps: int = field(default=1, metadata=_help("Micro-batches per optimiser step"))
+    max_train_steps: int = field(default=1000, metadata=_help("Optimiser steps in total"))
+    learning_rate: float = field(default=1e-5, metadata=_help("AdamW learning rate (paper 001: 1e-5)"))
+    lr_scheduler: str = field(
+        default="constant", metadata=_help("diffusers learning-rate schedule: constant, cosine, linear, ...")
+    )
+    lr_warmup_steps: int = field(default=0, metadata=_help("Warm-up steps of the schedule"))
+    adam_beta1: float = field(default=0.9, metadata=_help("AdamW beta1"))
+    adam_beta2: float = field(default=0.999, metadata=_help("AdamW beta2"))
+    adam_weight_decay: float = field(default=1e-2, metadata=_help("AdamW weight decay"))
+    adam_epsilon: float = field(default=1e-8, metadata=_help("AdamW epsilon"))
+    use_8bit_adam: bool = field(default=False, metadata=_help("bitsandbytes' 8-bit AdamW (less optimiser memory)"))
+    max_grad_norm: float = field(default=1.0, metadata=_help("Gradient clipping norm (0: off)"))
     # Defaults that fit one 80 GB GPU at full size: a bf16 frozen base (fp32 base + T5 alone is 62 GiB) and
     # checkpointed activations. On a CPU, pass `--mixed_precision no --gradient_checkpointing false` for speed.
-    mixed_precision: str = "no"  # no | fp16 | bf16
-    gradient_checkpointing: bool = False
-    use_ema: bool = False
-    ema_decay: float = 0.9999
+    mixed_precision: str = field(
+        default="no", metadata=_help("no, fp16 or bf16 (the frozen base is stored in this precision)")
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata=_help("Recompute activations in the backward pass (much less memory)")
+    )
+    use_ema: bool = field(
+        default=False,
+        metadata=_help("Keep an exponential moving average of the adapter's weights (saved instead of the raw ones)"),
+    )
+    ema_decay: float = field(default=0.9999, metadata=_help("EMA decay"))
     # objective (paper 001 §3.3)
-    timestep_eps: float = 0.05
-    guidance_scale: float = 3.5
-    pixel_loss_weight: float = 1.0  # alpha of Eq. 10; 0 turns the pixel loss off
-    pixel_loss_form: str = "printed"  # printed (Eq. 9) | x0
-    pixel_loss_crop: int | None = 64  # latent-pixel side of the random crop decoded for the pixel loss
+    timestep_eps: float = field(
+        default=0.05, metadata=_help("eps of the clamped-uniform timestep sampler (paper 001 Eq. 5-6)")
+    )
+    guidance_scale: float = field(default=3.5, metadata=_help("Distilled guidance fed to the base during training"))
+    pixel_loss_weight: float = field(
+        default=1.0, metadata=_help("alpha of paper 001 Eq. 10; 0 turns the pixel loss off")
+    )
+    pixel_loss_form: str = field(
+        default="printed", metadata=_help("printed (Eq. 9 as printed) or x0 (decoded x0 estimate against the data)")
+    )
+    pixel_loss_crop: int | None = field(
+        default=64,
+        metadata=_help("Side (latent pixels) of the random crop decoded for the pixel loss; None: the whole latent"),
+    )
     # optional LoRA "diffusion adapter" on the base attention (paper 004 §3.2)
-    use_lora: bool = False
-    lora_rank: int = 32
+    use_lora: bool = field(
+        default=False,
+        metadata=_help('Train a LoRA "diffusion adapter" on the base attention jointly (paper 004 §3.2)'),
+    )
+    lora_rank: int = field(default=32, metadata=_help("Rank of that LoRA"))
     # checkpoints, validation, logging, publishing
-    output_dir: str = "fluxir-adapter"
-    checkpointing_steps: int = 500
-    checkpoints_total_limit: int | None = 3
-    resume_from_checkpoint: str | None = None  # "latest" or a checkpoint folder
-    validation_steps: int | None = 500
-    num_validation_images: int = 2
-    validation_inference_steps: int = 20
-    validation_metrics: list[str] = field(default_factory=lambda: ["musiq"])
-    report_to: str = "tensorboard"  # any accelerate tracker, or "none"
-    push_to_hub: bool = False
-    hub_model_id: str | None = None
-    hub_private: bool = False
+    output_dir: str = field(
+        default="fluxir-adapter", metadata=_help("Where checkpoints, the final adapter and its card go")
+    )
+    checkpointing_steps: int = field(default=500, metadata=_help("Save a checkpoint every this many steps"))
+    checkpoints_total_limit: int | None = field(
+        default=3, metadata=_help("Keep at most this many checkpoints (None: all)")
+    )
+    resume_from_checkpoint: str | None = field(default=None, metadata=_help('Resume: "latest" or a checkpoint folder'))
+    validation_steps: int | None = field(
+        default=500, metadata=_help("Restore validation images every this many steps (None: never)")
+    )
+    num_validation_images: int = field(default=2, metadata=_help("Validation images per run"))
+    validation_inference_steps: int = field(default=20, metadata=_help("Denoising steps of validation restorations"))
+    validation_metrics: list[str] = field(
+        default_factory=lambda: ["musiq"], metadata=_help("pyiqa metrics logged at validation")
+    )
+    report_to: str = field(
+        default="tensorboard", metadata=_help('accelerate tracker (tensorboard, wandb, ...) or "none"')
+    )
+    push_to_hub: bool = field(default=False, metadata=_help("Upload the final adapter with its card to the Hub"))
+    hub_model_id: str | None = field(default=None, metadata=_help("Hub model repo for push_to_hub (org/name)"))
+    hub_private: bool = field(default=False, metadata=_help("Create that repo as private"))
+
+    def __post_init__(self) -> None:
+        # Crops also come as [width, height] pairs (older configs); keep one form, "WIDTHxHEIGHT".
+        self.crop_sizes = [
+            f"{c[0]}x{c[1]}" if isinstance(c, (list, tuple)) and len(c) == 2 else c for c in self.crop_sizes
+        ]
+
+    @property
+    def crop_pairs(self) -> list[tuple[int, int]]:
+        """`crop_sizes` as `(width, height)` pairs."""
+        pairs = []
+        for crop in self.crop_sizes:
+            try:
+                width, height = (int(v) for v in str(crop).lower().split("x"))
+            except ValueError:
+                raise ValueError(f"Crop sizes are WIDTHxHEIGHT, e.g. 1024x768; got {crop!r}.") from None
+            pairs.append((width, height))
+        return pairs
 
     def check_types(self) -> None:
         """Every field holds a value of its declared type (numbers given as text, e.g. `--max_train_steps abc`,
@@ -106,9 +188,10 @@ class TrainConfig:
             raise ValueError("Give exactly one data source: `dataset` (FluxGen id or folder) or `hq_folder`.")
         if self.hq_folder is not None and not Path(self.hq_folder).is_dir():
             raise ValueError(f"`hq_folder` {self.hq_folder} is not a folder.")
-        if not self.crop_sizes or any(len(s) != 2 or s[0] % 16 or s[1] % 16 or min(s) < 16 for s in self.crop_sizes):
-            raise ValueError(f"`crop_sizes` must be [width, height] pairs of multiples of 16, got {self.crop_sizes}.")
-        if any(s[0] % (16 * self.scale) or s[1] % (16 * self.scale) for s in self.crop_sizes):
+        pairs = self.crop_pairs
+        if not pairs or any(s[0] % 16 or s[1] % 16 or min(s) < 16 for s in pairs):
+            raise ValueError(f"`crop_sizes` must be WIDTHxHEIGHT sizes in multiples of 16, got {self.crop_sizes}.")
+        if any(s[0] % (16 * self.scale) or s[1] % (16 * self.scale) for s in pairs):
             raise ValueError(
                 f"Each crop side must be a multiple of {16 * self.scale} so the LQ crop is a whole number of pixels "
                 f"at x{self.scale} and packs into 2x2 latent tokens; got {self.crop_sizes}."

@@ -199,7 +199,7 @@ def iterate_batches(
                 micro += 1
                 continue
             rng = _rng(config.seed, "batch", rank, micro)
-            size = tuple(config.crop_sizes[int(rng.integers(len(config.crop_sizes)))])
+            size = config.crop_pairs[int(rng.integers(len(config.crop_pairs)))]
             hqs, lqs, prompts = [], [], []
             for j, item in enumerate(chunk):
                 degrade_seed = int(_rng(config.seed, "deg", rank, micro, j).integers(2**31))

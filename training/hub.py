@@ -78,14 +78,21 @@ def write_model_card(folder: Path, config: TrainConfig, steps: int, validation_d
     return path
 
 
+class HubPushError(RuntimeError):
+    """Training finished and the adapter is saved locally, but the upload failed (auth, network, repo id)."""
+
+
 def push_adapter(folder: Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
     """Upload the adapter weights, LoRA, config and card (not checkpoints or logs) to a model repo."""
     from huggingface_hub import HfApi
 
-    api = HfApi(token=token)
-    url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    api.upload_folder(
-        repo_id=repo_id, folder_path=str(folder), repo_type="model", ignore_patterns=UPLOAD_IGNORE,
-        commit_message="Upload FluxIR adapter",
-    )  # fmt: skip
+    try:
+        api = HfApi(token=token)
+        url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        api.upload_folder(
+            repo_id=repo_id, folder_path=str(folder), repo_type="model", ignore_patterns=UPLOAD_IGNORE,
+            commit_message="Upload FluxIR adapter",
+        )  # fmt: skip
+    except Exception as err:  # any Hub or network failure: the local result is intact
+        raise HubPushError(f"the upload to {repo_id} failed ({str(err).splitlines()[0]})") from err
     return str(url)

@@ -13,7 +13,7 @@ def validation_inputs(trainer, count: int) -> list[Image.Image]:
     from dataset_builder import degrade
 
     config, source = trainer.config, trainer.source
-    width, height = min(config.crop_sizes, key=lambda s: s[0] * s[1])
+    width, height = min(config.crop_pairs, key=lambda s: s[0] * s[1])
     images = []
     pairs = source.stream(config.seed, 0, 0, 1) if source.streaming else (source.get(i) for i in range(len(source)))
     for pair in pairs:

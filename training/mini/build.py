@@ -146,7 +146,7 @@ class MiniBuild:
         stage = self.config.adapter
         settings = {
             "pretrained_model": str(self.base_dir), "dataset": str(self.dataset_dir), "rank": stage.rank,
-            "crop_sizes": [[stage.crop_size, stage.crop_size]], "train_batch_size": stage.batch_size,
+            "crop_sizes": [f"{stage.crop_size}x{stage.crop_size}"], "train_batch_size": stage.batch_size,
             "max_train_steps": stage.steps, "learning_rate": stage.learning_rate, "lr_scheduler": "cosine",
             "lr_warmup_steps": min(50, stage.steps // 10), "pixel_loss_weight": stage.pixel_loss_weight,
             "pixel_loss_crop": stage.pixel_loss_crop, "prompt_drop_rate": 0.0, "seed": self.config.seed,
