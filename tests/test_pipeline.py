@@ -197,9 +197,9 @@ def test_save_and_load_round_trip(tmp_path, tiny_pipe):
     import json
 
     index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())
-    assert index["_class_name"] == "FluxIRPipeline"
-    # diffusers records the defining module: this path is part of the saved format and must stay importable
-    assert index["adapter"] == ["fluxir_hub.models.adapter_fluxir", "FluxIRAdapter"]
+    # The saved format: module files diffusers resolves; older folders name the library path, which stays importable.
+    assert index["_class_name"] == ["pipeline_fluxir", "FluxIRPipeline"]
+    assert index["adapter"] == ["adapter_fluxir", "FluxIRAdapter"]
     loaded = FluxIRPipeline.from_pretrained(tmp_path / "pipe")
     loaded.set_progress_bar_config(disable=True)
     torch.testing.assert_close(
@@ -277,3 +277,44 @@ def test_adapter_has_the_attention_processor_api():
     assert processors and all("block.attn" in name for name in processors)
     adapter.set_attn_processor(dict(processors))  # round trip
     assert adapter.attn_processors.keys() == processors.keys()
+
+
+def test_generic_diffusers_loaders_return_our_classes(tmp_path):
+    import json
+
+    from diffusers import AutoModel, DiffusionPipeline
+    from diffusers.pipelines.pipeline_loading_utils import _get_custom_components_and_folders
+
+    from fluxir_hub import FluxIRAdapter
+    from fluxir_hub.testing import make_hub_cache
+
+    folder = tmp_path / "saved"
+    tiny_pipeline().save_pretrained(folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    assert index["_class_name"] == ["pipeline_fluxir", "FluxIRPipeline"]
+    assert isinstance(DiffusionPipeline.from_pretrained(folder, trust_remote_code=True), FluxIRPipeline)
+    assert isinstance(AutoModel.from_pretrained(str(folder / "adapter"), trust_remote_code=True), FluxIRAdapter)
+    assert isinstance(FluxIRPipeline.from_pretrained(folder), FluxIRPipeline)  # no flag needed for our own files
+    # The check diffusers runs on a Hub download: every custom component's module file is in the repo.
+    filenames = [str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()]
+    custom, _ = _get_custom_components_and_folders("me/fluxir", index, filenames)
+    assert custom == {"adapter": "adapter_fluxir"}
+    snapshot = make_hub_cache(folder, "me/fluxir", tmp_path / "hub")
+    loaded = FluxIRPipeline.from_pretrained("me/fluxir", cache_dir=tmp_path / "hub")
+    assert isinstance(loaded.adapter, FluxIRAdapter) and snapshot
+    # A module file that does anything else needs the user's consent, as diffusers asks.
+    (folder / "pipeline_fluxir.py").write_text("import os  # something else\nfrom fluxir_hub import FluxIRPipeline\n")
+    with pytest.raises(ValueError, match="trust_remote_code|custom code"):
+        FluxIRPipeline.from_pretrained(folder)
+
+
+def test_folders_saved_before_the_module_files_still_load(tmp_path):
+    import json
+
+    folder = tmp_path / "old"
+    tiny_pipeline().save_pretrained(folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    index["_class_name"], index["adapter"] = "FluxIRPipeline", ["fluxir_hub.models.adapter_fluxir", "FluxIRAdapter"]
+    (folder / "model_index.json").write_text(json.dumps(index))
+    (folder / "pipeline_fluxir.py").unlink()
+    assert isinstance(FluxIRPipeline.from_pretrained(folder), FluxIRPipeline)

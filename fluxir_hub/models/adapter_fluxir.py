@@ -4,7 +4,9 @@ frozen FLUX transformer for image restoration (paper 001, §3.2, Fig. 3, Eq. 1-4
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -105,6 +107,7 @@ class FluxIRAdapter(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin):
 
     _supports_gradient_checkpointing = True
     _no_split_modules = ["FluxTransformerBlock"]
+    _auto_class = "AutoModel"  # config.json maps AutoModel to the saved `adapter_fluxir.py` (see hub_code)
     _skip_layerwise_casting_patterns = ["pos_embed", "norm"]
 
     @register_to_config
@@ -193,6 +196,21 @@ class FluxIRAdapter(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin):
             adapter.time_text_embed.load_state_dict(transformer.time_text_embed.state_dict())
             adapter.block.load_state_dict(transformer.transformer_blocks[0].state_dict())
         return adapter
+
+    @classmethod
+    def extract_init_dict(cls, config_dict, **kwargs):
+        # `auto_map` is for AutoModel, not an argument: drop it rather than warn on every load
+        return super().extract_init_dict({k: v for k, v in config_dict.items() if k != "auto_map"}, **kwargs)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """[`~diffusers.ModelMixin.save_pretrained`], plus the small `adapter_fluxir.py` that lets
+        `diffusers.AutoModel.from_pretrained(folder_or_repo, trust_remote_code=True)` find this class (written first,
+        so a `push_to_hub=True` upload includes it)."""
+        from ..hub_code import ADAPTER_MODULE, write_module_file
+
+        Path(save_directory).mkdir(parents=True, exist_ok=True)
+        write_module_file(save_directory, ADAPTER_MODULE)
+        super().save_pretrained(save_directory, *args, **kwargs)
 
     # ------------------------------------------------------------------ geometry
     @property

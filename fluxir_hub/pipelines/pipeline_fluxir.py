@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import math
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -146,6 +149,40 @@ def _normalise_image(image):
     )
 
 
+def _ships_only_fluxir_modules(name_or_path: str | os.PathLike, kwargs: dict) -> bool:
+    """Whether the pipeline at `name_or_path` names custom module files and every one is this package's own."""
+    from ..hub_code import ADAPTER_MODULE, PIPELINE_MODULE, is_our_module_file
+
+    def fetch(filename: str) -> Path | None:
+        local = Path(name_or_path) / filename
+        if Path(name_or_path).is_dir():
+            return local if local.is_file() else None
+        try:
+            from huggingface_hub import hf_hub_download
+
+            hub = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
+            return Path(hf_hub_download(str(name_or_path), filename, **hub))
+        except Exception:  # not on the Hub or offline: diffusers' own loading decides
+            return None
+
+    index_path = fetch("model_index.json")
+    if index_path is None:
+        return False
+    index = json.loads(index_path.read_text())
+    needed = []
+    if isinstance(index.get("_class_name"), list):
+        needed.append((f"{index['_class_name'][0]}.py", PIPELINE_MODULE))
+    if isinstance(index.get("adapter"), list) and index["adapter"][0] == ADAPTER_MODULE:
+        needed.append((f"adapter/{ADAPTER_MODULE}.py", ADAPTER_MODULE))
+    if not needed:
+        return False
+    for filename, module in needed:
+        path = fetch(filename)
+        if path is None or Path(filename).stem != module or not is_our_module_file(path, module):
+            return False
+    return True
+
+
 class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
     r"""
     Restore real-world low-quality images with FLUX.1 controlled by a [`FluxIRAdapter`] (paper 001).
@@ -203,6 +240,37 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         # The adapter's control hooks go on the base blocks once, here; each call only passes features.
         if getattr(self, "transformer", None) is not None and getattr(self, "adapter", None) is not None:
             self.adapter.install(self.transformer)
+
+    # ------------------------------------------------------------------ saving and loading
+    def to_json_string(self) -> str:
+        """`model_index.json` naming the module files diffusers' generic loaders resolve (see `fluxir_hub.hub_code`):
+        `DiffusionPipeline.from_pretrained(..., trust_remote_code=True)` then returns this class, and a pushed
+        pipeline passes diffusers' download check for custom components."""
+        from ..hub_code import ADAPTER_MODULE, PIPELINE_MODULE
+
+        data = json.loads(super().to_json_string())
+        data["_class_name"] = [PIPELINE_MODULE, self.__class__.__name__]
+        if isinstance(data.get("adapter"), list) and data["adapter"][1] == "FluxIRAdapter":
+            data["adapter"] = [ADAPTER_MODULE, "FluxIRAdapter"]
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """[`~diffusers.DiffusionPipeline.save_pretrained`], plus `pipeline_fluxir.py` at the root (written first, so a
+        `push_to_hub=True` upload includes it); the adapter writes its own module file."""
+        from ..hub_code import PIPELINE_MODULE, write_module_file
+
+        Path(save_directory).mkdir(parents=True, exist_ok=True)
+        write_module_file(save_directory, PIPELINE_MODULE)
+        super().save_pretrained(save_directory, *args, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
+        """[`~diffusers.DiffusionPipeline.from_pretrained`]. A folder or repo saved by this class names its classes
+        through small module files; when they are exactly the import-only files this package writes, no
+        `trust_remote_code` is needed (nothing else would run). Anything else still needs the caller's consent."""
+        if "trust_remote_code" not in kwargs and _ships_only_fluxir_modules(pretrained_model_name_or_path, kwargs):
+            kwargs["trust_remote_code"] = True
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     # ------------------------------------------------------------------ properties
     @property
