@@ -349,7 +349,8 @@ def test_push_failure_is_one_clear_line(pairs, tmp_path, capsys, monkeypatch):
     out = tmp_path / "noauth"
     argv = ["--pretrained_model", "tiny", "--dataset", str(pairs), "--crop_sizes", "64x64", "--max_train_steps", "1",
             "--rank", "4", "--output_dir", str(out), "--report_to", "none", "--push_to_hub", "true",
-            "--hub_model_id", "me/a", "--mixed_precision", "no", "--pixel_loss_crop", "4"]  # fmt: skip
+            "--hub_model_id", "me/a", "--mixed_precision", "no", "--gradient_checkpointing", "false",
+            "--pixel_loss_crop", "4"]  # fmt: skip
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "upload to me/a failed" in err and "hf auth login" in err and "Traceback" not in err

@@ -90,10 +90,10 @@ class TrainConfig:
     # Defaults that fit one 80 GB GPU at full size: a bf16 frozen base (fp32 base + T5 alone is 62 GiB) and
     # checkpointed activations. On a CPU, pass `--mixed_precision no --gradient_checkpointing false` for speed.
     mixed_precision: str = field(
-        default="no", metadata=_help("no, fp16 or bf16 (the frozen base is stored in this precision)")
+        default="bf16", metadata=_help("no, fp16 or bf16 (the frozen base is stored in this precision)")
     )
     gradient_checkpointing: bool = field(
-        default=False, metadata=_help("Recompute activations in the backward pass (much less memory)")
+        default=True, metadata=_help("Recompute activations in the backward pass (much less memory)")
     )
     use_ema: bool = field(
         default=False,
