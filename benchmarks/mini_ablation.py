@@ -33,6 +33,10 @@ class Variant:
 VARIANTS = [
     Variant("mini FluxIR (20 steps)", "shipped", note="the shipped model, pipeline defaults"),
     Variant("zero-initialised adapter (base only)", "zero", note="untrained adapter: the base generator alone"),
+    Variant("adapter only: no RSS, no colour fix", "shipped", {"restoration_weight": 0.0, "color_fix": "none"},
+            "the adapter's own effect (paper 001's setting)"),
+    Variant("zero adapter: no RSS, no colour fix", "zero", {"restoration_weight": 0.0, "color_fix": "none"},
+            "the base generator alone: no information from the LQ at all"),
     Variant("adapter without pixel loss", "no-pixel-loss", note="fluxir-train --pixel_loss_weight 0"),
     Variant("SE rank 8", "rank-8", note="fluxir-train --rank 8 (shipped: 32)"),
     Variant("restoration weight 0", "shipped", {"restoration_weight": 0.0}, "paper 004's strategy off (shipped: 0.05)"),
@@ -133,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=None, help="JSON results (default <work-dir>/ablation.json)")
     args = parser.parse_args(argv)
 
-    from fluxir_hub.mini import load_mini_pipeline
+    from fluxir_hub import FluxIRAdapter, FluxIRPipeline
     from fluxir_hub.mini.config import MiniBuildConfig
     from training.mini.build import MiniBuild
 
@@ -142,9 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         config = config.scaled(args.scale)
     work = Path(args.work_dir)
     build = MiniBuild(config, work, work / "model")
-    build.run(["vae", "base", "fluxgen", "adapter", "ship", "eval"])  # finished stages are kept
-    shipped = load_mini_pipeline(work / "model", device="cpu")
-    bench = work / "bench"
+    build.run(["vae", "base", "fluxgen", "adapter"])  # the build's own stages, kept when done
+    shipped = FluxIRPipeline.from_pretrained(build.base_dir, adapter=FluxIRAdapter.from_pretrained(build.adapter_dir))
+    shipped.set_progress_bar_config(disable=True)
+    bench = build.build_bench()
     seed = config.seed
     steps = config.eval.num_inference_steps
 

@@ -69,41 +69,67 @@ OPTIONS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fluxgen", description=__doc__.splitlines()[0])
+    from .config import DegradeConfig, ExportConfig, GenerateConfig, ScoreConfig, SelectConfig
+    from .degradations import PRESETS
+
+    gen_d, score_d, select_d, degrade_d, export_d = (
+        GenerateConfig(), ScoreConfig(), SelectConfig(), DegradeConfig(), ExportConfig()
+    )  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="fluxgen",
+        description=__doc__.splitlines()[0],
+        epilog="Options left out keep the build's stored settings (fluxgen_config.json), or the defaults shown.",
+    )
     add_common_arguments(parser)
-    parser.add_argument("stage", choices=STAGES)
+    parser.add_argument("stage", choices=STAGES, help="one stage, or run for all of them in order")
     parser.add_argument("-o", "--output-dir", required=True, help="build folder (created by generate/run)")
     parser.add_argument("--tiny", action="store_true", help="tiny offline FLUX and offline metrics (tests, demos)")
     parser.add_argument("--resume", action="store_true", help="continue a build even if settings changed")
     parser.add_argument("--overwrite", action="store_true", help="delete an existing build in the folder first")
     gen = parser.add_argument_group("generate")
-    gen.add_argument("--model", help="FLUX text-to-image model id or folder (default FLUX.1-dev)")
-    gen.add_argument("--revision")
-    gen.add_argument("--prompts", help="file with one prompt per line (default: empty prompt)")
-    gen.add_argument("--guidance-scale", type=float)
-    gen.add_argument("--steps", type=int)
-    gen.add_argument("--width", type=int)
-    gen.add_argument("--height", type=int)
-    gen.add_argument("--seed-start", type=int)
-    gen.add_argument("--seed-end", type=int, help="exclusive")
-    gen.add_argument("--batch-size", type=int)
-    gen.add_argument("--dtype", choices=["bfloat16", "float16", "float32"])
+    gen.add_argument("--model", help=f"FLUX text-to-image model: Hub id or folder (default {gen_d.model})")
+    gen.add_argument("--revision", help="revision of --model (default: the latest)")
+    gen.add_argument("--prompts", help="file with one prompt per line, image i takes line i mod n (default: empty)")
+    gen.add_argument("--guidance-scale", type=float, help=f"distilled guidance (default {gen_d.guidance_scale})")
+    gen.add_argument("--steps", type=int, help=f"sampling steps (default {gen_d.num_inference_steps})")
+    gen.add_argument("--width", type=int, help=f"image width, a multiple of 16 (default {gen_d.width})")
+    gen.add_argument("--height", type=int, help=f"image height, a multiple of 16 (default {gen_d.height})")
+    gen.add_argument("--seed-start", type=int, help=f"first seed (default {gen_d.seed_start})")
+    gen.add_argument("--seed-end", type=int, help=f"seed after the last, exclusive (default {gen_d.seed_end})")
+    gen.add_argument("--batch-size", type=int, help=f"images per generation call (default {gen_d.batch_size})")
+    gen.add_argument("--dtype", choices=["bfloat16", "float16", "float32"], help=f"(default {gen_d.dtype})")
     other = parser.add_argument_group("score / select / degrade / export / push")
-    other.add_argument("--metrics", type=lambda s: [m.strip() for m in s.split(",") if m.strip()], help="comma list")
-    other.add_argument("--score-batch-size", type=int)
-    other.add_argument("--quantile", type=float, help="keep images above this quantile of every metric (0.05)")
-    other.add_argument("--preset", help="degradation preset: seesr, realesrgan, mild")
+    other.add_argument(
+        "--metrics",
+        type=lambda s: [m.strip() for m in s.split(",") if m.strip()],
+        help=f"pyiqa metrics, comma separated (default {','.join(score_d.metrics)})",
+    )
+    other.add_argument("--score-batch-size", type=int, help=f"images per scoring batch (default {score_d.batch_size})")
+    other.add_argument(
+        "--quantile",
+        type=float,
+        help=f"keep images at or above this quantile of every metric (default {select_d.quantile})",
+    )
+    other.add_argument("--preset", choices=sorted(PRESETS), help=f"degradation preset (default {degrade_d.preset})")
     other.add_argument(
         "--sharpen-target",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="store the unsharp-masked HQ as the target (default: on for seesr/realesrgan, as they train)",
     )
-    other.add_argument("--scale", type=int)
-    other.add_argument("--validation-fraction", type=float)
-    other.add_argument("--rows-per-shard", type=int)
+    other.add_argument("--scale", type=int, help=f"HQ / LQ size ratio (default {degrade_d.scale})")
+    other.add_argument(
+        "--validation-fraction",
+        type=float,
+        help=f"share of pairs in the validation split (default {export_d.validation_fraction})",
+    )
+    other.add_argument(
+        "--rows-per-shard",
+        type=int,
+        help=f"at most this many rows per parquet shard (default {export_d.rows_per_shard})",
+    )
     other.add_argument("--repo-id", help="Hub dataset repo for push (and the card's loading example)")
-    other.add_argument("--private", action="store_true")
+    other.add_argument("--private", action="store_true", help="create the dataset repo as private")
     return parser
 
 
@@ -189,7 +215,10 @@ def run_stage(stage: str, args: argparse.Namespace, config: FluxGenConfig) -> No
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # argparse printed the usage and what is wrong (or --help / --version)
+        return stop.code if isinstance(stop.code, int) else 2
     configure_logging(args.verbose)
     try:
         config = prepare_folder(args, creates=args.stage in ("generate", "run"))

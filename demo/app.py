@@ -392,7 +392,7 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
             with gr.Column():
                 slider = gr.ImageSlider(label="Before / after", type="pil", format="png")  # lossless, as restored
                 download = gr.File(label="Full-resolution result (PNG)")
-                info = gr.Markdown(elem_id="run-info")
+                info = gr.Markdown(label="Run info", elem_id="run-info")
         inputs = [image_in, prompt, upscale, steps, seed, randomize, fidelity, color_fix, use_tts, candidates]
         outputs = [slider, download, info, seed]
         # No preprocessing: Gradio would copy *any* server path named in the payload into its cache before the
@@ -403,13 +403,13 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
         examples = sorted(EXAMPLES_DIR.glob("*.png"))
         if examples:
 
-            def restore_example(image_path, prompt_text):
+            def restore_example(image_path):
                 steps = model.default_steps
-                return gpu_restore(image_path, prompt_text, 4, steps, 0, False, 0.05, "wavelet", False, 4)
+                return gpu_restore(image_path, "", 4, steps, 0, False, 0.05, "wavelet", False, 4)
 
-            gr.Examples(
-                examples=[[str(p), ""] for p in examples],
-                inputs=[image_in, prompt],
+            gr.Examples(  # the image alone: an empty prompt column would show as an empty table column
+                examples=[[str(p)] for p in examples],
+                inputs=[image_in],
                 outputs=outputs,
                 fn=restore_example,
                 cache_examples=True,

@@ -9,4 +9,4 @@ PY=${PYTHON:-python3}
 . .venv/bin/activate
 python -m pip install -q --upgrade pip "setuptools<81" wheel
 python -c "import torch, torchvision" 2>/dev/null || python -m pip install -q torch==2.14.1 torchvision==0.29.1
-python -m pip install -q -e ".[dev]"
+python -m pip install -q -e ".[all,dev]"

@@ -166,7 +166,9 @@ def test_offline_model_and_dataset_lookups_say_how_to_get_them(tmp_path, capsys)
     from dataset_builder.cli import main as fluxgen
     from training.cli import main as train
 
-    assert train(["--dataset", "org/not-cached-pairs", "--output_dir", str(tmp_path / "t")]) == 2
+    # `--mixed_precision no`: accelerate's state is process-wide, and the other tests train in full precision
+    argv = ["--dataset", "org/not-cached-pairs", "--output_dir", str(tmp_path / "t"), "--mixed_precision", "no"]
+    assert train(argv) == 2
     err = capsys.readouterr().err
     assert "could not load a model or dataset" in err and "HF_HUB_OFFLINE is set" in err and "Traceback" not in err
     assert fluxgen(["generate", "-o", str(tmp_path / "g"), "--model", "org/not-cached-flux", "--seed-end", "1"]) == 2

@@ -46,13 +46,20 @@ def _restore(client, path, **kwargs):
     return client.predict(handle_file(str(path)), *{**DEFAULTS, **kwargs}.values(), api_name="/restore")
 
 
-def test_falls_back_to_the_tiny_model_with_a_banner(monkeypatch):
+def test_falls_back_to_the_mini_model_with_a_banner(monkeypatch):
     monkeypatch.delenv("FLUXIR_ADAPTER", raising=False)
     model = load_model()
-    assert model.tiny and "tiny random" in model.banner and "no FLUXIR_ADAPTER" in model.banner
+    assert model.kind == "mini" and "mini FluxIR" in model.banner and "not FLUX.1" in model.banner
+    assert "no FLUXIR_ADAPTER" in model.banner
     monkeypatch.setenv("FLUXIR_ADAPTER", "org/adapter")
     assert "no GPU is available" in load_model().banner
     assert estimate_duration(model, 256, 256, 4, 20, 1) < estimate_duration(model, 256, 256, 4, 20, 4)
+
+
+def test_api_outputs_have_names(client):
+    returns = client.view_api(return_format="dict")["named_endpoints"]["/restore"]["returns"]
+    names = [r["label"] for r in returns]
+    assert names == ["Before / after", "Full-resolution result (PNG)", "Run info", "Seed"], names
 
 
 def test_gpu_duration_is_sized_from_the_upload_payload():
@@ -130,7 +137,7 @@ def test_page_renders_in_headless_chromium(app):
             capture_output=True, text=True, timeout=120,
         ).stdout  # fmt: skip
     for text in ("Low-quality input", "Drop Image Here", "Prompt (optional)", "Test-time scaling", "Before / after", "Restore",
-                 "tiny random"):  # fmt: skip
+                 "mini FluxIR"):  # fmt: skip
         assert text in dom, text
 
 

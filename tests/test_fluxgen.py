@@ -246,7 +246,7 @@ def test_bad_input_gives_clear_errors(tiny_build, tmp_path, capsys):
     assert "holds no FluxGen build" in error(["score", "-o", str(tmp_path / "nothing")])
     assert "empty or reversed" in error(["generate", "-o", str(tmp_path / "x"), "--tiny", "--seed-start", "5",
                                           "--seed-end", "5"])  # fmt: skip
-    assert "Unknown degradation preset 'fancy'" in error(["generate", "-o", str(tmp_path / "y"), "--tiny",
+    assert "invalid choice: 'fancy'" in error(["generate", "-o", str(tmp_path / "y"), "--tiny",
                                                             "--preset", "fancy"])  # fmt: skip
     assert "Unknown pyiqa metric" in error(["generate", "-o", str(tmp_path / "z"), "--tiny", "--metrics", "nosuch"])
     blocker = tmp_path / "blocker"

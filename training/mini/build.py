@@ -174,18 +174,32 @@ class MiniBuild:
         self.config.save(self.output_dir)
         self.record("ship", folder=str(self.output_dir), megabytes=round(folder_megabytes(self.output_dir), 2))
 
-    def run_eval(self) -> None:
+    @property
+    def bench_dir(self) -> Path:
+        return self.work / "bench"
+
+    def build_bench(self) -> Path:
+        """The held-out benchmark: seeded crops of the held-out photos, degraded like the training pairs."""
         from fluxir_hub.cli.evaluate import main as fluxir_eval
 
         stage = self.config.eval
         photos = self.work / "heldout-photos"
-        photos.mkdir(exist_ok=True)
+        photos.mkdir(parents=True, exist_ok=True)
         for name in photo_names("heldout"):
             load_photo(name).save(photos / f"{name}.png")
-        bench, results, report = self.work / "bench", self.work / "results", self.work / "report"
+        argv = ["build", "div2k-val", "--source", str(photos), "--count", str(stage.count), "--crop", str(stage.crop),
+                "--scale", str(stage.scale), "--preset", stage.preset, "--seed", str(self.config.seed),
+                "-o", str(self.bench_dir)]  # fmt: skip
+        if fluxir_eval(argv) != 0:
+            raise ValueError("`fluxir-eval build` failed; its message is above.")
+        return self.bench_dir
+
+    def run_eval(self) -> None:
+        from fluxir_hub.cli.evaluate import main as fluxir_eval
+
+        stage = self.config.eval
+        bench, results, report = self.build_bench(), self.work / "results", self.work / "report"
         steps = [
-            ["build", "div2k-val", "--source", str(photos), "--count", str(stage.count), "--crop", str(stage.crop),
-             "--scale", str(stage.scale), "--preset", stage.preset, "--seed", str(self.config.seed), "-o", str(bench)],
             ["restore", str(bench), "-o", str(results / "heldout" / "bicubic"), "--method", "bicubic",
              "--upscale", str(stage.scale)],
             ["restore", str(bench), "-o", str(results / "heldout" / "mini-fluxir"), "--method", "fluxir",
