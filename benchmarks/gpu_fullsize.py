@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:  # run as a script from a fresh clone
     sys.path.insert(0, str(ROOT))
 
 PARTS = ("memory", "eager", "compile", "offload", "tts", "train")
+OFFLOAD_MODES = ("model", "group", "sequential", "fp8-storage")
 
 # FLUX.1-dev's VAE (black-forest-labs/FLUX.1-dev, vae/config.json).
 FLUX_VAE_CONFIG = {
@@ -163,7 +164,7 @@ def part_compile(args, dtype) -> None:
 def part_offload(args, dtype) -> None:
     """Each offload mode on a fresh pipeline built on the accelerator, then moved to the CPU (fast init)."""
     failed = []
-    for mode in ["model", "group", "sequential", "fp8-storage"]:
+    for mode in args.offload_modes:
         try:
             _offload_mode(args, dtype, mode)
         except Exception as err:  # one mode's failure must not cost the others' numbers
@@ -204,19 +205,20 @@ def part_tts(args, dtype) -> None:
 def part_train(args, dtype) -> None:
     """Seconds and peak memory of one adapter fwd+bwd+AdamW step (batch 1, gradient checkpointing)."""
     from fluxir_hub.latents import image_ids, text_ids
-    from training.model import ControlledTransformer, freeze_unreachable_parameters
+    from training.model import ControlledTransformer, freeze_unreachable_parameters, training_attention_backends
 
     pipe = build_pipeline(args.config, args.device, dtype)
     transformer, adapter = pipe.transformer, pipe.adapter
     transformer.requires_grad_(False)
     adapter.to(torch.float32).train().requires_grad_(True)
     freeze_unreachable_parameters(adapter)
-    transformer.enable_gradient_checkpointing()
-    adapter.enable_gradient_checkpointing()
+    if args.gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+        adapter.enable_gradient_checkpointing()
     model = ControlledTransformer(transformer, adapter)
     optimizer = torch.optim.AdamW([p for p in adapter.parameters() if p.requires_grad], lr=1e-5)
     cfg, length = transformer.config, adapter.config.max_sequence_length
-    for size in (512, 1024) if args.config == "full" else (args.size,):
+    for size in args.train_sizes or ((512, 1024) if args.config == "full" else (args.size,)):
         side = size // 16
         batch = {
             "latents": torch.randn(1, side * side, 64, device=args.device, dtype=dtype),
@@ -230,9 +232,11 @@ def part_train(args, dtype) -> None:
         }
 
         def step(batch=batch):
-            with torch.autocast(args.device.split(":")[0], dtype=dtype, enabled=dtype != torch.float32):
-                loss = model(**batch).float().square().mean()
-            loss.backward()
+            autocast = torch.autocast(args.device.split(":")[0], dtype=dtype, enabled=dtype != torch.float32)
+            with training_attention_backends(args.device):
+                with autocast:
+                    loss = model(**batch).float().square().mean()
+                loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
@@ -242,7 +246,8 @@ def part_train(args, dtype) -> None:
         start = time.perf_counter()
         step()
         _sync(args.device)
-        print(f"training step (batch 1, {size}x{size}, checkpointing): {time.perf_counter() - start:.2f} s, "
+        mode = "checkpointing" if args.gradient_checkpointing else "no checkpointing"
+        print(f"training step (batch 1, {size}x{size}, {mode}): {time.perf_counter() - start:.2f} s, "
               f"{_peaks(args.device)}")  # fmt: skip
 
 
@@ -253,12 +258,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=1024, help="output side in pixels")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--part", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--offload-modes", nargs="+", choices=OFFLOAD_MODES, default=list(OFFLOAD_MODES))
+    parser.add_argument("--train-sizes", nargs="+", type=int, default=None, help="default: 512 1024 (full)")
+    parser.add_argument("--no-gradient-checkpointing", dest="gradient_checkpointing", action="store_false")
     args = parser.parse_args(argv)
     if len(args.part) > 1:  # one process per part: clean peaks, and a crash or OOM costs one part only
         failed = []
         for part in args.part:
             cmd = [sys.executable, __file__, "--config", args.config, "--device", args.device, "--size",
-                   str(args.size), "--steps", str(args.steps), "--part", part]  # fmt: skip
+                   str(args.size), "--steps", str(args.steps), "--part", part,
+                   "--offload-modes", *args.offload_modes]  # fmt: skip
+            if args.train_sizes:
+                cmd += ["--train-sizes", *map(str, args.train_sizes)]
+            if not args.gradient_checkpointing:
+                cmd.append("--no-gradient-checkpointing")
             if subprocess.run(cmd).returncode != 0:
                 failed.append(part)
         if failed:

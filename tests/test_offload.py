@@ -69,3 +69,17 @@ def test_encode_prompt_works_without_an_adapter_and_defaults_like_call():
     full = tiny_pipeline()
     assert full.default_max_sequence_length == full.adapter.config.max_sequence_length
     assert full.encode_prompt("a cat")[0].shape[1] == full.default_max_sequence_length
+
+
+def test_adapter_output_survives_accelerates_device_moves():
+    # Sequential offload's hooks send every output back as `type(output)({...})`: a dataclass with required fields
+    # broke there on the GPU ("missing 1 required positional argument: 'text_features'").
+    from accelerate.utils import send_to_device
+
+    from fluxir_hub.models.adapter_fluxir import FluxIRAdapterOutput
+
+    output = FluxIRAdapterOutput(image_features=torch.ones(1, 2, 3), text_features=torch.zeros(1, 4, 3))
+    moved = send_to_device(output, torch.device("cpu"))
+    assert isinstance(moved, FluxIRAdapterOutput)
+    torch.testing.assert_close(moved.image_features, output.image_features)
+    torch.testing.assert_close(moved.text_features, output.text_features)

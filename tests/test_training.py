@@ -355,3 +355,16 @@ def test_push_failure_is_one_clear_line(pairs, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "upload to me/a failed" in err and "hf auth login" in err and "Traceback" not in err
     assert (out / "diffusion_pytorch_model.safetensors").exists()  # nothing lost
+
+
+def test_training_steps_on_cuda_leave_cudnn_attention_out():
+    # cuDNN attention's backward failed at FLUX.1-dev size on an H200 (torch 2.11); training must not select it.
+    from training.model import training_attention_backends
+
+    assert torch.backends.cuda.cudnn_sdp_enabled()
+    with training_attention_backends(torch.device("cuda")):
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
+    assert torch.backends.cuda.cudnn_sdp_enabled()
+    with training_attention_backends("cpu"):
+        assert torch.backends.cuda.cudnn_sdp_enabled()

@@ -6,6 +6,8 @@ every gradient (the SE layers act inside the transformer's blocks).
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn as nn
 from diffusers import FluxTransformer2DModel
@@ -64,3 +66,17 @@ def freeze_unreachable_parameters(adapter: FluxIRAdapter) -> list[str]:
     last = adapter.text_se[adapter.num_base_blocks - 1]
     last.requires_grad_(False)
     return [f"text_se.{adapter.num_base_blocks - 1}.{name}" for name, _ in last.named_parameters()]
+
+
+def training_attention_backends(device: torch.device | str) -> contextlib.AbstractContextManager:
+    """
+    The scaled-dot-product attention kernels a training step may use. On CUDA, cuDNN attention is left out: its
+    backward failed on an H200 with torch 2.11 + CUDA 13 at FLUX.1-dev size (`mha_graph.execute(...)` not good, an
+    illegal memory access without `CUDA_LAUNCH_BLOCKING`), while inference with it ran. Flash, memory-efficient and
+    math kernels remain. Elsewhere a no-op.
+    """
+    if torch.device(device).type != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])

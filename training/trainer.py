@@ -31,7 +31,7 @@ from .checkpoint import (
 )
 from .config import CONFIG_NAME, TrainConfig
 from .data import PairSource, iterate_batches
-from .model import ControlledTransformer, freeze_unreachable_parameters
+from .model import ControlledTransformer, freeze_unreachable_parameters, training_attention_backends
 from .timesteps import interpolate, pixel_loss, random_latent_crop, sample_timesteps, velocity_loss
 
 logger = logging.getLogger(__name__)
@@ -276,7 +276,7 @@ class Trainer:
             batch = next(batches)
             generator = torch.Generator().manual_seed(_seed(config.seed, "noise", rank, micro))
             micro += 1
-            with accelerator.accumulate(self.model):
+            with accelerator.accumulate(self.model), training_attention_backends(accelerator.device):
                 loss, logs = self.compute_loss(batch, generator)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and config.max_grad_norm > 0:

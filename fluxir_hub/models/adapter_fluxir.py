@@ -52,8 +52,9 @@ class FluxIRAdapterOutput(BaseOutput):
             `f_p` of paper 001 Eq. 2: the adapter block's text-stream output.
     """
 
-    image_features: torch.Tensor
-    text_features: torch.Tensor
+    # Defaults as every diffusers output has them: accelerate's offload hooks rebuild outputs as `type(out)(dict)`.
+    image_features: torch.Tensor | None = None
+    text_features: torch.Tensor | None = None
 
 
 class SqueezeExcitation(nn.Module):
