@@ -47,6 +47,18 @@ def test_space_front_matter_and_requirements():
         assert needed in requirements, needed
 
 
+def test_space_preloads_the_diffusers_files_of_every_model_it_lists():
+    meta = _front_matter()
+    preload = {entry.split()[0]: entry.split()[1].split(",") for entry in meta["preload_from_hub"]}
+    assert set(preload) <= set(meta["models"])
+    files = preload["black-forest-labs/FLUX.1-dev"]
+    assert "model_index.json" in files and not any(name.startswith("flux1-") for name in files)  # no single-file copy
+    for folder in ("scheduler", "transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2"):
+        assert any(name.startswith(f"{folder}/") for name in files), folder
+    shards = [name for name in files if name.startswith("transformer/diffusion_pytorch_model-")]
+    assert len(shards) == 3 and "transformer/diffusion_pytorch_model.safetensors.index.json" in files
+
+
 def test_console_scripts_resolve_to_main_functions():
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert {"fluxir-restore", "fluxgen", "fluxir-train", "fluxir-eval", "fluxir-build-mini"} <= set(scripts)
