@@ -115,6 +115,32 @@ class TrainConfig:
         default=64,
         metadata=_help("Side (latent pixels) of the random crop decoded for the pixel loss; None: the whole latent"),
     )
+    # few-step distillation (paper 002 §5, `--stage distill`): a copy of a trained adapter learns K-jump sampling
+    stage: str = field(
+        default="adapter",
+        metadata=_help("adapter (train the FluxIR adapter) or distill (few-step student of `adapter_init`)"),
+    )
+    num_student_steps: int = field(default=4, metadata=_help("distill: steps K of the student (1, 2, 4, ...)"))
+    teacher_steps: int = field(default=20, metadata=_help("distill: Euler steps of the teacher's trajectory"))
+    distill_schedule: str = field(
+        default="cost-aware",
+        metadata=_help("distill: cost-aware (least summed jump cost on the teacher's grid) or uniform"),
+    )
+    schedule_search_batches: int = field(
+        default=4, metadata=_help("distill: training batches whose teacher trajectories price the jumps")
+    )
+    distill_intermediate_weight: float = field(
+        default=100.0, metadata=_help("distill: weight of the student's states against the teacher's at its jumps")
+    )
+    distill_teacher_weight: float = field(
+        default=300.0, metadata=_help("distill: weight of the student's final latent against the teacher's")
+    )
+    distill_gt_weight: float = field(
+        default=300.0, metadata=_help("distill: weight of the student's final latent against the ground truth")
+    )
+    distill_base_weight: float = field(
+        default=1.0, metadata=_help("distill: weight of the ordinary flow-matching loss")
+    )
     # optional LoRA "diffusion adapter" on the base attention (paper 004 §3.2)
     use_lora: bool = field(
         default=False,
@@ -206,6 +232,37 @@ class TrainConfig:
             raise ValueError(f"`prompt_drop_rate` must be in [0, 1], got {self.prompt_drop_rate}.")
         for name in ("train_batch_size", "gradient_accumulation_steps", "max_train_steps", "rank", "lora_rank",
                      "checkpointing_steps", "num_validation_images", "validation_inference_steps"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
+        if self.stage not in ("adapter", "distill"):
+            raise ValueError(f"`stage` must be 'adapter' or 'distill', got {self.stage!r}.")
+        if self.stage == "distill":
+            if not self.adapter_init:
+                raise ValueError(
+                    "`--stage distill` needs the trained adapter to distil: pass it as `--adapter_init` (Hub id or "
+                    "folder). Train one first with the default `--stage adapter`."
+                )
+            if self.distill_schedule not in ("cost-aware", "uniform"):
+                raise ValueError(
+                    f"`distill_schedule` must be 'cost-aware' or 'uniform', got {self.distill_schedule!r}."
+                )
+            if not 1 <= self.num_student_steps < self.teacher_steps:
+                raise ValueError(
+                    f"`num_student_steps` must be from 1 to teacher_steps - 1 ({self.teacher_steps - 1}), got "
+                    f"{self.num_student_steps}."
+                )
+            if self.distill_schedule == "uniform" and self.teacher_steps % self.num_student_steps:
+                raise ValueError(
+                    f"A uniform {self.num_student_steps}-step schedule lies on the teacher's grid only when it divides "
+                    f"teacher_steps ({self.teacher_steps}); use the cost-aware schedule or another step count."
+                )
+            for name in ("distill_intermediate_weight", "distill_teacher_weight", "distill_gt_weight",
+                         "distill_base_weight"):  # fmt: skip
+                if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
+                    raise ValueError(f"`{name}` must be a finite, non-negative number, got {getattr(self, name)}.")
+            if self.use_lora:
+                raise ValueError("`use_lora` is for `--stage adapter`; a distilled student trains the adapter only.")
+        for name in ("teacher_steps", "schedule_search_batches", "num_student_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
         if self.push_to_hub and not self.hub_model_id:

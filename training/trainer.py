@@ -93,6 +93,7 @@ class Trainer:
     def __init__(self, config: TrainConfig):
         config.validate()
         self.config = config
+        self.distiller = None  # set up by `setup` for `--stage distill`
         self.output_dir = Path(config.output_dir)
         self.accelerator = Accelerator(
             gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -210,6 +211,12 @@ class Trainer:
             from diffusers.training_utils import EMAModel
 
             self.ema = EMAModel([p for p in adapter.parameters() if p.requires_grad], decay=config.ema_decay)
+        self.distiller = None
+        if config.stage == "distill":
+            from .distill import Distiller
+
+            self.distiller = Distiller(config, adapter, models.scheduler.config, self.weight_dtype)
+            self.search_schedule()
         self.global_step = 0
         self.resume_checkpoint()
         if self.ema is not None and not self.resumed:
@@ -250,14 +257,52 @@ class Trainer:
         loss_mse = velocity_loss(v_pred, v_target)
         logs = {"loss_mse": loss_mse.item()}
         loss = loss_mse
-        if config.pixel_loss_weight > 0:
+        if config.pixel_loss_weight > 0 and self.distiller is None:
             crop = random_latent_crop([z0, z_t, v_pred, v_target], config.pixel_loss_crop, generator)
             with self.accelerator.autocast():
                 loss_pixel = pixel_loss(self.decode, crop[0], crop[1], crop[2], crop[3], t, config.pixel_loss_form)
             loss = loss + config.pixel_loss_weight * loss_pixel
             logs["loss_pixel"] = loss_pixel.item()
+        if self.distiller is not None:
+            loss, distill_logs = self.distiller.loss(
+                self.model, self.models.transformer, pack_latents(z0), pack_latents(z1),
+                pack_latents(z_lq).to(self.weight_dtype), prompt_embeds.to(self.weight_dtype),
+                pooled.to(self.weight_dtype), image_ids(h // 2, w // 2, device=device), txt_ids, guidance,
+                base_loss=loss,
+            )  # fmt: skip
+            logs.update(distill_logs)
         logs["loss"] = loss.item()
         return loss, logs
+
+    def search_schedule(self) -> None:
+        """Distill stage: price the jumps on the teacher's trajectories of the first few training batches and fix the
+        student's schedule (deterministic for the seed, so a resumed run finds the same one)."""
+        config, device = self.config, self.accelerator.device
+        batches = iterate_batches(config, self.source, self.accelerator.process_index, self.accelerator.num_processes)
+        rollouts = []
+        for index in range(config.schedule_search_batches):
+            batch = next(batches)
+            generator = torch.Generator().manual_seed(_seed(config.seed, "schedule", index))
+            with torch.no_grad():
+                z0, z_lq = self.encode(batch["hq"]), self.encode(batch["lq"])
+                embeds, pooled, txt_ids = self.pipe.encode_prompt(
+                    [""] * z0.shape[0], device=device, max_sequence_length=self.models.max_sequence_length
+                )
+            b, _, h, w = z0.shape
+            z1 = pack_latents(torch.randn(z0.shape, generator=generator).to(device))
+            guidance = torch.full((b,), config.guidance_scale, device=device)
+            states, velocities, sigmas = self.distiller.teacher_rollout(
+                self.models.transformer, z1, pack_latents(z_lq).to(self.weight_dtype), embeds.to(self.weight_dtype),
+                pooled.to(self.weight_dtype), image_ids(h // 2, w // 2, device=device), txt_ids, guidance,
+            )  # fmt: skip
+            rollouts.append((states, velocities, sigmas))
+        schedule = self.distiller.choose_schedule(rollouts)
+        if self.accelerator.is_main_process:
+            schedule.save(self.output_dir)
+        logger.info(
+            f"Distillation schedule ({schedule.mode}): teacher grid points {schedule.indices}, sigmas "
+            f"{[round(s, 4) for s in schedule.sigmas]}, cost {schedule.cost:.4f} (uniform: {schedule.uniform_cost})"
+        )
 
     # ------------------------------------------------------------------ loop
     def train(self) -> list[dict[str, float]]:

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("-o", "--output-dir", required=True)
     restore.add_argument("--method", choices=["bicubic", "fluxir"], required=True)
     restore.add_argument("--upscale", type=int, default=4)
-    restore.add_argument("--steps", type=int, default=20)
+    restore.add_argument("--steps", type=int, default=None, help="default: a distilled adapter's schedule, else 20")
     restore.add_argument("--seed", type=int, default=0)
     restore.add_argument(
         "--model",

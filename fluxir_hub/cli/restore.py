@@ -28,7 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output-dir", required=True, help="folder for the restored PNGs")
     parser.add_argument("--prompt", default="", help="optional text to steer the restoration (default: none)")
     parser.add_argument("--upscale", type=float, default=4.0, help="scale factor, 1 to 8 (default 4)")
-    parser.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="denoising steps (default: a distilled adapter's own schedule, else 20)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--fidelity", type=float, default=0.05, help="restoration sampling weight w; 0 = off")
     parser.add_argument("--color-fix", default="wavelet", choices=["wavelet", "adain", "none"])

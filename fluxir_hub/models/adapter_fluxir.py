@@ -104,6 +104,9 @@ class FluxIRAdapter(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin):
         axes_dims_rope (`list[int]`, defaults to `[16, 56, 56]`): Rotary embedding split of the base.
         rank (`int`, defaults to `32`): Rank `r` of every SE layer (paper 001 Table 2 picks 32).
         max_sequence_length (`int`, defaults to `512`): Rows of `theta_p`; longer prompts are refused.
+        distilled_sigmas (`list[float]`, *optional*):
+            The few-step schedule this adapter was distilled for (unshifted noise levels, one per step; see
+            [`fluxir_hub.schedules`]). [`FluxIRPipeline`] uses it when no step count is asked for.
     """
 
     _supports_gradient_checkpointing = True
@@ -126,10 +129,17 @@ class FluxIRAdapter(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin):
         axes_dims_rope: list[int] = [16, 56, 56],  # noqa: B006 - JSON-plain config default, never mutated
         rank: int = 32,
         max_sequence_length: int = 512,
+        distilled_sigmas: list[float] | None = None,
     ):
         super().__init__()
         if rank < 1:
             raise ValueError(f"`rank` must be a positive integer, got {rank}.")
+        if distilled_sigmas is not None and (
+            not distilled_sigmas
+            or any(not 0 < s <= 1 for s in distilled_sigmas)
+            or any(a <= b for a, b in zip(distilled_sigmas[:-1], distilled_sigmas[1:], strict=True))
+        ):
+            raise ValueError(f"`distilled_sigmas` must be decreasing noise levels in (0, 1], got {distilled_sigmas}.")
         self.inner_dim = num_attention_heads * attention_head_dim
         packed_channels = in_channels * patch_size * patch_size
 

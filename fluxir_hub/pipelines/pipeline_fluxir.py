@@ -64,6 +64,7 @@ PipelineImage = PIL.Image.Image | np.ndarray | torch.Tensor | list[PIL.Image.Ima
 MIN_INPUT_SIDE = 8  # below this there is nothing to restore
 OUTPUT_MULTIPLE = 16  # FLUX's VAE factor 8 x 2x2 token packing; a pipeline uses its own VAE's factor x 2
 MAX_UPSCALE = 8
+DEFAULT_NUM_INFERENCE_STEPS = 20
 DEFAULT_MAX_OUTPUT_PIXELS = 4096 * 4096
 DEFAULT_GUIDANCE_SCALE = 3.5
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
@@ -696,7 +697,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         prompt: str | list[str] = "",
         prompt_2: str | list[str] | None = None,
         upscale: float = 4,
-        num_inference_steps: int = 20,
+        num_inference_steps: int | None = None,
         sigmas: list[float] | None = None,
         guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
         conditioning_scale: float = 1.0,
@@ -734,7 +735,10 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             upscale (`float`, *optional*, defaults to 4):
                 Scale factor from 1 to 8. Each output side is `input side * upscale` rounded to the nearest multiple
                 of 16 (at least 16); see [`output_size`].
-            num_inference_steps (`int`, *optional*, defaults to 20): Denoising steps (paper 001 uses 20).
+            num_inference_steps (`int`, *optional*):
+                Denoising steps. Defaults to the adapter's distilled schedule when it has one (a few-step adapter from
+                `fluxir-train --stage distill`), else 20 (paper 001). Another count on a distilled adapter runs the
+                uniform schedule, which the student was not trained for (a warning says so).
             sigmas (`list[float]`, *optional*):
                 Custom decreasing noise levels in (0, 1], one per step (as in diffusers' FLUX pipelines; FLUX's
                 resolution shift is applied to them); overrides `num_inference_steps`.
@@ -800,6 +804,17 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             ):
                 raise ValueError(f"`sigmas` must be a decreasing list of noise levels in (0, 1], got {sigmas}.")
             num_inference_steps = len(sigmas)
+        distilled = getattr(self.adapter.config, "distilled_sigmas", None) if self.adapter is not None else None
+        if sigmas is None and num_inference_steps is None:
+            if distilled:
+                sigmas, num_inference_steps = [float(x) for x in distilled], len(distilled)
+            else:
+                num_inference_steps = DEFAULT_NUM_INFERENCE_STEPS
+        elif sigmas is None and distilled and num_inference_steps != len(distilled):
+            logger.warning(
+                f"This adapter was distilled for {len(distilled)} steps; {num_inference_steps} steps run the uniform "
+                "schedule it was not trained for. Leave `num_inference_steps` unset to use its own schedule."
+            )
         if num_images_per_prompt > 1:  # each input restored that many times, with different noise
             images = [im for im in images for _ in range(num_images_per_prompt)]
             if isinstance(prompt, list) and len(prompt) > 1:

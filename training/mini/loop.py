@@ -82,7 +82,7 @@ def train_steps(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
         bar.update()
         if (step + 1) % checkpoint_every == 0 or step + 1 == total_steps:

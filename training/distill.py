@@ -1,0 +1,138 @@
+"""Cost-aware few-step distillation of a trained FluxIR adapter (paper 002, FLUX-IR §5; `fluxir-train --stage distill`).
+
+The teacher is the trained adapter (frozen) following the flow ODE in `teacher_steps` Euler steps. The student, a
+copy of it, jumps through K of those grid points in K steps. Which K: the cost-aware schedule (the jumps whose summed
+cost, the mismatch between the teacher's velocity and its trajectory's chord, is least; `fluxir_hub.schedules`),
+chosen once from a few training batches before training, or the uniform one. Losses (the authors' code, §5c): the
+student's state after each jump against the teacher's state there, its final latent against the teacher's final
+latent and against the ground-truth latent, plus the ordinary flow-matching loss.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fluxir_hub import FluxIRAdapter
+from fluxir_hub.schedules import (
+    cheapest_schedule,
+    euler_trajectory,
+    grid_indices,
+    jump_costs,
+    schedule_cost,
+    shifted_sigmas,
+    uniform_sigmas,
+)
+
+SCHEDULE_NAME = "distill_schedule.json"
+
+
+@dataclass
+class DistillSchedule:
+    """The student's schedule on the teacher's grid, with what it cost; saved as `distill_schedule.json`."""
+
+    mode: str  # cost-aware or uniform
+    teacher_steps: int
+    indices: list[int]  # grid points 0 = i_0 < ... < i_K = teacher_steps
+    sigmas: list[float]  # the student's unshifted noise levels (one per step)
+    cost: float  # summed jump cost of this schedule
+    uniform_cost: float | None  # the uniform K-step schedule's cost, when it lies on the grid
+
+    def save(self, folder: str | Path) -> None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / SCHEDULE_NAME).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+def controlled_velocity(transformer, adapter: FluxIRAdapter, latents, lq_latents, prompt_embeds, pooled, sigma,
+                        img_ids, txt_ids, guidance) -> torch.Tensor:  # fmt: skip
+    """Velocity of `transformer` steered by `adapter` (installed on it here: the teacher and the student take turns)."""
+    adapter.install(transformer)
+    timestep = torch.full((latents.shape[0],), float(sigma), device=latents.device)
+    features = adapter(
+        hidden_states=latents, controlnet_cond=lq_latents, encoder_hidden_states=prompt_embeds,
+        pooled_projections=pooled, timestep=timestep, img_ids=img_ids, txt_ids=txt_ids, guidance=guidance,
+    )  # fmt: skip
+    return transformer(
+        hidden_states=latents, encoder_hidden_states=prompt_embeds, pooled_projections=pooled, timestep=timestep,
+        img_ids=img_ids, txt_ids=txt_ids, guidance=guidance, joint_attention_kwargs=adapter.control_kwargs(features),
+        return_dict=False,
+    )[0]  # fmt: skip
+
+
+class Distiller:
+    """Holds the frozen teacher, the schedule and the loss of the distill stage."""
+
+    def __init__(self, config, student: FluxIRAdapter, scheduler_config, dtype: torch.dtype = torch.float32):
+        self.config = config
+        self.dtype = dtype
+        self.student = student
+        self.teacher = copy.deepcopy(student).requires_grad_(False).eval()
+        self.scheduler_config = scheduler_config
+        self.teacher_grid = uniform_sigmas(config.teacher_steps)
+        self.schedule: DistillSchedule | None = None
+
+    def teacher_rollout(self, transformer, start, lq, embeds, pooled, img_ids, txt_ids, guidance):
+        """The teacher's states on its grid (the start included) and its velocities, without gradients."""
+        sigmas = shifted_sigmas(self.teacher_grid, start.shape[1], self.scheduler_config)
+        with torch.no_grad():
+            states, velocities = euler_trajectory(
+                lambda x, s: controlled_velocity(
+                    transformer, self.teacher, x.to(self.dtype), lq, embeds, pooled, s, img_ids, txt_ids, guidance
+                ).float(),  # fmt: skip
+                start.float(),
+                sigmas,
+            )
+        self.student.install(transformer)  # the student's hooks again before anything that needs gradients
+        return states, velocities, sigmas
+
+    def choose_schedule(self, rollouts: list[tuple[list, list, torch.Tensor]]) -> DistillSchedule:
+        """Schedule from the teacher trajectories of a few batches (jump costs averaged over them)."""
+        config, k = self.config, self.config.num_student_steps
+        cost = np.mean([jump_costs(states, velocities, sigmas) for states, velocities, sigmas in rollouts], axis=0)
+        uniform = uniform_sigmas(k)
+        try:
+            uniform_indices = grid_indices(uniform, self.teacher_grid)
+        except ValueError:
+            uniform_indices = None
+        if config.distill_schedule == "uniform":
+            indices = uniform_indices
+        else:
+            indices = cheapest_schedule(cost, k)
+        self.schedule = DistillSchedule(
+            mode=config.distill_schedule,
+            teacher_steps=config.teacher_steps,
+            indices=indices,
+            sigmas=[self.teacher_grid[i] for i in indices[:-1]],
+            cost=schedule_cost(cost, indices),
+            uniform_cost=None if uniform_indices is None else schedule_cost(cost, uniform_indices),
+        )
+        self.student.register_to_config(distilled_sigmas=self.schedule.sigmas)
+        return self.schedule
+
+    def loss(self, model, transformer, z0, z1, lq, embeds, pooled, img_ids, txt_ids, guidance, base_loss):
+        """The distillation loss for one batch of packed latents (`z0` data, `z1` noise), and its parts."""
+        config, schedule = self.config, self.schedule
+        states, _, sigmas = self.teacher_rollout(transformer, z1, lq, embeds, pooled, img_ids, txt_ids, guidance)
+        x = z1
+        intermediate = z1.new_zeros(())
+        for a, b in zip(schedule.indices[:-1], schedule.indices[1:], strict=True):
+            t = torch.full((z1.shape[0],), float(sigmas[a]), device=z1.device)
+            v = model(x.to(self.dtype), lq, embeds, pooled, t, img_ids, txt_ids, guidance).float()
+            x = x.float() + (float(sigmas[b]) - float(sigmas[a])) * v
+            if b < len(sigmas) - 1:
+                intermediate = intermediate + F.mse_loss(x, states[b])
+        to_teacher = F.mse_loss(x, states[-1])
+        to_gt = F.mse_loss(x, z0.float())
+        loss = (
+            config.distill_intermediate_weight * intermediate + config.distill_teacher_weight * to_teacher
+            + config.distill_gt_weight * to_gt + config.distill_base_weight * base_loss
+        )  # fmt: skip
+        logs = {"loss_intermediate": intermediate.item(), "loss_teacher": to_teacher.item(),
+                "loss_gt": to_gt.item(), "loss_base": base_loss.item()}  # fmt: skip
+        return loss, logs
