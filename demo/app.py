@@ -81,6 +81,17 @@ class DemoModel:
     def tiny(self) -> bool:
         return self.kind == "tiny"
 
+    @property
+    def distilled_steps(self) -> int | None:
+        """Steps of the adapter's distilled schedule (`fluxir-train --stage distill`), if it has one."""
+        sigmas = getattr(getattr(self.pipe, "adapter", None), "config", {}).get("distilled_sigmas")
+        return len(sigmas) if sigmas else None
+
+    def steps_for_call(self, steps: int) -> int | None:
+        """`num_inference_steps` for a request: `None` (the distilled schedule itself) when the request asks for
+        exactly the distilled step count, else the count asked for."""
+        return None if steps == self.distilled_steps else steps
+
 
 def load_model() -> DemoModel:
     """FLUX.1 with the trained adapter when a GPU, an adapter and the weights are available; else the embedded mini
@@ -114,7 +125,11 @@ def load_model() -> DemoModel:
             )
             pipe.to("cuda")
             pipe.vae.enable_tiling()
-            return DemoModel(pipe, "flux", "", 1024 * 1024, 2048 * 2048, 0.35)
+            model = DemoModel(pipe, "flux", "", 1024 * 1024, 2048 * 2048, 0.35)
+            if model.distilled_steps:  # a few-step student: its own schedule by default
+                model.default_steps = model.distilled_steps
+                model.banner = f"A few-step FluxIR adapter: {model.distilled_steps} steps by default."
+            return model
         except Exception as err:  # any loading failure: serve the mini model and show why in the banner
             print(f"FluxIR demo: could not load {adapter_id}: {err!r}", file=sys.stderr)
             reason = f"the model could not be loaded ({err.__class__.__name__})"
@@ -325,7 +340,7 @@ class Restorer:
                 image,
                 prompt=request.prompt,
                 upscale=request.upscale,
-                num_inference_steps=request.steps,
+                num_inference_steps=self.model.steps_for_call(request.steps),
                 restoration_weight=request.fidelity,
                 color_fix=request.color_fix,
                 tile_size=1024,

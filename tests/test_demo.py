@@ -265,3 +265,19 @@ def test_result_files_are_swept(tmp_path):
     time.sleep(0.01)
     second = results.save(photo("coffee", (8, 8)))
     assert second.exists() and not first.exists() and second != first
+
+
+def test_a_distilled_adapter_restores_with_its_own_schedule_by_default():
+    from demo.app import DemoModel
+    from fluxir_hub.testing import tiny_pipeline
+
+    pipe = tiny_pipeline()
+    pipe.adapter.register_to_config(distilled_sigmas=[1.0, 0.3])
+    model = DemoModel(pipe, "tiny", "", 512 * 512, 1024 * 1024, 0.05)
+    assert model.distilled_steps == 2 and model.steps_for_call(2) is None and model.steps_for_call(5) == 5
+    assert DemoModel(tiny_pipeline(), "tiny", "", 1, 1, 0.05).steps_for_call(2) == 2
+    inside = upload_folder() / "test-distilled"
+    inside.mkdir(parents=True, exist_ok=True)
+    photo("astronaut", (32, 32)).save(inside / "ok.png")
+    (_, after), _, info, _ = Restorer(model).restore(str(inside / "ok.png"), *{**DEFAULTS, "steps": 2}.values())
+    assert after.size == (64, 64) and "2 transformer evaluations" in info

@@ -129,3 +129,14 @@ def test_distill_stage_refuses_what_it_cannot_do(teacher, tmp_path):
         _config(pairs, tmp_path, stage="distill", adapter_init=str(teacher_dir), num_student_steps=20).validate()
     with pytest.raises(ValueError, match="'adapter' or 'distill'"):
         _config(pairs, tmp_path, stage="rl").validate()
+
+
+def test_student_card_says_it_is_a_few_step_student(teacher, tmp_path):
+    from training.hub import write_model_card
+
+    pairs, teacher_dir = teacher
+    config = _config(pairs, tmp_path, stage="distill", adapter_init=str(teacher_dir), num_student_steps=2)
+    card = write_model_card(tmp_path, config, steps=5).read_text()
+    assert "few-step student" in card and "in 2 steps" in card and "num_inference_steps=20" not in card
+    plain = write_model_card(tmp_path / "plain", _config(pairs, tmp_path), steps=5).read_text()
+    assert "few-step" not in plain and "num_inference_steps=20" in plain
