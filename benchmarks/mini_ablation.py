@@ -43,7 +43,8 @@ VARIANTS = [
     Variant("test-time scaling N=1", "shipped", {"tts": 1}, "greedy search off"),
     Variant("test-time scaling N=4", "shipped", {"tts": 4}, "4 candidates, reward: PIQE + entropy + LQ fidelity"),
     Variant("adapter trained on real photo patches", "real-photos",
-            note="fluxir-train --hq_folder <training photos> (degraded on the fly) instead of mini FluxGen data"),
+            note="fluxir-train --hq_folder <256 px tiles of the training photos> (degraded on the fly) instead of "
+                 "mini FluxGen data"),
 ]  # fmt: skip
 
 
@@ -60,8 +61,13 @@ def train_variant(build, which: str, folder: Path):
     if which == "real-photos":
         photos = build.work / "train-photos"
         photos.mkdir(exist_ok=True)
+        # Tiles, not whole photos: the adapter's batch (8) needs more images than there are training photos (6).
+        tile = 256
         for name in photo_names("train"):
-            load_photo(name).save(photos / f"{name}.png")
+            photo = load_photo(name)
+            for top in range(0, photo.height - tile + 1, tile):
+                for left in range(0, photo.width - tile + 1, tile):
+                    photo.crop((left, top, left + tile, top + tile)).save(photos / f"{name}_{top}_{left}.png")
         overrides["hq_folder"] = str(photos)
         overrides["degradation_preset"] = build.config.fluxgen.preset
     if not (folder / "diffusion_pytorch_model.safetensors").exists() or (folder / "checkpoint-partial").exists():

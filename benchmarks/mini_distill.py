@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", default="mini-build", help="the fluxir-build-mini work folder (reused)")
     parser.add_argument("--students", type=int, nargs="*", default=[4, 2, 1], help="cost-aware students' step counts")
     parser.add_argument("--uniform-students", type=int, nargs="*", default=[2], help="uniform students' step counts")
-    parser.add_argument("--train-steps", type=int, default=400, help="distillation steps per student")
+    parser.add_argument("--train-steps", type=int, default=150, help="distillation steps per student")
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--output", default=None, help="JSON results (default <work-dir>/distill.json)")
     args = parser.parse_args(argv)
