@@ -168,9 +168,9 @@ def prepare_folder(args: argparse.Namespace, creates: bool) -> FluxGenConfig:
             )
     try:
         root.mkdir(parents=True, exist_ok=True)
-        probe = root / ".write_test"
+        probe = root / f".write_test-{os.getpid()}"  # one per process: ranks of a multi-process run probe at once
         probe.write_text("")
-        probe.unlink()
+        probe.unlink(missing_ok=True)
     except OSError as err:
         raise ValueError(f"Cannot write to the output folder {root}: {err}") from err
     if state.is_main_process:

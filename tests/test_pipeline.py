@@ -252,9 +252,16 @@ def test_num_images_per_prompt_and_custom_sigmas(tiny_pipe):
     out = tiny_pipe([lq, lq.rotate(90)], upscale=2, num_inference_steps=2, num_images_per_prompt=3, output_type="pt")
     assert out.images.shape[0] == 6
     assert not torch.allclose(out.images[0], out.images[1])  # different noise per copy
-    custom = tiny_pipe(lq, upscale=2, sigmas=[1.0, 0.6, 0.2], generator=gen(), output_type="pt")
+    stepped = []
+
+    def record(pipe, i, t, kwargs):
+        stepped.append(float(t) / 1000)
+        return {}
+
+    custom = tiny_pipe(lq, upscale=2, sigmas=[1.0, 0.6, 0.2], generator=gen(), output_type="pt",
+                       callback_on_step_end=record)  # fmt: skip
     assert custom.nfe == 3
-    assert torch.allclose(tiny_pipe.scheduler.sigmas[:3], _shifted(tiny_pipe, [1.0, 0.6, 0.2]))
+    assert torch.allclose(torch.tensor(stepped), _shifted(tiny_pipe, [1.0, 0.6, 0.2]))
     for bad in ([0.5, 0.7], [], [1.5, 0.5]):
         with pytest.raises(ValueError, match="sigmas"):
             tiny_pipe(lq, upscale=2, sigmas=bad)
@@ -318,3 +325,33 @@ def test_folders_saved_before_the_module_files_still_load(tmp_path):
     (folder / "model_index.json").write_text(json.dumps(index))
     (folder / "pipeline_fluxir.py").unlink()
     assert isinstance(FluxIRPipeline.from_pretrained(folder), FluxIRPipeline)
+
+
+def test_concurrent_calls_with_different_schedules_do_not_interfere():
+    # The scheduler's timesteps and step index are per call: a shared, mutated scheduler let one call step with the
+    # other's noise levels.
+    import threading
+
+    pipe = tiny_pipeline()
+    lq = photo(size=(16, 16))
+    settings = [{"num_inference_steps": 3}, {"num_inference_steps": 7}, {"sigmas": [1.0, 0.4]}]
+    expected = [pipe(lq, generator=gen(i), output_type="pt", **kw).images for i, kw in enumerate(settings)]
+    for _ in range(3):
+        results: dict[int, torch.Tensor] = {}
+        barrier = threading.Barrier(len(settings))
+
+        def run(i, kw, barrier=barrier, results=results):
+            barrier.wait()
+            try:
+                results[i] = pipe(lq, generator=gen(i), output_type="pt", **kw).images
+            except Exception as err:  # surfaced below: a thread's exception would otherwise vanish
+                results[i] = err
+
+        threads = [threading.Thread(target=run, args=(i, kw)) for i, kw in enumerate(settings)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for i in range(len(settings)):
+            assert not isinstance(results[i], Exception), results[i]
+            torch.testing.assert_close(results[i], expected[i], rtol=1e-5, atol=1e-5)

@@ -881,8 +881,11 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             self.scheduler.config.get("base_shift", 0.5),
             self.scheduler.config.get("max_shift", 1.15),
         )
+        # A scheduler of this call's own: its timesteps and step index are per-call state, and the pipeline's shared
+        # scheduler would let concurrent calls step with each other's noise levels.
+        scheduler = type(self.scheduler).from_config(self.scheduler.config)
         timesteps, num_inference_steps = retrieve_timesteps(
-            self.scheduler, num_inference_steps, device, sigmas=sigmas, mu=mu
+            scheduler, num_inference_steps, device, sigmas=sigmas, mu=mu
         )
         self._num_timesteps = len(timesteps)
         guidance = (
@@ -900,9 +903,9 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             "txt_ids": txt_ids, "guidance": guidance, "token_height": token_height, "token_width": token_width,
             "conditioning_scale": conditioning_scale, "tile_tokens": tile_tokens, "overlap_tokens": overlap_tokens,
         }  # fmt: skip
-        sigmas = self.scheduler.sigmas
+        sigmas = scheduler.sigmas
         clock = restoration_clock(sigmas.tolist(), num_inference_steps, restoration_schedule)
-        self.scheduler.set_begin_index(0)
+        scheduler.set_begin_index(0)
         self.adapter.install(self.transformer)  # no-op unless the adapter component was replaced since construction
         with self.progress_bar(total=num_inference_steps) as progress_bar:
             for i, t in enumerate(timesteps):
@@ -921,7 +924,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
                     nfe += extra
                     for b, reward in enumerate(rewards):
                         tts_rewards[b].append(reward)
-                latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0].to(dtype)
+                latents = scheduler.step(velocity, t, latents, return_dict=False)[0].to(dtype)
                 # Paper 004 Eq. 1-2: the stepped latent is pulled toward the LQ, g evaluated on this step's clock.
                 latents = apply_restoration_guidance(
                     latents, lq_latents, clock[i], restoration_weight, restoration_threshold
