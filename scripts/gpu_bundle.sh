@@ -22,8 +22,8 @@ for wheel in "$OUT"/all/*.whl; do
   esac
 done
 rm -rf "$OUT/all"
-# The project itself (pure Python, the mini model's weights inside), without its CPU-side dependencies.
-"$PY" -m pip wheel -q --no-deps --wheel-dir "$OUT" .
+# The project itself is not bundled: the working tree travels with it (the mini weights included), and a wheel of
+# it beside the tree would pass the device tool's 64 MiB limit. It is imported from the tree (PYTHONPATH).
 
 size=$(du -sm "$OUT" | cut -f1)
 echo "Bundle: $OUT ($size MB): $(ls "$OUT" | tr '\n' ' ')"
@@ -35,5 +35,5 @@ cat <<EOF
 
 On the GPU machine (carry $OUT), from the repository root:
 
-python -m pip install -q --no-index --find-links $OUT diffusers==$DIFFUSERS pytest && python -m pip install -q --no-index --no-deps $OUT/fluxir_hub-*.whl && python -m pytest -q tests/test_gpu.py -m gpu -p no:cacheprovider && python benchmarks/gpu_fullsize.py
+export PYTHONPATH=\$PWD; python3 -m pip install -q --no-index --find-links $OUT diffusers==$DIFFUSERS pytest && python3 -m pytest -q tests/test_gpu.py -m gpu -p no:cacheprovider; python3 benchmarks/gpu_fullsize.py
 EOF
