@@ -136,6 +136,16 @@ def evaluate(pipe, bench: Path, out: Path, kwargs: dict, seed: int) -> dict:
     return {**means, "seconds_per_image": float(np.mean(seconds)), "images": len(rows)}
 
 
+def markdown_table(results: dict[str, dict], note_header: str) -> str:
+    """The README's table of `evaluate` results, one row per method."""
+    lines = [f"| method | PSNR ↑ | SSIM ↑ | PIQE ↓ | s/image | {note_header} |", "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        lines.append(
+            f"| {name} | {r['PSNR']:.2f} | {r['SSIM']:.4f} | {r['PIQE']:.2f} | {r['seconds_per_image']:.2f} | {r['note']} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", default="mini-build", help="the fluxir-build-mini work folder (reused)")
@@ -169,12 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(f"{variant.name}: {results[variant.name]}", flush=True)
 
-    lines = ["| method | PSNR ↑ | SSIM ↑ | PIQE ↓ | s/image | what changes |", "|---|---|---|---|---|---|"]
-    for name, r in results.items():
-        lines.append(
-            f"| {name} | {r['PSNR']:.2f} | {r['SSIM']:.4f} | {r['PIQE']:.2f} | {r['seconds_per_image']:.2f} | {r['note']} |"
-        )
-    table = "\n".join(lines)
+    table = markdown_table(results, "what changes")
     print(table)
     output = Path(args.output) if args.output else work / "ablation.json"
     output.write_text(json.dumps({"config": config.to_dict(), "results": results, "table": table}, indent=1) + "\n")

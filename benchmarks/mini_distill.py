@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import copy
 
-    from benchmarks.mini_ablation import evaluate
+    from benchmarks.mini_ablation import evaluate, markdown_table
     from fluxir_hub import FluxIRAdapter, FluxIRPipeline
     from fluxir_hub.mini.config import MiniBuildConfig
     from fluxir_hub.schedules import uniform_sigmas
@@ -95,12 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             run(f"student, {k} {mode} steps", pipe, {},
                 f"distilled {args.train_steps} steps; grid points {schedule['indices']}")  # fmt: skip
 
-    lines = ["| method | PSNR ↑ | SSIM ↑ | PIQE ↓ | s/image | notes |", "|---|---|---|---|---|---|"]
-    for name, r in results.items():
-        lines.append(
-            f"| {name} | {r['PSNR']:.2f} | {r['SSIM']:.4f} | {r['PIQE']:.2f} | {r['seconds_per_image']:.2f} | {r['note']} |"
-        )
-    table = "\n".join(lines)
+    table = markdown_table(results, "notes")
     print(table)
     output = Path(args.output) if args.output else work / "distill.json"
     output.write_text(json.dumps({"results": results, "table": table, "args": vars(args)}, indent=1) + "\n")

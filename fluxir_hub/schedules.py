@@ -28,6 +28,19 @@ def uniform_sigmas(num_steps: int) -> list[float]:
     return np.linspace(1.0, 1.0 / num_steps, num_steps).tolist()
 
 
+def resolution_shift(image_seq_len: int, scheduler_config) -> float:
+    """FLUX's `mu` for `image_seq_len` image tokens, from a scheduler config (diffusers' `calculate_shift`)."""
+    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+    return calculate_shift(
+        image_seq_len,
+        scheduler_config.get("base_image_seq_len", 256),
+        scheduler_config.get("max_image_seq_len", 4096),
+        scheduler_config.get("base_shift", 0.5),
+        scheduler_config.get("max_shift", 1.15),
+    )
+
+
 def shifted_sigmas(sigmas: Sequence[float], image_seq_len: int, scheduler_config) -> torch.Tensor:
     """
     The noise levels the pipeline really steps through for `sigmas` at `image_seq_len` image tokens: FLUX's
@@ -35,17 +48,9 @@ def shifted_sigmas(sigmas: Sequence[float], image_seq_len: int, scheduler_config
     from `scheduler_config`, so no shared scheduler is changed.
     """
     from diffusers import FlowMatchEulerDiscreteScheduler
-    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
     scheduler = FlowMatchEulerDiscreteScheduler.from_config(scheduler_config)
-    mu = calculate_shift(
-        image_seq_len,
-        scheduler.config.get("base_image_seq_len", 256),
-        scheduler.config.get("max_image_seq_len", 4096),
-        scheduler.config.get("base_shift", 0.5),
-        scheduler.config.get("max_shift", 1.15),
-    )
-    scheduler.set_timesteps(sigmas=list(sigmas), mu=mu)
+    scheduler.set_timesteps(sigmas=list(sigmas), mu=resolution_shift(image_seq_len, scheduler.config))
     return scheduler.sigmas.float().cpu()
 
 

@@ -135,7 +135,7 @@ def test_heldout_photos_never_reach_training(monkeypatch, tmp_path):
     monkeypatch.setattr(build_module, "photos_as_tensors", lambda names: seen.extend(names) or [torch.rand(3, 64, 64)])
 
     class Stop(Exception):
-        pass
+        """Raised where the VAE would start training: the photos it was given are already recorded."""
 
     def stop(*args, **kwargs):
         raise Stop

@@ -337,8 +337,10 @@ def test_push_failure_is_one_clear_line(pairs, tmp_path, capsys, monkeypatch):
     from huggingface_hub.errors import HfHubHTTPError
 
     class NoAuth:
+        """An HfApi whose token the Hub refuses."""
+
         def __init__(self, token=None):
-            pass
+            self.token = token
 
         def create_repo(self, *args, **kwargs):
             response = requests.Response()

@@ -30,6 +30,8 @@ from fluxir_hub.schedules import (
     uniform_sigmas,
 )
 
+from .model import controlled_velocity
+
 SCHEDULE_NAME = "distill_schedule.json"
 
 
@@ -49,22 +51,6 @@ class DistillSchedule:
         (Path(folder) / SCHEDULE_NAME).write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
-def controlled_velocity(transformer, adapter: FluxIRAdapter, latents, lq_latents, prompt_embeds, pooled, sigma,
-                        img_ids, txt_ids, guidance) -> torch.Tensor:  # fmt: skip
-    """Velocity of `transformer` steered by `adapter` (installed on it here: the teacher and the student take turns)."""
-    adapter.install(transformer)
-    timestep = torch.full((latents.shape[0],), float(sigma), device=latents.device)
-    features = adapter(
-        hidden_states=latents, controlnet_cond=lq_latents, encoder_hidden_states=prompt_embeds,
-        pooled_projections=pooled, timestep=timestep, img_ids=img_ids, txt_ids=txt_ids, guidance=guidance,
-    )  # fmt: skip
-    return transformer(
-        hidden_states=latents, encoder_hidden_states=prompt_embeds, pooled_projections=pooled, timestep=timestep,
-        img_ids=img_ids, txt_ids=txt_ids, guidance=guidance, joint_attention_kwargs=adapter.control_kwargs(features),
-        return_dict=False,
-    )[0]  # fmt: skip
-
-
 class Distiller:
     """Holds the frozen teacher, the schedule and the loss of the distill stage."""
 
@@ -77,14 +63,22 @@ class Distiller:
         self.teacher_grid = uniform_sigmas(config.teacher_steps)
         self.schedule: DistillSchedule | None = None
 
+    def teacher_velocity(self, transformer, latents, lq, embeds, pooled, sigma, img_ids, txt_ids, guidance):
+        """The teacher's velocity: its hooks installed on the shared base for the call (the student's go back after
+        the rollout, before anything that needs gradients)."""
+        self.teacher.install(transformer)
+        timestep = torch.full((latents.shape[0],), float(sigma), device=latents.device)
+        return controlled_velocity(transformer, self.teacher, latents, lq, embeds, pooled, timestep, img_ids, txt_ids,
+                                   guidance)  # fmt: skip
+
     def teacher_rollout(self, transformer, start, lq, embeds, pooled, img_ids, txt_ids, guidance):
         """The teacher's states on its grid (the start included) and its velocities, without gradients."""
         sigmas = shifted_sigmas(self.teacher_grid, start.shape[1], self.scheduler_config)
         with torch.no_grad():
             states, velocities = euler_trajectory(
-                lambda x, s: controlled_velocity(
-                    transformer, self.teacher, x.to(self.dtype), lq, embeds, pooled, s, img_ids, txt_ids, guidance
-                ).float(),  # fmt: skip
+                lambda x, s: self.teacher_velocity(
+                    transformer, x.to(self.dtype), lq, embeds, pooled, s, img_ids, txt_ids, guidance
+                ).float(),
                 start.float(),
                 sigmas,
             )

@@ -34,27 +34,36 @@ class ControlledTransformer(nn.Module):
         guidance: torch.Tensor | None,
     ) -> torch.Tensor:
         """Velocity `(B, N, 64)` for packed `latents` at flow time `timestep` `(B,)`."""
-        features = self.adapter(
-            hidden_states=latents,
-            controlnet_cond=lq_latents,
-            encoder_hidden_states=prompt_embeds,
-            pooled_projections=pooled_prompt_embeds,
-            timestep=timestep,
-            img_ids=img_ids,
-            txt_ids=txt_ids,
-            guidance=guidance,
-        )
-        return self.transformer(
-            hidden_states=latents,
-            encoder_hidden_states=prompt_embeds,
-            pooled_projections=pooled_prompt_embeds,
-            timestep=timestep,
-            img_ids=img_ids,
-            txt_ids=txt_ids,
-            guidance=guidance,
-            joint_attention_kwargs=self.adapter.control_kwargs(features),
-            return_dict=False,
-        )[0]
+        return controlled_velocity(
+            self.transformer, self.adapter, latents, lq_latents, prompt_embeds, pooled_prompt_embeds, timestep,
+            img_ids, txt_ids, guidance,
+        )  # fmt: skip
+
+
+def controlled_velocity(transformer, adapter: FluxIRAdapter, latents, lq_latents, prompt_embeds, pooled_prompt_embeds,
+                        timestep, img_ids, txt_ids, guidance) -> torch.Tensor:  # fmt: skip
+    """One controlled call: `adapter`'s features fed to `transformer` (on which `adapter` must be installed)."""
+    features = adapter(
+        hidden_states=latents,
+        controlnet_cond=lq_latents,
+        encoder_hidden_states=prompt_embeds,
+        pooled_projections=pooled_prompt_embeds,
+        timestep=timestep,
+        img_ids=img_ids,
+        txt_ids=txt_ids,
+        guidance=guidance,
+    )
+    return transformer(
+        hidden_states=latents,
+        encoder_hidden_states=prompt_embeds,
+        pooled_projections=pooled_prompt_embeds,
+        timestep=timestep,
+        img_ids=img_ids,
+        txt_ids=txt_ids,
+        guidance=guidance,
+        joint_attention_kwargs=adapter.control_kwargs(features),
+        return_dict=False,
+    )[0]
 
 
 def freeze_unreachable_parameters(adapter: FluxIRAdapter) -> list[str]:

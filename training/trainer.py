@@ -211,7 +211,6 @@ class Trainer:
             from diffusers.training_utils import EMAModel
 
             self.ema = EMAModel([p for p in adapter.parameters() if p.requires_grad], decay=config.ema_decay)
-        self.distiller = None
         if config.stage == "distill":
             from .distill import Distiller
 

@@ -20,7 +20,7 @@ from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.image_processor import VaeImageProcessor
 from diffusers.loaders import FluxLoraLoaderMixin
 from diffusers.models import AutoencoderKL, FluxTransformer2DModel
-from diffusers.pipelines.flux.pipeline_flux import calculate_shift, retrieve_timesteps
+from diffusers.pipelines.flux.pipeline_flux import retrieve_timesteps
 from diffusers.utils import logging, replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
 from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
@@ -36,6 +36,7 @@ from ..sampling import (
     apply_restoration_guidance,
     restoration_clock,
 )
+from ..schedules import resolution_shift
 from ..tiling import tiled_map
 from ..tts import TTSConfig
 from .pipeline_output import FluxIRPipelineOutput
@@ -874,13 +875,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         )
         if sigmas is None:
             sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
-        mu = calculate_shift(
-            seq_len,
-            self.scheduler.config.get("base_image_seq_len", 256),
-            self.scheduler.config.get("max_image_seq_len", 4096),
-            self.scheduler.config.get("base_shift", 0.5),
-            self.scheduler.config.get("max_shift", 1.15),
-        )
+        mu = resolution_shift(seq_len, self.scheduler.config)
         # A scheduler of this call's own: its timesteps and step index are per-call state, and the pipeline's shared
         # scheduler would let concurrent calls step with each other's noise levels.
         scheduler = type(self.scheduler).from_config(self.scheduler.config)
