@@ -46,11 +46,14 @@ def _worker(args):
 
 def stage_shares(images) -> dict[str, float]:
     """Time each step of `apply_degradation` by wrapping the module's step functions."""
-    from dataset_builder import degradations
+    from fluxir_hub.degradations import presets, realesrgan
 
     totals: dict[str, float] = defaultdict(float)
-    names = ["usm_sharpen", "filter2d", "resize", "add_noise", "jpeg", "sample_degradation"]
-    originals = {name: getattr(degradations, name) for name in names}
+    # each step is patched where the Real-ESRGAN code looks it up
+    modules = {name: realesrgan for name in ["usm_sharpen", "filter2d", "resize", "add_noise", "jpeg"]}
+    modules["sample_realesrgan"] = presets
+    names = list(modules)
+    originals = {name: getattr(module, name) for name, module in modules.items()}
 
     def timed(name):
         def wrapper(*args, **kwargs):
@@ -62,16 +65,16 @@ def stage_shares(images) -> dict[str, float]:
 
         return wrapper
 
-    for name in names:
-        setattr(degradations, name, timed(name))
+    for name, module in modules.items():
+        setattr(module, name, timed(name))
     try:
         start = time.perf_counter()
         for seed, image in enumerate(images):
-            degradations.degrade(image, seed=seed)
+            presets.degrade(image, seed=seed)
         total = time.perf_counter() - start
     finally:
         for name, fn in originals.items():
-            setattr(degradations, name, fn)
+            setattr(modules[name], name, fn)
     # usm_sharpen's own blurs are not filter2d calls, so the shares do not overlap
     shares = {name: totals[name] / total for name in names}
     shares["other (tensor conversion, kernels)"] = 1 - sum(shares.values())

@@ -1,6 +1,6 @@
 """FluxGen: synthetic LQ/HQ restoration pairs from a FLUX text-to-image model (paper 001 §3.1)."""
 
-from .degradations import (
+from fluxir_hub.degradations import (
     PRESETS,
     DegradationConfig,
     DegradationResult,

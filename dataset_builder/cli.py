@@ -63,14 +63,25 @@ OPTIONS = {
     "preset": ("degrade", "preset"),
     "sharpen_target": ("degrade", "sharpen_target"),
     "scale": ("degrade", "scale"),
+    "task_weights": ("degrade", "task_weights"),
     "validation_fraction": ("export", "validation_fraction"),
     "rows_per_shard": ("export", "rows_per_shard"),
 }
 
 
+def _task_weights(text: str) -> dict[str, float]:
+    from fluxir_hub.degradations import parse_weights
+
+    try:
+        return parse_weights(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from fluxir_hub.degradations import DEFAULT_WEIGHTS, PRESETS
+
     from .config import DegradeConfig, ExportConfig, GenerateConfig, ScoreConfig, SelectConfig
-    from .degradations import PRESETS
 
     gen_d, score_d, select_d, degrade_d, export_d = (
         GenerateConfig(), ScoreConfig(), SelectConfig(), DegradeConfig(), ExportConfig()
@@ -117,7 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="store the unsharp-masked HQ as the target (default: on for seesr/realesrgan, as they train)",
     )
-    other.add_argument("--scale", type=int, help=f"HQ / LQ size ratio (default {degrade_d.scale})")
+    other.add_argument(
+        "--scale",
+        type=int,
+        help=f"super-resolution HQ / LQ size ratio (default {degrade_d.scale}; other tasks keep the size)",
+    )
+    other.add_argument(
+        "--task-weights",
+        type=_task_weights,
+        help="with --preset mixed: task=weight pairs, e.g. sr=5,motion_blur=2,denoise=2 (default: the authors' mix "
+        f"{','.join(f'{k}={v:g}' for k, v in DEFAULT_WEIGHTS.items())})",
+    )
     other.add_argument(
         "--validation-fraction",
         type=float,

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .degradations import PRESETS
+from fluxir_hub.degradations import PRESETS, MixedConfig
 
 CONFIG_NAME = "fluxgen_config.json"
 DEFAULT_METRICS = ("clipiqa+_vitL14_512", "maniqa-pipal", "musiq")  # the names paper 001 used
@@ -89,23 +89,37 @@ class SelectConfig:
 
 @dataclass
 class DegradeConfig:
-    """Second-order degradation of every kept image (SPEC §3.4)."""
+    """Degradation of every kept image: a super-resolution preset (SPEC §3.4), one of the other restoration tasks,
+    or `mixed` (paper 002's all-in-one data: each image's task drawn with `task_weights`)."""
 
     preset: str = "seesr"
-    scale: int = 4
+    scale: int = 4  # super-resolution factor; the other tasks keep the size
     seed_offset: int = 0  # the LQ of image `seed` uses degradation seed `seed + seed_offset`
     # Store the unsharp-masked HQ as the target (as SeeSR and Real-ESRGAN train); None: the preset's default
     sharpen_target: bool | None = None
+    task_weights: dict[str, float] | None = None  # `mixed` only; None: the authors' mix (DEFAULT_WEIGHTS)
+
+    @property
+    def preset_config(self):
+        if self.preset == "mixed" and self.task_weights is not None:
+            return MixedConfig(weights=dict(self.task_weights))
+        return PRESETS[self.preset]
 
     @property
     def sharpens_target(self) -> bool:
-        return PRESETS[self.preset].sharpen_target if self.sharpen_target is None else self.sharpen_target
+        """Whether super-resolution pairs store the sharpened target (other tasks never do)."""
+        return self.preset_config.sharpen_target if self.sharpen_target is None else self.sharpen_target
 
     def validate(self) -> None:
         if self.preset not in PRESETS:
-            raise ValueError(f"Unknown degradation preset {self.preset!r}; choose one of {sorted(PRESETS)}.")
+            raise ValueError(f"Unknown degradation preset {self.preset!r}; choose one of {', '.join(PRESETS)}.")
+        if self.task_weights is not None and self.preset != "mixed":
+            raise ValueError(f"Task weights apply to the `mixed` preset only, not {self.preset!r}.")
+        self.preset_config  # noqa: B018 (validates the weights)
         if self.sharpen_target and not PRESETS[self.preset].usm_sharpen:
-            raise ValueError(f"Preset {self.preset!r} does not sharpen; `sharpen_target` needs seesr or realesrgan.")
+            raise ValueError(
+                f"Preset {self.preset!r} does not sharpen; `sharpen_target` needs seesr, realesrgan or mixed."
+            )
         if self.scale < 1:
             raise ValueError(f"scale must be a positive integer, got {self.scale}.")
 

@@ -14,8 +14,9 @@ import json
 from PIL import Image
 from tqdm.auto import tqdm
 
+from fluxir_hub.degradations import degrade, record_task
+
 from .config import DegradeConfig
-from .degradations import degrade
 from .io_utils import BuildLayout, atomic_save_png, atomic_write_json, check_image, quarantine, remove_stale_temp_files
 
 
@@ -28,15 +29,19 @@ def lq_is_current(layout: BuildLayout, seed: int, config: DegradeConfig) -> bool
         params = json.loads(params_path.read_text())
     except ValueError:
         return False
+    super_resolution = record_task(params) == "sr"
+    sharpened = config.sharpens_target and super_resolution
     expected = {
         "preset": config.preset,
-        "scale": config.scale,
+        "scale": config.scale if super_resolution else 1,
         "seed": seed + config.seed_offset,
-        "target": "usm" if config.sharpens_target else "hq",
+        "target": "usm" if sharpened else "hq",
     }
+    if config.preset == "mixed":  # the record of another mix would have drawn other tasks
+        expected["mix"] = config.preset_config.weights
     if any(params.get(key) != value for key, value in expected.items()):
         return False
-    return not config.sharpens_target or check_image(layout.target_path(seed), decode=False) is None
+    return not sharpened or check_image(layout.target_path(seed), decode=False) is None
 
 
 def degrade_images(root, config: DegradeConfig, show_progress: bool = True, device: str | None = None) -> int:
@@ -69,10 +74,10 @@ def degrade_images(root, config: DegradeConfig, show_progress: bool = True, devi
                 quarantine(hq_path)
             continue
         result = degrade(
-            hq, config.preset, config.scale, seed + config.seed_offset, device, sharpen_target=config.sharpens_target
+            hq, config.preset_config, config.scale, seed + config.seed_offset, device, config.sharpens_target
         )
         # Target and record first, image last: an LQ on disk always has what it belongs to.
-        if config.sharpens_target:
+        if result.params["target"] == "usm":
             atomic_save_png(layout.target_path(seed), result.hq)
         atomic_write_json(layout.lq_params_path(seed), result.params)
         atomic_save_png(layout.lq_path(seed), result.lq)

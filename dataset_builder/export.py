@@ -6,6 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from fluxir_hub.degradations import TASKS, record_task
 from fluxir_hub.files import atomic_write
 from fluxir_hub.licences import card_licence, size_category
 
@@ -36,6 +37,7 @@ def _features(metrics: list[str]):
             "hq": Image(),
             "lq": Image(),
             "prompt": Value("string"),
+            "task": Value("string"),
             "generator_model": Value("string"),
             "generator_revision": Value("string"),
             "scores": {m: Value("float64") for m in metrics},
@@ -78,6 +80,7 @@ def _row(layout: BuildLayout, image_id: str, scores: dict[str, float]) -> dict:
         "hq": {"bytes": hq, "path": f"{image_id}_hq.png"},
         "lq": {"bytes": lq, "path": f"{image_id}_lq.png"},
         "prompt": meta["prompt"],
+        "task": record_task(record),
         "generator_model": meta["model"],
         "generator_revision": meta["revision"],
         "_sampling": (meta.get("guidance_scale"), meta.get("num_inference_steps"), meta.get("prompt") != "", hq_size),
@@ -141,6 +144,9 @@ def exported_facts(provenance: list[dict]) -> dict:
         "presets": sorted({r["preset"] for r in records}),
         "targets": sorted({r.get("target", "hq") for r in records}),
         "scales": sorted({r["scale"] for r in records}),
+        "tasks": {
+            task: sum(record_task(r) == task for r in records) for task in sorted({record_task(r) for r in records})
+        },
         "degradation_seed_offsets": sorted(
             {r["seed"] - row["seed"] for r, row in zip(records, provenance, strict=True)}
         ),
@@ -188,6 +194,8 @@ def render_card(
         presets=facts["presets"],
         targets=facts["targets"],
         scales=facts["scales"],
+        tasks=facts["tasks"],
+        task_prompts={task: TASKS[task].prompt for task in facts["tasks"] if task in TASKS},
         seed_offsets=facts["degradation_seed_offsets"],
         counts=selection["counts"],
         n_train=n_train,

@@ -34,6 +34,7 @@ from PIL import Image
 
 from fluxir_hub.image_io import ImageLoadError, load_image
 from fluxir_hub.pipelines.pipeline_fluxir import output_size
+from fluxir_hub.tasks import TASKS
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,12 @@ class DemoModel:
         """Steps of the adapter's distilled schedule (`fluxir-train --stage distill`), if it has one."""
         sigmas = getattr(getattr(self.pipe, "adapter", None), "config", {}).get("distilled_sigmas")
         return len(sigmas) if sigmas else None
+
+    @property
+    def tasks(self) -> list[str]:
+        """Restoration tasks the adapter was trained for: its `task_prompts` (an all-in-one adapter), else `sr`."""
+        prompts = getattr(getattr(self.pipe, "adapter", None), "config", {}).get("task_prompts")
+        return list(prompts) if prompts else ["sr"]
 
     def steps_for_call(self, steps: int) -> int | None:
         """`num_inference_steps` for a request: `None` (the distilled schedule itself) when the request asks for
@@ -201,11 +208,16 @@ class RestoreRequest:
     color_fix: str
     use_tts: bool
     tts_candidates: int
+    task: str = "sr"
 
     @classmethod
     def parse(
-        cls, image_input, prompt, upscale, steps, seed, randomize_seed, fidelity, color_fix, use_tts, tts_candidates
-    ) -> RestoreRequest:
+        cls, image_input, prompt, upscale, steps, seed, randomize_seed, fidelity, color_fix, use_tts, tts_candidates,
+        task="sr", tasks=("sr",),
+    ) -> RestoreRequest:  # fmt: skip
+        """Check every value; `tasks` are the ones the loaded adapter can do (the client's choice is not trusted)."""
+        if task not in tasks:
+            raise gr.Error(f"Task must be one of {', '.join(tasks)} for this model, got {task!r}.")
         if prompt is None:
             prompt = ""
         if not isinstance(prompt, str):
@@ -228,6 +240,7 @@ class RestoreRequest:
             color_fix=color_fix,
             use_tts=use_tts,
             tts_candidates=_number("Candidates", tts_candidates, *LIMITS.tts_candidates, integer=True),
+            task=task,
         )
 
 
@@ -315,11 +328,13 @@ class Restorer:
         color_fix: str,
         use_tts: bool,
         tts_candidates: int,
+        task: str = "sr",
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's injection idiom
     ):
         request = RestoreRequest.parse(
-            image_input, prompt, upscale, steps, seed, randomize_seed, fidelity, color_fix, use_tts, tts_candidates
-        )
+            image_input, prompt, upscale, steps, seed, randomize_seed, fidelity, color_fix, use_tts, tts_candidates,
+            task, self.model.tasks,
+        )  # fmt: skip
         image = self.load_input(request)
         seed = random.randint(0, MAX_SEED) if request.randomize_seed else request.seed
         tts = None
@@ -339,7 +354,8 @@ class Restorer:
             result = self.model.pipe(
                 image,
                 prompt=request.prompt,
-                upscale=request.upscale,
+                task=request.task,
+                upscale=request.upscale if TASKS[request.task].resizes else 1,  # the other tasks keep the size
                 num_inference_steps=self.model.steps_for_call(request.steps),
                 restoration_weight=request.fidelity,
                 color_fix=request.color_fix,
@@ -388,8 +404,13 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
         with gr.Row():
             with gr.Column():
                 image_in = gr.Image(label="Low-quality input", type="filepath", sources=["upload", "clipboard"])
+                task = gr.Dropdown(
+                    [(TASKS[t].title, t) for t in model.tasks], value="sr", label="Task",
+                    interactive=len(model.tasks) > 1,
+                    info="This model restores these degradations" if len(model.tasks) > 1 else "A super-resolution model",
+                )  # fmt: skip
                 prompt = gr.Textbox(label="Prompt (optional)", placeholder="e.g. a sharp photo of a cat")
-                upscale = gr.Slider(*LIMITS.upscale, value=4, step=1, label="Upscale")
+                upscale = gr.Slider(*LIMITS.upscale, value=4, step=1, label="Upscale (super-resolution only)")
                 steps = gr.Slider(*LIMITS.steps, value=model.default_steps, step=1, label="Steps")
                 with gr.Row():
                     seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, maximum=MAX_SEED)
@@ -408,8 +429,16 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
                 slider = gr.ImageSlider(label="Before / after", type="pil", format="png")  # lossless, as restored
                 download = gr.File(label="Full-resolution result (PNG)")
                 info = gr.Markdown(label="Run info", elem_id="run-info")
-        inputs = [image_in, prompt, upscale, steps, seed, randomize, fidelity, color_fix, use_tts, candidates]
+        inputs = [image_in, prompt, upscale, steps, seed, randomize, fidelity, color_fix, use_tts, candidates, task]
         outputs = [slider, download, info, seed]
+
+        # only super-resolution changes the size (the server enforces it too)
+        def task_settings(name):  # the task's own defaults (the server still checks whatever comes back)
+            spec = TASKS.get(name, TASKS["sr"])
+            weight = 0.05 if spec.restoration_weight is None else spec.restoration_weight
+            return gr.update(value=4 if spec.resizes else 1), gr.update(value=weight), gr.update(value=spec.color_fix)
+
+        task.change(task_settings, task, [upscale, fidelity, color_fix])
         # No preprocessing: Gradio would copy *any* server path named in the payload into its cache before the
         # function runs. `RestoreRequest.parse` reads only files inside the upload folder and checks every value.
         run.click(
@@ -420,7 +449,7 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
 
             def restore_example(image_path):
                 steps = model.default_steps
-                return gpu_restore(image_path, "", 4, steps, 0, False, 0.05, "wavelet", False, 4)
+                return gpu_restore(image_path, "", 4, steps, 0, False, 0.05, "wavelet", False, 4, "sr")
 
             gr.Examples(  # the image alone: an empty prompt column would show as an empty table column
                 examples=[[str(p)] for p in examples],

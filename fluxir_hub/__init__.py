@@ -16,6 +16,8 @@ _EXPORTS = {
     "FluxIRAdapter": "fluxir_hub.models.adapter_fluxir",
     "FluxIRAdapterOutput": "fluxir_hub.models.adapter_fluxir",
     "SqueezeExcitation": "fluxir_hub.models.adapter_fluxir",
+    "UMMFConditioner": "fluxir_hub.models.conditioning_ummf",
+    "DRAAdapter": "fluxir_hub.models.adapter_dra",
     "FluxIRPipeline": "fluxir_hub.pipelines.pipeline_fluxir",
     "FluxIRPipelineOutput": "fluxir_hub.pipelines.pipeline_output",
     "TTSConfig": "fluxir_hub.tts",
@@ -23,6 +25,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "DRAAdapter",
     "FluxIRAdapter",
     "FluxIRAdapterOutput",
     "FluxIRPipeline",
@@ -30,11 +33,14 @@ __all__ = [
     "IQAReward",
     "SqueezeExcitation",
     "TTSConfig",
+    "UMMFConditioner",
     "__version__",
 ]
 
 if TYPE_CHECKING:
+    from .models.adapter_dra import DRAAdapter
     from .models.adapter_fluxir import FluxIRAdapter, FluxIRAdapterOutput, SqueezeExcitation
+    from .models.conditioning_ummf import UMMFConditioner
     from .pipelines.pipeline_fluxir import FluxIRPipeline
     from .pipelines.pipeline_output import FluxIRPipelineOutput
     from .tts import IQAReward, TTSConfig

@@ -1,13 +1,26 @@
-"""Reward-guided test-time scaling for restoration (ResFlow-Tuner, paper 003): greedy path selection with a
-multi-step partial denoising estimate (MSPDE).
+"""Reward-guided test-time scaling for restoration (ResFlow-Tuner, paper 003): a beam search over sampling paths,
+judged by a multi-step partial denoising estimate (MSPDE) and one verifier or a rank ensemble of several.
 
-At each branching step `i` (flow time `s_i`), the pipeline has the latent `z` and its velocity `v`. It forms `N`
-candidates: the plain continuation `z` itself, and `N - 1` re-noised estimates `(1 - s_i) x0 + s_i eps_n` of the
-predicted clean latent `x0 = z - s_i v`, each with fresh noise `eps_n`. Every candidate takes the step to `s_{i+1}`;
-then `k` coarse Euler steps from `s_{i+1}` to 0 estimate where it would end, that estimate is decoded and scored by
-the reward, and the best candidate (per image) continues. Cost, in transformer evaluations (NFE):
+At each branching step `i` (flow time `s_i`; `K = len(branch_steps)` rounds), each of the `P` surviving latents
+(`P = 1` before the first round, the beam width `M` after it) has its velocity `v`. The round forms `N` candidates
+per image, `N / P` from each survivor: the survivor itself (its plain continuation) and perturbed copies, either
+re-noised estimates `(1 - s_i) x0 + s_i eps` of its clean latent `x0 = z - s_i v` (`perturbation="renoise"`) or
+"zero-drift" Gaussian kicks `z + noise_scale * sqrt(s_i - s_{i+1}) eps` of the latent itself
+(`perturbation="zero_drift"`, the paper's reading). Every candidate takes the step to `s_{i+1}`; the MSPDE then
+estimates where it would end: `k` coarse Euler steps from `s_{i+1}` to 0 (`mspde_mode="to_zero"`), or `S` steps
+along the sampling schedule and a one-shot clean estimate `x0 = z - s v` (`mspde_mode="partial"`, S + 1
+evaluations). The estimate is decoded and scored; the `M` best candidates per image continue (`M = 1`: greedy). With
+`M > 1`, the survivors' final images are scored once more at the end and the best is returned (best-of-M).
 
-    NFE = num_inference_steps + len(branch_steps) * ((N - 1) + N * k)      (N > 1; plain NFE when N == 1)
+Scores: one reward (higher is better), or with several `verifiers` the mean of each candidate's rank under each
+verifier (ranks need no common scale; ties keep the lower candidate index, so the plain continuation wins a tie).
+
+Cost in transformer evaluations per image (a beam's survivors share one batched call, each counted), with `P_i` the
+survivors at step `i` and `E` the evaluations of one estimate (`k`, or `S + 1`):
+
+    NFE = sum_i P_i + sum_{branch steps j} ((N - P_j) + N * E)
+
+which for `M = 1` is `num_inference_steps + K * ((N - 1) + N * k)` (plain NFE when N == 1).
 
 A reward maps `(images, lq)`, both `(B, 3, H, W)` in [0, 1] at the same size, to `(B,)` scores (higher is better).
 [`IQAReward`] is the default: weighted, range-normalised pyiqa no-reference metrics plus a fidelity term against the
@@ -16,6 +29,7 @@ LQ, so the search cannot win by hallucinating content the LQ does not support.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -95,6 +109,27 @@ class IQAReward:
         return total
 
 
+PERTURBATIONS = ("renoise", "zero_drift")
+MSPDE_MODES = ("to_zero", "partial")
+
+
+def metric_verifier(name: str, pretrained: bool = True) -> Reward:
+    """A pyiqa metric as a verifier (higher is better; lower-is-better metrics are negated by their range)."""
+    return IQAReward(metrics={name: 1.0}, fidelity_weight=0.0, pretrained=pretrained)
+
+
+def rank_scores(scores: torch.Tensor) -> torch.Tensor:
+    """
+    `(V, N, B)` verifier scores of `N` candidates -> `(N, B)` combined scores, higher is better: the negated mean
+    over verifiers of each candidate's rank (0 = best). Ties in a verifier keep the lower candidate index first.
+    """
+    order = torch.sort(-scores, dim=1, stable=True).indices  # (V, N, B) candidates best first
+    ranks = torch.empty_like(order)
+    positions = torch.arange(scores.shape[1]).view(1, -1, 1).expand_as(order)
+    ranks.scatter_(1, order, positions)
+    return -ranks.float().mean(dim=0)
+
+
 @dataclass
 class TTSConfig:
     """
@@ -102,19 +137,31 @@ class TTSConfig:
 
     Args:
         num_candidates (`int`, defaults to 4): `N` candidates per branching step; 1 turns the search off.
-        branch_steps (`Sequence[int]`, *optional*): Step indices where the search branches. Default: the first
-            quarter of the steps (at least one), where the layout of the result is decided.
-        mspde_steps (`int`, defaults to 2): `k` coarse Euler steps of the partial denoising estimate.
+        branch_steps (`Sequence[int]`, *optional*): Step indices where the search branches (the `K` intervention
+            rounds). Default: the first quarter of the steps (at least one), where the layout of the result is decided.
+        mspde_steps (`int`, defaults to 2): `k` coarse Euler steps to 0 (`mspde_mode="to_zero"`), or `S` schedule
+            steps before the one-shot estimate (`"partial"`).
+        mspde_mode (`str`, defaults to `"to_zero"`): How the estimate reaches a clean image (see the module).
+        perturbation (`str`, defaults to `"renoise"`): `"renoise"` or `"zero_drift"` candidates.
+        noise_scale (`float`, defaults to 1.0): Size of a zero-drift kick, in units of `sqrt(step size)`.
+        beam_width (`int`, defaults to 1): `M` survivors per round (1: greedy); must divide `num_candidates`.
         decode_scale (`float`, defaults to 0.5): Candidates are decoded at this fraction of the output size for
             scoring (the latent is downsampled first), trading reward accuracy for speed.
         reward (`Callable`, *optional*): `(images, lq) -> (B,)` scores; defaults to [`IQAReward`]().
+        verifiers (`Sequence[str | Callable]`, *optional*): Several verifiers (pyiqa metric names or reward callables)
+            combined by mean rank; overrides `reward`.
     """
 
     num_candidates: int = 4
     branch_steps: Sequence[int] | None = None
     mspde_steps: int = 2
+    mspde_mode: str = "to_zero"
+    perturbation: str = "renoise"
+    noise_scale: float = 1.0
+    beam_width: int = 1
     decode_scale: float = 0.5
     reward: Reward | None = field(default=None, repr=False)
+    verifiers: Sequence[str | Reward] | None = field(default=None, repr=False)
 
     def validate(self, num_inference_steps: int) -> None:
         if not isinstance(self.num_candidates, int) or self.num_candidates < 1:
@@ -123,26 +170,78 @@ class TTSConfig:
             raise ValueError(f"`tts.mspde_steps` must be at least 1, got {self.mspde_steps}.")
         if not 0 < self.decode_scale <= 1:
             raise ValueError(f"`tts.decode_scale` must be in (0, 1], got {self.decode_scale}.")
-        bad = [i for i in self.resolved_branch_steps(num_inference_steps) if not 0 <= i < num_inference_steps - 1]
+        if self.perturbation not in PERTURBATIONS:
+            raise ValueError(f"`tts.perturbation` must be one of {PERTURBATIONS}, got {self.perturbation!r}.")
+        if self.mspde_mode not in MSPDE_MODES:
+            raise ValueError(f"`tts.mspde_mode` must be one of {MSPDE_MODES}, got {self.mspde_mode!r}.")
+        if not (
+            isinstance(self.noise_scale, (int, float)) and math.isfinite(self.noise_scale) and self.noise_scale >= 0
+        ):
+            raise ValueError(f"`tts.noise_scale` must be a finite number >= 0, got {self.noise_scale!r}.")
+        if not isinstance(self.beam_width, int) or self.beam_width < 1:
+            raise ValueError(f"`tts.beam_width` must be a positive integer, got {self.beam_width!r}.")
+        if self.beam_width > self.num_candidates:
+            raise ValueError(
+                f"`tts.beam_width` ({self.beam_width}) is larger than `tts.num_candidates` ({self.num_candidates}): "
+                "a round cannot keep more survivors than it has candidates."
+            )
+        if self.num_candidates % self.beam_width:
+            raise ValueError(
+                f"`tts.num_candidates` ({self.num_candidates}) must be a multiple of `tts.beam_width` "
+                f"({self.beam_width}): each survivor spawns the same number of candidates."
+            )
+        if self.verifiers is not None and not self.verifiers:
+            raise ValueError("`tts.verifiers` is empty; give at least one, or leave it unset for `tts.reward`.")
+        steps = self.resolved_branch_steps(num_inference_steps)
+        bad = [i for i in steps if not 0 <= i < num_inference_steps - 1]
         if bad:
             raise ValueError(
                 f"`tts.branch_steps` {bad} are outside 0..{num_inference_steps - 2} (the last step has nothing left "
                 "to choose)."
             )
+        if self.mspde_mode == "partial" and self.num_candidates > 1:
+            short = [i for i in steps if i + 1 + self.mspde_steps > num_inference_steps]
+            if short:
+                raise ValueError(
+                    f"`tts.mspde_steps` ({self.mspde_steps}) is larger than the steps left after branch step(s) "
+                    f"{short} of {num_inference_steps}; lower it or branch earlier."
+                )
 
     def resolved_branch_steps(self, num_inference_steps: int) -> list[int]:
         if self.branch_steps is not None:
             return sorted(set(self.branch_steps))
         return list(range(max(1, num_inference_steps // 4))) if num_inference_steps > 1 else []
 
+    @property
+    def estimate_nfe(self) -> int:
+        """Transformer evaluations of one candidate's estimate (`E` in the module docstring)."""
+        return self.mspde_steps + 1 if self.mspde_mode == "partial" else self.mspde_steps
+
     def expected_nfe(self, num_inference_steps: int) -> int:
         """The NFE formula of the module docstring."""
         if self.num_candidates == 1:
             return num_inference_steps
-        per_branch = (self.num_candidates - 1) + self.num_candidates * self.mspde_steps
-        return num_inference_steps + len(self.resolved_branch_steps(num_inference_steps)) * per_branch
+        branches = self.resolved_branch_steps(num_inference_steps)
+        if not branches:
+            return num_inference_steps
+        first = branches[0]
+        survivors = [1 if i <= first else self.beam_width for i in range(num_inference_steps)]
+        extra = sum((self.num_candidates - survivors[j]) + self.num_candidates * self.estimate_nfe for j in branches)
+        return sum(survivors) + extra
 
     def get_reward(self) -> Reward:
         if self.reward is None:
             self.reward = IQAReward()
         return self.reward
+
+    def get_verifiers(self) -> list[Reward]:
+        """The verifiers that score candidates: `verifiers` (metric names built on first use), else `[reward]`."""
+        if self.verifiers is None:
+            return [self.get_reward()]
+        built = [metric_verifier(v) if isinstance(v, str) else v for v in self.verifiers]
+        self.verifiers = built
+        return built
+
+    def combine(self, scores: torch.Tensor) -> torch.Tensor:
+        """`(V, N, B)` scores -> `(N, B)`: the single reward as is, several verifiers by mean rank."""
+        return scores[0] if scores.shape[0] == 1 else rank_scores(scores)

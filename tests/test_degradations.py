@@ -7,6 +7,7 @@ import torch
 from dataset_builder import PRESETS, apply_degradation, degrade, sample_degradation
 from dataset_builder.degradations import add_noise, filter2d
 from dataset_builder.kernels import KERNEL_TYPES, make_kernel
+from fluxir_hub.degradations.realesrgan import SR_PRESETS
 
 from .helpers import photo
 
@@ -15,7 +16,7 @@ N = 1000
 
 @pytest.fixture(scope="module")
 def draws():
-    return {name: [sample_degradation(name, (512, 512), 4, seed) for seed in range(N)] for name in PRESETS}
+    return {name: [sample_degradation(name, (512, 512), 4, seed) for seed in range(N)] for name in SR_PRESETS}
 
 
 def _within(value, bounds):
@@ -31,7 +32,7 @@ def _close(p, expected, n=N):
     return abs(p - expected) <= 4.5 * math.sqrt(expected * (1 - expected) / n) + 1e-9
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(SR_PRESETS))
 def test_sampled_values_stay_in_spec_ranges(draws, name):
     config = PRESETS[name]
     for record in draws[name]:
@@ -64,7 +65,7 @@ def test_sampled_values_stay_in_spec_ranges(draws, name):
         assert record["usm_sharpen"] == config.usm_sharpen
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(SR_PRESETS))
 def test_branch_probabilities(draws, name):
     config = PRESETS[name]
     recs = draws[name]
@@ -180,7 +181,7 @@ def test_severity_of_each_preset_on_photos():
     from PIL import Image
 
     values = {}
-    for name in sorted(PRESETS):
+    for name in sorted(SR_PRESETS):
         psnrs = []
         for seed, photo_name in enumerate(("astronaut", "chelsea", "coffee", "rocket")):
             result = degrade(photo(photo_name, (256, 256)), preset=name, seed=seed)

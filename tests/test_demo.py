@@ -26,7 +26,7 @@ from demo.app import (
 from .helpers import photo
 
 DEFAULTS = {"prompt": "", "upscale": 2, "steps": 2, "seed": 0, "randomize_seed": False, "fidelity": 0.05,
-            "color_fix": "wavelet", "use_tts": False, "tts_candidates": 3}  # fmt: skip
+            "color_fix": "wavelet", "use_tts": False, "tts_candidates": 3, "task": "sr"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +240,8 @@ def test_api_never_reads_server_files(app, tmp_path):
         ({"color_fix": "sepia"}, "Colour fix must be one of wavelet, adain, none"),
         ({"seed": -1}, "Seed must be from 0"),
         ({"prompt": "x" * 5000}, "at most 500 are allowed"),
+        ({"task": "denoise"}, "Task must be one of sr for this model"),  # a super-resolution model
+        ({"task": "../../etc"}, "Task must be one of sr"),
     ],
 )
 def test_api_enforces_every_limit_with_a_message(client, tmp_path, change, message):

@@ -127,8 +127,8 @@ def test_distill_stage_refuses_what_it_cannot_do(teacher, tmp_path):
                 num_student_steps=3, teacher_steps=20).validate()  # fmt: skip
     with pytest.raises(ValueError, match="from 1 to teacher_steps"):
         _config(pairs, tmp_path, stage="distill", adapter_init=str(teacher_dir), num_student_steps=20).validate()
-    with pytest.raises(ValueError, match="'adapter' or 'distill'"):
-        _config(pairs, tmp_path, stage="rl").validate()
+    with pytest.raises(ValueError, match="'adapter', 'rl' or 'distill'"):
+        _config(pairs, tmp_path, stage="rlhf").validate()
 
 
 def test_student_card_says_it_is_a_few_step_student(teacher, tmp_path):

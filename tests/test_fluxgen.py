@@ -39,8 +39,9 @@ def test_run_tiny_end_to_end_loads_with_load_dataset(tiny_build):
     assert set(ds) == {"train", "validation"}
     assert len(ds["train"]) + len(ds["validation"]) == kept
     row = ds["train"][0]
-    assert set(row) == {"id", "seed", "hq", "lq", "prompt", "generator_model", "generator_revision", "scores",
-                        "degradation"}  # fmt: skip
+    assert set(row) == {"id", "seed", "hq", "lq", "prompt", "task", "generator_model", "generator_revision",
+                        "scores", "degradation"}  # fmt: skip
+    assert row["task"] == "sr"
     assert row["hq"].size == (128, 96) and row["lq"].size == (32, 24)
     assert set(row["scores"]) == {"piqe", "entropy", "musiq"}
     assert row["generator_model"] == "tiny" and row["prompt"] == ""

@@ -86,3 +86,80 @@ def test_bad_tts_settings(tiny_pipe):
             tiny_pipe(photo(size=(16, 16)), num_inference_steps=4, upscale=2, tts=tts)
     with pytest.raises(ValueError, match="normalisation range"):
         IQAReward(metrics={"mystery": 1.0})
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"num_candidates": 4, "beam_width": 2, "branch_steps": [0, 2], "mspde_steps": 1},
+        {"num_candidates": 4, "beam_width": 2, "branch_steps": [1], "mspde_steps": 2, "mspde_mode": "partial"},
+        {"num_candidates": 3, "branch_steps": [0, 1], "mspde_steps": 2, "perturbation": "zero_drift"},
+        {
+            "num_candidates": 6,
+            "beam_width": 3,
+            "branch_steps": [0],
+            "mspde_steps": 1,
+            "mspde_mode": "partial",
+            "perturbation": "zero_drift",
+            "noise_scale": 0.5,
+        },
+    ],
+)
+def test_beam_zero_drift_and_partial_estimates_count_every_transformer_call(tiny_pipe, settings):
+    rows = []  # a beam's survivors share one batched call: count the evaluations (rows) it makes per image
+    hook = tiny_pipe.transformer.register_forward_hook(lambda module, args, output: rows.append(output[0].shape[0]))
+    tts = TTSConfig(reward=brightness, **settings)
+    try:
+        out = tiny_pipe([photo("astronaut", (16, 16)), photo("coffee", (16, 16))], generator=[gen(1), gen(2)],
+                        num_inference_steps=4, upscale=2, tts=tts, output_type="pt")  # fmt: skip
+    finally:
+        hook.remove()
+    assert sum(rows) / 2 == out.nfe == tts.expected_nfe(4)  # two images: evaluations per image
+    assert out.images.shape == (2, 3, 32, 32) and all(len(r) == len(settings["branch_steps"]) for r in out.tts_rewards)
+
+
+def test_beam_search_is_deterministic_and_a_beam_of_one_is_the_greedy_search(tiny_pipe):
+    lq = photo("camera", (32, 32))
+    kwargs = {"output_type": "pt", "num_inference_steps": 4, "upscale": 2, "color_fix": "none"}
+    beam = TTSConfig(num_candidates=4, beam_width=2, branch_steps=[0, 1], mspde_steps=1, reward=brightness)
+    first = tiny_pipe(lq, generator=gen(5), tts=beam, **kwargs)
+    assert torch.equal(first.images, tiny_pipe(lq, generator=gen(5), tts=beam, **kwargs).images)
+    greedy = TTSConfig(num_candidates=4, branch_steps=[0, 1], mspde_steps=1, reward=brightness)
+    one = TTSConfig(num_candidates=4, beam_width=1, branch_steps=[0, 1], mspde_steps=1, reward=brightness)
+    assert torch.equal(tiny_pipe(lq, generator=gen(5), tts=greedy, **kwargs).images,
+                       tiny_pipe(lq, generator=gen(5), tts=one, **kwargs).images)  # fmt: skip
+
+
+def test_rank_ensemble_combines_by_mean_rank_and_breaks_ties_by_index():
+    from fluxir_hub.tts import rank_scores
+
+    # verifier A: candidates 0 and 1 tie (0 ranks first); verifier B prefers 1, then 2
+    scores = torch.tensor([[1.0, 1.0, 0.0], [0.0, 2.0, 2.0]]).view(2, 3, 1)
+    combined = rank_scores(scores)[:, 0]
+    assert combined.tolist() == [-1.0, -0.5, -1.5]  # mean ranks 1, 0.5, 1.5: candidate 1 wins
+    assert rank_scores(torch.zeros(3, 4, 2)).argmax(0).tolist() == [0, 0]  # all tied: the first candidate
+    # scales do not matter: multiplying one verifier by 1000 changes nothing
+    scaled = scores.clone()
+    scaled[0] *= 1000
+    assert torch.equal(rank_scores(scaled), combined.view(3, 1).expand(3, 1))
+
+
+def test_rank_ensemble_runs_in_the_pipeline(tiny_pipe):
+    darkness = lambda images, lq: -images.mean(dim=(1, 2, 3))  # noqa: E731
+    tts = TTSConfig(num_candidates=3, branch_steps=[0], mspde_steps=1, verifiers=[brightness, darkness, brightness])
+    out = tiny_pipe(photo(size=(16, 16)), generator=gen(), num_inference_steps=3, upscale=2, tts=tts)
+    assert out.nfe == tts.expected_nfe(3) and out.tts_rewards[0][0] <= 0  # a (negated) mean rank
+
+
+def test_bad_search_settings_name_the_setting(tiny_pipe):
+    cases = [
+        (TTSConfig(num_candidates=2, beam_width=3), "`tts.beam_width` \\(3\\) is larger than `tts.num_candidates`"),
+        (TTSConfig(num_candidates=4, beam_width=3), "must be a multiple of `tts.beam_width`"),
+        (TTSConfig(mspde_mode="partial", mspde_steps=4, branch_steps=[1]), "`tts.mspde_steps` \\(4\\) is larger than"),
+        (TTSConfig(perturbation="gaussian"), "`tts.perturbation` must be one of"),
+        (TTSConfig(noise_scale=-1.0), "`tts.noise_scale`"),
+        (TTSConfig(verifiers=[]), "`tts.verifiers` is empty"),
+    ]
+    for tts, message in cases:
+        with pytest.raises(ValueError, match=message):
+            tiny_pipe(photo(size=(16, 16)), num_inference_steps=4, upscale=2, tts=tts)

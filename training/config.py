@@ -53,9 +53,20 @@ class TrainConfig:
         default=None, metadata=_help("A folder of HQ images, degraded on the fly (instead of `dataset`)")
     )
     degradation_preset: str = field(
-        default="seesr", metadata=_help("Degradation preset for `hq_folder`: seesr, realesrgan or mild")
+        default="seesr",
+        metadata=_help(
+            "Degradation preset for `hq_folder`: seesr, realesrgan, mild, a task (motion_blur, low_light, underwater, "
+            "denoise, raindrop, desnow) or mixed (all seven tasks, paper 002)"
+        ),
     )
-    scale: int = field(default=4, metadata=_help("HQ / LQ size ratio"))
+    scale: int = field(default=4, metadata=_help("Super-resolution HQ / LQ size ratio (other tasks keep the size)"))
+    task_prompts: str = field(
+        default="auto",
+        metadata=_help(
+            "Train with each task's fixed prompt (paper 002's all-in-one model): on, off, or auto (on when any pair "
+            "is not super-resolution). The adapter stores the prompts; the pipeline's `task=` uses them"
+        ),
+    )
     crop_sizes: list[str] = field(
         default_factory=lambda: ["1024x768", "768x768", "512x768"],
         metadata=_help("Training crops as WIDTHxHEIGHT (one size per batch), e.g. 1024x768 768x768"),
@@ -118,10 +129,15 @@ class TrainConfig:
     # few-step distillation (paper 002 §5, `--stage distill`): a copy of a trained adapter learns K-jump sampling
     stage: str = field(
         default="adapter",
-        metadata=_help("adapter (train the FluxIR adapter) or distill (few-step student of `adapter_init`)"),
+        metadata=_help(
+            "adapter (train the FluxIR adapter), rl (RL trajectory tuning of `adapter_init`) or distill (few-step "
+            "student of `adapter_init`)"
+        ),
     )
     num_student_steps: int = field(default=4, metadata=_help("distill: steps K of the student (1, 2, 4, ...)"))
-    teacher_steps: int = field(default=20, metadata=_help("distill: Euler steps of the teacher's trajectory"))
+    teacher_steps: int = field(
+        default=20, metadata=_help("distill, rl: Euler steps of the teacher's (reference policy's) trajectory")
+    )
     distill_schedule: str = field(
         default="cost-aware",
         metadata=_help("distill: cost-aware (least summed jump cost on the teacher's grid) or uniform"),
@@ -141,12 +157,45 @@ class TrainConfig:
     distill_base_weight: float = field(
         default=1.0, metadata=_help("distill: weight of the ordinary flow-matching loss")
     )
+    # RL trajectory tuning (paper 002 §4, `--stage rl`): modulated-SDE exploration from a reference copy, best rollout kept
+    rl_rollouts: int = field(
+        default=4, metadata=_help("rl: exploratory rollouts per pair (besides the reference's own ODE path)")
+    )
+    rl_perturb_steps: list[int] = field(
+        default_factory=lambda: [2, 3, 4, 5, 6, 7, 8],
+        metadata=_help("rl: Euler step indices one of which (drawn per batch) is replaced by the modulated SDE step"),
+    )
+    rl_alpha: list[float] = field(
+        default_factory=lambda: [1.0, 2.0], metadata=_help("rl: range [low, high) of the overshoot factor alpha")
+    )
+    rl_traj_weight: float = field(
+        default=1.0, metadata=_help("rl: weight of the policy's step against the kept rollout's state (authors: 1)")
+    )
+    rl_gt_weight: float = field(
+        default=1.0,
+        metadata=_help("rl: weight of the policy's clean-image estimate from the kept state against GT (authors: 1)"),
+    )
+    rl_base_weight: float = field(default=1.0, metadata=_help("rl: weight of the ordinary flow-matching loss"))
+    rl_refresh_steps: int = field(
+        default=50, metadata=_help("rl: copy the policy into the reference every this many optimizer steps")
+    )
     # optional LoRA "diffusion adapter" on the base attention (paper 004 §3.2)
     use_lora: bool = field(
         default=False,
         metadata=_help('Train a LoRA "diffusion adapter" on the base attention jointly (paper 004 §3.2)'),
     )
-    lora_rank: int = field(default=32, metadata=_help("Rank of that LoRA"))
+    lora_rank: int = field(default=32, metadata=_help("Rank of that LoRA (also DRA's diffusion adapter)"))
+    # how the LQ image conditions the base (paper 001's adapter, paper 003's UMMF, paper 004's DRA adapter)
+    conditioning: str = field(
+        default="fluxir",
+        metadata=_help(
+            "fluxir (the FluxIR adapter), ummf (LQ tokens in the joint attention + LoRA, paper 003), ummf-add (the LQ "
+            "latent added to the noisy tokens + the same LoRA: UMMF's ablation) or dra (DRA's restoration adapter + "
+            "a LoRA diffusion adapter, paper 004)"
+        ),
+    )
+    ummf_lora_rank: int = field(default=16, metadata=_help("ummf: rank of the LoRA on every attention and MLP"))
+    dra_adapter_dim: int = field(default=320, metadata=_help("dra: width of the adapter stages"))
     # checkpoints, validation, logging, publishing
     output_dir: str = field(
         default="fluxir-adapter", metadata=_help("Where checkpoints, the final adapter and its card go")
@@ -234,8 +283,59 @@ class TrainConfig:
                      "checkpointing_steps", "num_validation_images", "validation_inference_steps"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
-        if self.stage not in ("adapter", "distill"):
-            raise ValueError(f"`stage` must be 'adapter' or 'distill', got {self.stage!r}.")
+        if self.task_prompts not in ("auto", "on", "off"):
+            raise ValueError(f"`task_prompts` must be auto, on or off, got {self.task_prompts!r}.")
+        from fluxir_hub.degradations import PRESETS
+
+        if self.degradation_preset not in PRESETS:
+            raise ValueError(
+                f"Unknown `degradation_preset` {self.degradation_preset!r}; choose one of {', '.join(PRESETS)}."
+            )
+        if self.conditioning not in ("fluxir", "ummf", "ummf-add", "dra"):
+            raise ValueError(f"`conditioning` must be fluxir, ummf, ummf-add or dra, got {self.conditioning!r}.")
+        if self.conditioning != "fluxir":
+            if self.stage != "adapter":
+                raise ValueError(
+                    f"`--stage {self.stage}` works with `--conditioning fluxir` only: {self.conditioning} keeps trainable "
+                    "weights in a LoRA inside the base, which the stage's frozen teacher copy would not hold."
+                )
+            if self.use_ema:
+                raise ValueError(
+                    f"`use_ema` is for `--conditioning fluxir`; {self.conditioning} does not support it yet."
+                )
+            if self.use_lora:
+                raise ValueError(f"`--conditioning {self.conditioning}` brings its own LoRA; leave `use_lora` off.")
+        if self.conditioning == "dra" and self.gradient_checkpointing:
+            raise ValueError(
+                "`--conditioning dra` needs `--gradient_checkpointing false`: its adapter chain runs across the base "
+                "blocks that checkpointing would recompute."
+            )
+        if self.ummf_lora_rank < 1 or self.dra_adapter_dim < 1:
+            raise ValueError("`ummf_lora_rank` and `dra_adapter_dim` must be positive integers.")
+        if self.stage not in ("adapter", "rl", "distill"):
+            raise ValueError(f"`stage` must be 'adapter', 'rl' or 'distill', got {self.stage!r}.")
+        if self.stage == "rl":
+            if not self.adapter_init:
+                raise ValueError(
+                    "`--stage rl` tunes a trained adapter: pass it as `--adapter_init` (Hub id or folder). Train one "
+                    "first with the default `--stage adapter`."
+                )
+            if self.use_lora:
+                raise ValueError("`use_lora` is for `--stage adapter`; RL tuning trains the adapter only.")
+            if self.rl_rollouts < 0:
+                raise ValueError(f"`rl_rollouts` must be >= 0 (0: no exploration), got {self.rl_rollouts}.")
+            if not self.rl_perturb_steps or any(not 0 <= k < self.teacher_steps - 1 for k in self.rl_perturb_steps):
+                raise ValueError(
+                    f"`rl_perturb_steps` must be step indices from 0 to teacher_steps - 2 ({self.teacher_steps - 2}), "
+                    f"got {self.rl_perturb_steps}."
+                )
+            if len(self.rl_alpha) != 2 or not 1 <= self.rl_alpha[0] < self.rl_alpha[1]:
+                raise ValueError(f"`rl_alpha` must be a range [low, high) with 1 <= low < high, got {self.rl_alpha}.")
+            for name in ("rl_traj_weight", "rl_gt_weight", "rl_base_weight"):
+                if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
+                    raise ValueError(f"`{name}` must be a finite, non-negative number, got {getattr(self, name)}.")
+            if self.rl_refresh_steps < 1:
+                raise ValueError(f"`rl_refresh_steps` must be a positive integer, got {self.rl_refresh_steps}.")
         if self.stage == "distill":
             if not self.adapter_init:
                 raise ValueError(

@@ -40,6 +40,7 @@ class Pair:
     lq: Image.Image | None  # None: degrade on the fly
     prompt: str
     name: str
+    task: str | None = None  # the restoration task the pair was made for (FluxGen's `task` column)
 
 
 class PairSource:
@@ -53,6 +54,8 @@ class PairSource:
             if not self.files:
                 raise ValueError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in hq_folder {config.hq_folder}.")
             self.dataset = None
+            self.prompt_column = self.task_column = None
+            self.use_task_prompts = self._decide_task_prompts()
             return
         from datasets import Image as ImageFeature
         from datasets import load_dataset
@@ -67,15 +70,50 @@ class PairSource:
                 f"{missing} missing or not images. Columns: {sorted(features)}. For plain HQ images use `hq_folder`."
             )
         self.prompt_column = config.prompt_column if config.prompt_column in features else None
+        self.task_column = "task" if "task" in features else None
+        self.use_task_prompts = self._decide_task_prompts()
+
+    @property
+    def tasks(self) -> list[str] | None:
+        """The restoration tasks of the pairs (None: unknown, e.g. a streamed dataset)."""
+        from fluxir_hub.degradations import PRESETS
+
+        if self.dataset is None:
+            preset = PRESETS[self.config.degradation_preset]
+            return sorted(n for n, w in preset.weights.items() if w > 0) if preset.task == "mixed" else [preset.task]
+        if self.task_column is None:
+            return ["sr"]  # FluxGen datasets made before tasks hold super-resolution pairs
+        if self.streaming:
+            return None
+        return sorted(set(self.dataset[self.task_column]))
+
+    def _decide_task_prompts(self) -> bool:
+        """`task_prompts: auto` turns them on when any pair is not super-resolution (an all-in-one model needs to be
+        told the task); a streamed dataset with a task column counts as all-in-one."""
+        mode = self.config.task_prompts
+        if mode != "auto":
+            return mode == "on"
+        tasks = self.tasks
+        return tasks is None or any(t != "sr" for t in tasks)
 
     @property
     def has_prompts(self) -> bool:
         """Whether any pair has a non-empty prompt (a streamed dataset is assumed to)."""
+        if self.use_task_prompts:
+            return True
         if self.dataset is None or self.prompt_column is None:
             return False
         if self.streaming:
             return True
         return any(self.dataset[self.prompt_column])
+
+    def pair_prompt(self, pair: Pair) -> str:
+        """The text a pair trains with: its own prompt, after which its task's fixed prompt when task prompts are on."""
+        if not self.use_task_prompts:
+            return pair.prompt
+        from fluxir_hub.degradations import task_prompt
+
+        return task_prompt(pair.task or "sr", pair.prompt)
 
     def __len__(self) -> int:
         if self.dataset is None:
@@ -91,7 +129,8 @@ class PairSource:
                 return Pair(to_rgb(image), None, "", row_or_path.name)
         prompt = row_or_path.get(self.prompt_column) or "" if self.prompt_column else ""
         name = str(row_or_path.get("id", "?"))
-        return Pair(to_rgb(row_or_path["hq"]), to_rgb(row_or_path["lq"]), prompt, name)
+        task = row_or_path.get(self.task_column) if self.task_column else "sr"
+        return Pair(to_rgb(row_or_path["hq"]), to_rgb(row_or_path["lq"]), prompt, name, task)
 
     def describe(self, index: int) -> str:
         return str(self.files[index]) if self.dataset is None else f"row {index} of {self.config.dataset}"
@@ -113,7 +152,9 @@ class PairSource:
 def crop_pair(pair: Pair, size: tuple[int, int], rng: np.random.Generator, config: TrainConfig, degrade_seed: int):
     """Aligned crop of `size = (w, h)` (random position, or centred with `crop_mode: center`); the LQ crop is
     degraded on the fly when the source has none, then resized to the crop size (as the pipeline does). Returns
-    `(hq, lq)` tensors in [-1, 1]."""
+    `(hq, lq)` tensors in [-1, 1]. Sets `pair.task` when the degradation is made here.
+
+    Super-resolution pairs have an LQ of HQ / `config.scale`; the other tasks' LQs have the HQ's size."""
     width, height = size
     scale = config.scale
     if pair.hq.width < width or pair.hq.height < height:
@@ -129,15 +170,19 @@ def crop_pair(pair: Pair, size: tuple[int, int], rng: np.random.Generator, confi
         top = int(rng.integers(0, (pair.hq.height - height) // scale + 1)) * scale
     hq = pair.hq.crop((left, top, left + width, top + height))
     if pair.lq is None:
-        from dataset_builder import degrade
+        from fluxir_hub.degradations import degrade
 
         # the preset's target: the unsharp-masked crop for seesr/realesrgan, as FluxGen stores it
         result = degrade(hq, preset=config.degradation_preset, scale=scale, seed=degrade_seed)
-        hq, lq = result.hq, result.lq
+        hq, lq, pair.task = result.hq, result.lq, result.task
     else:
         expected = (pair.hq.width // scale, pair.hq.height // scale)
-        if pair.lq.size != expected:
-            raise ValueError(f"Pair {pair.name}: LQ is {pair.lq.size}, expected {expected} (HQ / {scale}).")
+        if pair.lq.size == pair.hq.size:  # a same-size task (deblurring, denoising, ...)
+            scale = 1
+        elif pair.lq.size != expected:
+            raise ValueError(
+                f"Pair {pair.name}: LQ is {pair.lq.size}, expected {expected} (HQ / {scale}) or the HQ's size."
+            )
         lq = pair.lq.crop((left // scale, top // scale, (left + width) // scale, (top + height) // scale))
     lq = lq.resize((width, height), Image.BICUBIC)
     return to_tensor(hq), to_tensor(lq)
@@ -161,7 +206,8 @@ class BadPairs:
                 continue
             try:
                 pair = self.source.get(candidate)
-                return (*crop_pair(pair, size, rng, config, degrade_seed), pair.prompt)
+                hq, lq = crop_pair(pair, size, rng, config, degrade_seed)
+                return hq, lq, self.source.pair_prompt(pair)
             except (OSError, SyntaxError, ValueError) as err:
                 self.bad[candidate] = str(err)
                 logger.warning("Skipping %s: %s", self.source.describe(candidate), err)

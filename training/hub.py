@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from fluxir_hub.licences import card_licence
@@ -48,6 +49,10 @@ def write_model_card(folder: Path, config: TrainConfig, steps: int, validation_d
     )
     dataset = hub_id(config.dataset)
     gallery = copy_gallery(folder, validation_dir)
+    adapter_config = Path(folder) / "config.json"
+    task_prompts = json.loads(adapter_config.read_text()).get("task_prompts") if adapter_config.exists() else None
+    if task_prompts:
+        tags.append("all-in-one")
     card_data = ModelCardData(
         library_name="diffusers",
         base_model=base,
@@ -72,6 +77,7 @@ def write_model_card(folder: Path, config: TrainConfig, steps: int, validation_d
         config=config,
         effective_batch=config.train_batch_size * config.gradient_accumulation_steps,
         use_lora=config.use_lora,
+        task_prompts=task_prompts or {},
     )
     path = Path(folder) / "README.md"
     card.save(path)

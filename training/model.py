@@ -40,30 +40,17 @@ class ControlledTransformer(nn.Module):
         )  # fmt: skip
 
 
-def controlled_velocity(transformer, adapter: FluxIRAdapter, latents, lq_latents, prompt_embeds, pooled_prompt_embeds,
-                        timestep, img_ids, txt_ids, guidance) -> torch.Tensor:  # fmt: skip
-    """One controlled call: `adapter`'s features fed to `transformer` (on which `adapter` must be installed)."""
-    features = adapter(
-        hidden_states=latents,
-        controlnet_cond=lq_latents,
-        encoder_hidden_states=prompt_embeds,
-        pooled_projections=pooled_prompt_embeds,
-        timestep=timestep,
-        img_ids=img_ids,
-        txt_ids=txt_ids,
-        guidance=guidance,
-    )
-    return transformer(
-        hidden_states=latents,
-        encoder_hidden_states=prompt_embeds,
-        pooled_projections=pooled_prompt_embeds,
-        timestep=timestep,
-        img_ids=img_ids,
-        txt_ids=txt_ids,
-        guidance=guidance,
-        joint_attention_kwargs=adapter.control_kwargs(features),
-        return_dict=False,
-    )[0]
+def controlled_velocity(transformer, adapter, latents, lq_latents, prompt_embeds, pooled_prompt_embeds, timestep,
+                        img_ids, txt_ids, guidance) -> torch.Tensor:  # fmt: skip
+    """One conditioned call: `adapter` (FluxIR adapter, UMMF or DRA adapter, installed on `transformer`) says how the
+    LQ enters the base call, as in the pipeline."""
+    base_kwargs = {
+        "hidden_states": latents, "encoder_hidden_states": prompt_embeds, "pooled_projections": pooled_prompt_embeds,
+        "timestep": timestep, "img_ids": img_ids, "txt_ids": txt_ids, "guidance": guidance, "return_dict": False,
+    }  # fmt: skip
+    kwargs, finish = adapter.prepare_base_call(base_kwargs, lq_latents)
+    out = transformer(**kwargs)[0]
+    return finish(out) if finish is not None else out
 
 
 def freeze_unreachable_parameters(adapter: FluxIRAdapter) -> list[str]:

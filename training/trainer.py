@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from fluxir_hub import FluxIRAdapter, FluxIRPipeline
 from fluxir_hub.latents import image_ids, pack_latents, unpack_latents
+from fluxir_hub.pipelines.pipeline_fluxir import LORA_WEIGHTS_NAME
 
 from .checkpoint import (
     load_ema,
@@ -37,7 +38,6 @@ from .timesteps import interpolate, pixel_loss, random_latent_crop, sample_times
 logger = logging.getLogger(__name__)
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # the base model's attention projections
-LORA_WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
 
 
 def _seed(*keys) -> int:
@@ -54,6 +54,29 @@ class Models:
     text_encoder_2: Any
     tokenizer_2: Any
     max_sequence_length: int
+
+
+def conditioning_class(conditioning: str):
+    """The component class of `--conditioning`."""
+    from fluxir_hub.models.adapter_dra import DRAAdapter
+    from fluxir_hub.models.conditioning_ummf import UMMFConditioner
+
+    return {"fluxir": FluxIRAdapter, "ummf": UMMFConditioner, "ummf-add": UMMFConditioner, "dra": DRAAdapter}[
+        conditioning
+    ]
+
+
+def new_conditioning(config, transformer, max_sequence_length: int):
+    """A fresh conditioning component of `config.conditioning` for `transformer`."""
+    cls = conditioning_class(config.conditioning)
+    if config.conditioning == "fluxir":
+        return cls.from_transformer(transformer, rank=config.rank, max_sequence_length=max_sequence_length)
+    if config.conditioning == "dra":
+        return cls.from_transformer(transformer, adapter_dim=config.dra_adapter_dim, lora_rank=config.lora_rank,
+                                    max_sequence_length=max_sequence_length)  # fmt: skip
+    mode = "add" if config.conditioning == "ummf-add" else "sequence"
+    return cls.from_transformer(transformer, mode=mode, lora_rank=config.ummf_lora_rank,
+                                max_sequence_length=max_sequence_length)  # fmt: skip
 
 
 def load_models(config: TrainConfig, weight_dtype: torch.dtype) -> Models:
@@ -94,6 +117,7 @@ class Trainer:
         config.validate()
         self.config = config
         self.distiller = None  # set up by `setup` for `--stage distill`
+        self.rl_tuner = None  # set up by `setup` for `--stage rl`
         self.output_dir = Path(config.output_dir)
         self.accelerator = Accelerator(
             gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -131,12 +155,10 @@ class Trainer:
         self.models = models
         torch.manual_seed(config.seed)  # fresh adapter layers are identical on every process
         if config.adapter_init:
-            adapter = FluxIRAdapter.from_pretrained(config.adapter_init)
+            adapter = conditioning_class(config.conditioning).from_pretrained(config.adapter_init)
             adapter.check_compatible(models.transformer)
         else:
-            adapter = FluxIRAdapter.from_transformer(
-                models.transformer, rank=config.rank, max_sequence_length=models.max_sequence_length
-            )
+            adapter = new_conditioning(config, models.transformer, models.max_sequence_length)
         models.transformer.requires_grad_(False)
         models.vae.requires_grad_(False)
         for encoder in (models.text_encoder, models.text_encoder_2):
@@ -146,6 +168,11 @@ class Trainer:
             if frozen.dtype != self.weight_dtype:  # frozen base in reduced precision under mixed precision
                 frozen.to(dtype=self.weight_dtype)
         adapter.to(device)
+        if self.source.use_task_prompts:  # an all-in-one adapter: the pipeline's `task=` needs the prompts it saw
+            from fluxir_hub.degradations import TASKS
+
+            tasks = self.source.tasks or list(TASKS)
+            adapter.register_to_config(task_prompts={t: TASKS[t].prompt for t in tasks if t in TASKS})
 
         # Empty-prompt embeddings: computed once and stored in the adapter (so they ship with it). The text
         # encoders stay only when the data has prompts.
@@ -162,7 +189,15 @@ class Trainer:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
 
-        if config.use_lora:
+        self.uses_lora = config.use_lora or adapter.uses_lora
+        if adapter.uses_lora:  # UMMF's LoRA, or DRA's diffusion adapter
+            models.transformer.add_adapter(adapter.lora_config())
+            if config.adapter_init:
+                self._load_lora(models.transformer, Path(config.adapter_init))
+            for param in models.transformer.parameters():
+                if param.requires_grad:
+                    param.data = param.data.float()
+        elif config.use_lora:
             from peft import LoraConfig
 
             models.transformer.add_adapter(
@@ -177,10 +212,11 @@ class Trainer:
                 if param.requires_grad:
                     param.data = param.data.float()  # trainable LoRA weights in full precision
         adapter.train()
-        self.frozen = freeze_unreachable_parameters(adapter)
+        self.frozen = freeze_unreachable_parameters(adapter) if isinstance(adapter, FluxIRAdapter) else []
         if config.gradient_checkpointing:
             models.transformer.enable_gradient_checkpointing()
-            adapter.enable_gradient_checkpointing()
+            if adapter._supports_gradient_checkpointing:
+                adapter.enable_gradient_checkpointing()
 
         model = ControlledTransformer(models.transformer, adapter)
         params = [p for p in model.parameters() if p.requires_grad]
@@ -211,6 +247,10 @@ class Trainer:
             from diffusers.training_utils import EMAModel
 
             self.ema = EMAModel([p for p in adapter.parameters() if p.requires_grad], decay=config.ema_decay)
+        if config.stage == "rl":
+            from .rl import RLTuner
+
+            self.rl_tuner = RLTuner(config, adapter, models.scheduler.config, self.decode, self.weight_dtype)
         if config.stage == "distill":
             from .distill import Distiller
 
@@ -218,6 +258,8 @@ class Trainer:
             self.search_schedule()
         self.global_step = 0
         self.resume_checkpoint()
+        if self.rl_tuner is not None and self.resumed:  # the reference restarts from the resumed policy
+            self.rl_tuner.refresh()
         if self.ema is not None and not self.resumed:
             self.ema.to(device)
         if accelerator.is_main_process and config.report_to != "none":
@@ -256,7 +298,7 @@ class Trainer:
         loss_mse = velocity_loss(v_pred, v_target)
         logs = {"loss_mse": loss_mse.item()}
         loss = loss_mse
-        if config.pixel_loss_weight > 0 and self.distiller is None:
+        if config.pixel_loss_weight > 0 and config.stage == "adapter":
             crop = random_latent_crop([z0, z_t, v_pred, v_target], config.pixel_loss_crop, generator)
             with self.accelerator.autocast():
                 loss_pixel = pixel_loss(self.decode, crop[0], crop[1], crop[2], crop[3], t, config.pixel_loss_form)
@@ -270,6 +312,14 @@ class Trainer:
                 base_loss=loss,
             )  # fmt: skip
             logs.update(distill_logs)
+        if self.rl_tuner is not None:
+            loss, rl_logs = self.rl_tuner.loss(
+                self.model, self.models.transformer, pack_latents(z0), pack_latents(z1),
+                pack_latents(z_lq).to(self.weight_dtype), prompt_embeds.to(self.weight_dtype),
+                pooled.to(self.weight_dtype), image_ids(h // 2, w // 2, device=device), txt_ids, guidance,
+                base_loss=loss, hq_pixels=batch["hq"].to(device), generator=generator, size=(h, w),
+            )  # fmt: skip
+            logs.update(rl_logs)
         logs["loss"] = loss.item()
         return loss, logs
 
@@ -284,8 +334,8 @@ class Trainer:
             generator = torch.Generator().manual_seed(_seed(config.seed, "schedule", index))
             with torch.no_grad():
                 z0, z_lq = self.encode(batch["hq"]), self.encode(batch["lq"])
-                embeds, pooled, txt_ids = self.pipe.encode_prompt(
-                    [""] * z0.shape[0], device=device, max_sequence_length=self.models.max_sequence_length
+                embeds, pooled, txt_ids = self.pipe.encode_prompt(  # the pairs' own prompts (task prompts included)
+                    batch["prompts"], device=device, max_sequence_length=self.models.max_sequence_length
                 )
             b, _, h, w = z0.shape
             z1 = pack_latents(torch.randn(z0.shape, generator=generator).to(device))
@@ -335,6 +385,8 @@ class Trainer:
             if self.ema is not None:
                 self.ema.step([p for p in self.adapter.parameters() if p.requires_grad])
             self.global_step += 1
+            if self.rl_tuner is not None and self.global_step % config.rl_refresh_steps == 0:
+                self.rl_tuner.refresh()
             step_logs["lr"] = self.lr_scheduler.get_last_lr()[0]
             history.append(step_logs)
             accelerator.log(step_logs, step=self.global_step)
@@ -353,11 +405,19 @@ class Trainer:
 
     # ------------------------------------------------------------------ saving
     def _lora_state(self) -> dict[str, torch.Tensor] | None:
-        if not self.config.use_lora:
+        if not self.uses_lora:
             return None
         from peft.utils import get_peft_model_state_dict
 
         return get_peft_model_state_dict(self.accelerator.unwrap_model(self.model).transformer)
+
+    @staticmethod
+    def _load_lora(transformer, folder: Path) -> None:
+        from peft import set_peft_model_state_dict
+
+        lora = FluxIRPipeline.lora_state_dict(str(folder), weight_name=LORA_WEIGHTS_NAME)
+        lora = {k.removeprefix("transformer."): v for k, v in lora.items()}
+        set_peft_model_state_dict(transformer, lora)
 
     def _save_weights(self, folder: Path, adapter_folder: Path) -> None:
         self.adapter.save_pretrained(adapter_folder)
@@ -406,12 +466,8 @@ class Trainer:
 
         loaded = load_file(str(folder / "adapter" / "diffusion_pytorch_model.safetensors"))
         self.adapter.load_state_dict(loaded)
-        if self.config.use_lora:
-            from peft import set_peft_model_state_dict
-
-            lora = FluxIRPipeline.lora_state_dict(str(folder), weight_name=LORA_WEIGHTS_NAME)
-            lora = {k.removeprefix("transformer."): v for k, v in lora.items()}
-            set_peft_model_state_dict(self.accelerator.unwrap_model(self.model).transformer, lora)
+        if self.uses_lora:
+            self._load_lora(self.accelerator.unwrap_model(self.model).transformer, folder)
         self.optimizer.load_state_dict(load_state(folder, "optimizer"))
         if self.ema is not None:
             load_ema(self.ema, folder, self.accelerator.device)

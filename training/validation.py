@@ -8,9 +8,10 @@ import torch
 from PIL import Image
 
 
-def validation_inputs(trainer, count: int) -> list[Image.Image]:
-    """LQ images at their native resolution: centre crops of the first pairs of the source."""
-    from dataset_builder import degrade
+def validation_inputs(trainer, count: int) -> list[tuple[Image.Image, str | None]]:
+    """`(lq, task)`: LQ images at their native resolution (centre crops of the first pairs of the source) and the
+    task each was made for, when the adapter is told tasks (else None)."""
+    from fluxir_hub.degradations import degrade
 
     config, source = trainer.config, trainer.source
     width, height = min(config.crop_pairs, key=lambda s: s[0] * s[1])
@@ -27,10 +28,12 @@ def validation_inputs(trainer, count: int) -> list[Image.Image]:
             continue
         if pair.lq is None:
             hq = pair.hq.crop((left, top, left + width, top + height))
-            images.append(degrade(hq, preset=config.degradation_preset, scale=config.scale, seed=len(images)).lq)
+            result = degrade(hq, preset=config.degradation_preset, scale=config.scale, seed=len(images))
+            lq, task = result.lq, result.task
         else:
-            s = config.scale
-            images.append(pair.lq.crop((left // s, top // s, (left + width) // s, (top + height) // s)))
+            s = 1 if pair.lq.size == pair.hq.size else config.scale  # same-size tasks keep the HQ's size
+            lq, task = pair.lq.crop((left // s, top // s, (left + width) // s, (top + height) // s)), pair.task
+        images.append((lq, task if source.use_task_prompts else None))
     return images
 
 
@@ -52,9 +55,10 @@ def run_validation(trainer, folder: Path) -> dict[str, float]:
             for name in config.validation_metrics
         }
     totals = {name: 0.0 for name in trainer.validation_metrics}
-    for index, lq in enumerate(inputs):
+    width, _ = min(config.crop_pairs, key=lambda s: s[0] * s[1])
+    for index, (lq, task) in enumerate(inputs):
         restored = pipe(
-            lq, upscale=config.scale, num_inference_steps=config.validation_inference_steps,
+            lq, task=task, upscale=width / lq.width, num_inference_steps=config.validation_inference_steps,
             generator=torch.Generator().manual_seed(index), output_type="pt",
         ).images  # fmt: skip
         image = Image.fromarray((restored[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8"))

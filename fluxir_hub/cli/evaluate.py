@@ -26,13 +26,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="make a benchmark folder from your local copy of a dataset")
-    build.add_argument("benchmark", choices=["div2k-val", "realsr", "drealsr", "reallq250"])
+    build.add_argument("benchmark", choices=["div2k-val", "realsr", "drealsr", "reallq250", "tasks"])
     build.add_argument(
-        "--source", required=True, help="HR folder (DIV2K, RealSR, DRealSR) or the LQ folder (RealLQ250)"
+        "--source",
+        required=True,
+        help="HR folder (DIV2K, RealSR, DRealSR, tasks: any clean photos) or the LQ folder (RealLQ250)",
     )
+    build.add_argument(
+        "--tasks", type=lambda s: [t.strip() for t in s.split(",") if t.strip()],
+        help="tasks benchmark: comma list (default: all seven)",
+    )  # fmt: skip
     build.add_argument("--lq-source", help="LR folder for RealSR / DRealSR")
     build.add_argument("-o", "--output-dir", required=True)
-    build.add_argument("--count", type=int, default=600, help="DIV2K-Val crops (600)")
+    build.add_argument("--count", type=int, default=600, help="DIV2K-Val crops (600); tasks: crops per task")
     build.add_argument("--crop", type=int, default=1024, help="HQ crop side (1024); the LQ crop is crop / scale")
     build.add_argument("--scale", type=int, default=4, help="HQ / LQ size ratio (4)")
     build.add_argument("--seed", type=int, default=0)
@@ -94,6 +100,18 @@ def run_build(args) -> None:
             Path(args.source), out, count=args.count, crop=args.crop, scale=args.scale, seed=args.seed,
             preset=args.preset,
         )  # fmt: skip
+    elif args.benchmark == "tasks":
+        from fluxir_hub.evaluation.benchmarks import build_tasks
+
+        manifest = build_tasks(
+            Path(args.source),
+            out,
+            tasks=args.tasks,
+            count=args.count,
+            crop=args.crop,
+            scale=args.scale,
+            seed=args.seed,
+        )
     elif args.benchmark == "reallq250":
         manifest = build_lq_only(Path(args.source), out)
     else:
@@ -123,8 +141,9 @@ def run_restore(args) -> None:
         paper = args.preset == "paper001"
         kwargs = {
             "num_inference_steps": args.steps,
-            "restoration_weight": args.fidelity if args.fidelity is not None else (0.0 if paper else 0.05),
-            "color_fix": args.color_fix or ("none" if paper else "wavelet"),
+            # None: the pipeline's default for each image's task (0.05 / wavelet; off where the LQ's colours are wrong)
+            "restoration_weight": args.fidelity if args.fidelity is not None else (0.0 if paper else None),
+            "color_fix": args.color_fix or ("none" if paper else None),
             "guidance_scale": args.guidance,
             "tile_size": args.tile_size,
         }
@@ -138,7 +157,7 @@ def run_restore(args) -> None:
 def run_score(args) -> None:
     from fluxir_hub.evaluation import create_scorers, render_table
     from fluxir_hub.evaluation.benchmarks import DISPLAY_NAMES
-    from fluxir_hub.evaluation.runner import SETTINGS_NAME, score_results
+    from fluxir_hub.evaluation.runner import SETTINGS_NAME, score_results, task_means
 
     benches = {}
     for item in args.bench:
@@ -157,9 +176,14 @@ def run_score(args) -> None:
             method_dir = Path(args.results) / name / method
             means, missing = score_results(folder, method_dir, scorers, out / name / f"{method}.csv")
             results[display][method] = means
+            per_task = {} if missing else task_means(folder, out / name / f"{method}.csv")
+            for task, task_mean in per_task.items():  # a task benchmark: a row group per task too
+                results.setdefault(f"{display} / {task}", {})[method] = task_mean
             settings_path = method_dir / SETTINGS_NAME
             settings = json.loads(settings_path.read_text()) if settings_path.exists() else None
             summary[f"{name}/{method}"] = {"means": means, "missing": missing, "settings": settings}
+            if per_task:
+                summary[f"{name}/{method}"]["tasks"] = per_task
             if missing:
                 total = len(list((folder / "lq").glob("*.png")))
                 notes[(display, method)] = (

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fluxir_hub.cli import add_common_arguments, configure_logging
 from fluxir_hub.files import atomic_save_png
+from fluxir_hub.tasks import TASKS
 
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-dev"
 OFFLOAD_MODES = ("none", "model", "group", "sequential")
@@ -27,7 +28,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("inputs", nargs="+", help="image files or folders (folders are read non-recursively)")
     parser.add_argument("-o", "--output-dir", required=True, help="folder for the restored PNGs")
     parser.add_argument("--prompt", default="", help="optional text to steer the restoration (default: none)")
-    parser.add_argument("--upscale", type=float, default=4.0, help="scale factor, 1 to 8 (default 4)")
+    parser.add_argument(
+        "--task",
+        choices=list(TASKS),
+        default=None,
+        help="restoration task, for an all-in-one adapter (sets its task prompt; default: super-resolution)",
+    )
+    parser.add_argument(
+        "--upscale", type=float, default=None, help="scale factor, 1 to 8 (default 4; 1 for tasks other than sr)"
+    )
     parser.add_argument(
         "--steps",
         type=int,
@@ -35,8 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="denoising steps (default: a distilled adapter's own schedule, else 20)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--fidelity", type=float, default=0.05, help="restoration sampling weight w; 0 = off")
-    parser.add_argument("--color-fix", default="wavelet", choices=["wavelet", "adain", "none"])
+    parser.add_argument(
+        "--fidelity", type=float, default=None,
+        help="restoration sampling weight w; 0 = off (default 0.05; 0 for low_light, underwater, desnow)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--color-fix", default=None, choices=["wavelet", "adain", "none"],
+        help="(default wavelet; none for low_light, underwater, desnow, whose LQ colours are wrong)",
+    )  # fmt: skip
     parser.add_argument(
         "--tile-size",
         type=_tile_size,
@@ -135,7 +150,8 @@ def load_pipeline(args: argparse.Namespace):
         adapter = FluxIRAdapter.from_pretrained(args.adapter, revision=args.adapter_revision, dtype=dtype)
         # With the empty prompt cached in the adapter, no text encoder is loaded at all (T5 alone is 9 GB).
         skip_text = {}
-        if not args.prompt and adapter.has_empty_prompt_embeds:
+        task_text = args.task is not None and bool(adapter.config.get("task_prompts"))
+        if not args.prompt and not task_text and adapter.has_empty_prompt_embeds:
             skip_text = {"text_encoder": None, "tokenizer": None, "text_encoder_2": None, "tokenizer_2": None}
         pipe = FluxIRPipeline.from_pretrained(
             args.model, adapter=adapter, revision=args.revision, dtype=dtype, **skip_text
@@ -268,11 +284,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fluxir-restore: {err}", file=sys.stderr)
         return 2
     print(f"Restoring with {description}.")
+    try:
+        _, args.upscale = pipe.task_prompt(args.task, args.prompt, args.upscale)  # a task the model lacks: say so now
+    except ValueError as err:
+        print(f"fluxir-restore: {err}", file=sys.stderr)
+        return 2
 
     import torch
 
     settings = {
-        "prompt": args.prompt, "upscale": args.upscale, "num_inference_steps": args.steps, "seed": args.seed,
+        "prompt": args.prompt, "task": args.task, "upscale": args.upscale, "num_inference_steps": args.steps, "seed": args.seed,
         "restoration_weight": args.fidelity, "color_fix": args.color_fix, "model": description,
     }  # fmt: skip
     failures: list[tuple[Path, str]] = []
@@ -283,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             result = pipe(
                 image,
                 prompt=args.prompt,
+                task=args.task,
                 upscale=args.upscale,
                 num_inference_steps=args.steps,
                 restoration_weight=args.fidelity,

@@ -17,8 +17,9 @@ from tqdm.auto import tqdm
 from ..files import atomic_save_png, atomic_write_text
 from ..image_io import IMAGE_EXTENSIONS, find_images, load_image
 
-BENCHMARKS = ("div2k-val", "realsr", "drealsr", "reallq250")
-DISPLAY_NAMES = {"div2k-val": "DIV2K-Val", "realsr": "RealSR", "drealsr": "DRealSR", "reallq250": "RealLQ250"}
+BENCHMARKS = ("div2k-val", "realsr", "drealsr", "reallq250", "tasks")
+DISPLAY_NAMES = {"div2k-val": "DIV2K-Val", "realsr": "RealSR", "drealsr": "DRealSR", "reallq250": "RealLQ250",
+                 "tasks": "Tasks"}  # fmt: skip
 
 
 def _save(image: Image.Image, path: Path) -> None:
@@ -39,7 +40,7 @@ def build_div2k_val(
     preset: str = "seesr",
 ) -> dict:
     """`count` random `crop`-pixel crops of DIV2K validation HR images, degraded like training data (LQ = crop/scale)."""
-    from dataset_builder import degrade
+    from fluxir_hub.degradations import degrade
 
     files = find_images([source]).paths
     usable = []
@@ -159,6 +160,68 @@ def build_lq_only(lq_source: Path, out_dir: Path) -> dict:
     manifest = {"benchmark": "reallq250", "count": len(files), "differences": differences}
     _write_manifest(out_dir, manifest)
     return manifest
+
+
+def build_tasks(
+    source: Path,
+    out_dir: Path,
+    tasks: list[str] | None = None,
+    count: int = 8,
+    crop: int = 512,
+    scale: int = 4,
+    seed: int = 0,
+) -> dict:
+    """
+    The all-in-one benchmark (paper 002's seven tasks): for each task, `count` seeded `crop`-pixel crops of the
+    images in `source`, degraded with the task's preset (super-resolution: `seesr` at `scale`; the others keep the
+    size). Names are `<task>_<index>_<source stem>`; the manifest records each entry's task for per-task reports.
+    """
+    from ..degradations import degrade
+    from ..tasks import TASKS, get_task
+
+    tasks = list(tasks or TASKS)
+    for task in tasks:
+        get_task(task)
+    files = find_images([source]).paths
+    usable = []
+    for path in files:
+        with Image.open(path) as image:
+            if min(image.size) >= crop:
+                usable.append(path)
+    if not usable:
+        raise ValueError(f"No image in {source} is at least {crop}x{crop}; use a smaller --crop or larger photos.")
+    rng = np.random.default_rng(seed)
+    entries = []
+    for task in tasks:  # every crop drawn first: the set does not depend on what is already on disk
+        for index in range(count):
+            path = usable[int(rng.integers(len(usable)))]
+            with Image.open(path) as image:
+                width, height = image.size
+            left, top = int(rng.integers(0, width - crop + 1)), int(rng.integers(0, height - crop + 1))
+            entries.append({"name": f"{task}_{index:03d}_{path.stem}", "source": path.name, "task": task,
+                            "box": [left, top, left + crop, top + crop],
+                            "degradation_seed": seed * 1_000_003 + len(entries)})  # fmt: skip
+    for entry in tqdm(entries, desc="Building the task benchmark"):
+        hq_path, lq_path = out_dir / "hq" / f"{entry['name']}.png", out_dir / "lq" / f"{entry['name']}.png"
+        if hq_path.exists() and lq_path.exists():
+            continue
+        hq = load_image(source / entry["source"]).crop(tuple(entry["box"]))
+        result = degrade(hq, preset=TASKS[entry["task"]].preset, scale=scale, seed=entry["degradation_seed"])
+        _save(result.hq, hq_path)  # the target the LQ belongs to (sharpened for seesr, as FluxGen stores it)
+        _save(result.lq, lq_path)
+    manifest = {"benchmark": "tasks", "count": len(entries), "per_task": count, "tasks": tasks, "crop": crop,
+                "scale": scale, "seed": seed, "entries": entries}  # fmt: skip
+    _write_manifest(out_dir, manifest)
+    return manifest
+
+
+def benchmark_tasks(bench_dir: Path) -> dict[str, str]:
+    """`{name: task}` of a task benchmark (empty for the others)."""
+    path = Path(bench_dir) / "benchmark.json"
+    if not path.exists():
+        return {}
+    entries = json.loads(path.read_text()).get("entries", [])
+    return {e["name"]: e["task"] for e in entries if "task" in e}
 
 
 def benchmark_names(bench_dir: Path) -> list[str]:

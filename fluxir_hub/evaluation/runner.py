@@ -13,7 +13,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..files import atomic_save_png, atomic_write_text
-from .benchmarks import benchmark_names
+from ..tasks import TASKS
+from .benchmarks import benchmark_names, benchmark_tasks
 from .metrics import FULL_REFERENCE
 
 METHODS = ("bicubic", "fluxir")
@@ -38,6 +39,9 @@ def restore_benchmark(
     `settings` (JSON: the model and every sampling setting) are saved as `restore_settings.json`; a folder restored
     with other settings is refused rather than topped up, so no result folder mixes two configurations. Each image
     gets its own generator seeded with `seed`, so a resumed run restores exactly what an uninterrupted one would.
+
+    On a task benchmark (`fluxir-eval build tasks`) only super-resolution entries are upscaled; an all-in-one
+    adapter (one with `task_prompts`) is told each entry's task, any other restores blind.
     """
     import json
 
@@ -56,17 +60,28 @@ def restore_benchmark(
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(settings_path, json.dumps(record, indent=1) + "\n")
     written = 0
+    tasks = benchmark_tasks(bench_dir)
+    knows_tasks = bool(getattr(getattr(pipe, "adapter", None), "config", {}).get("task_prompts"))
     for name in tqdm(benchmark_names(bench_dir), desc=f"Restoring with {method}"):
         target = out_dir / f"{name}.png"
         if target.exists():
             continue
         with Image.open(Path(bench_dir) / "lq" / f"{name}.png") as lq:
             lq = lq.convert("RGB")
+        task = tasks.get(name)
+        factor = upscale if task is None or TASKS[task].resizes else 1
         if method == "bicubic":
-            result = lq.resize((lq.width * upscale, lq.height * upscale), Image.BICUBIC)
+            result = lq.resize((lq.width * factor, lq.height * factor), Image.BICUBIC)
         else:
             generator = torch.Generator("cpu").manual_seed(seed)
-            result = pipe(lq, upscale=upscale, generator=generator, **pipe_kwargs).images[0]
+            call = dict(pipe_kwargs)
+            if task and knows_tasks:
+                call["task"] = task
+            elif task:  # a blind adapter still gets the task's sampling settings, as a told one would
+                for key in ("color_fix", "restoration_weight"):
+                    if call.get(key) is None:
+                        call[key] = getattr(TASKS[task], key)
+            result = pipe(lq, upscale=factor, generator=generator, **call).images[0]
         atomic_save_png(target, result)
         written += 1
     return written
@@ -84,6 +99,21 @@ def _fingerprint(*paths: Path) -> str:
     for path in paths:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def task_means(bench_dir: Path, csv_path: Path) -> dict[str, dict[str, float]]:
+    """Per-task metric means from a method's per-image CSV on a task benchmark (`{}` for other benchmarks)."""
+    tasks = benchmark_tasks(bench_dir)
+    if not tasks or not csv_path.exists():
+        return {}
+    grouped: dict[str, list[dict[str, float]]] = {}
+    with csv_path.open() as handle:
+        for row in csv.DictReader(handle):
+            if row["name"] in tasks:
+                values = {k: float(v) for k, v in row.items() if k not in ("name", "fingerprint") and v}
+                grouped.setdefault(tasks[row["name"]], []).append(values)
+    order = [t for t in TASKS if t in grouped]
+    return {t: {m: float(np.mean([r[m] for r in grouped[t]])) for m in grouped[t][0]} for t in order}
 
 
 def score_results(

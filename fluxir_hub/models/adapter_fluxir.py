@@ -20,6 +20,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.transformers.transformer_flux import FluxPosEmbed, FluxTransformer2DModel, FluxTransformerBlock
 from diffusers.utils import BaseOutput, logging
 
+from .conditioning import ConditioningMixin
+
 logger = logging.get_logger(__name__)
 
 CONTROL_HOOK_NAME = "fluxir_control"
@@ -78,7 +80,7 @@ class SqueezeExcitation(nn.Module):
         return self.excitation(self.squeeze(x))
 
 
-class FluxIRAdapter(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin):
+class FluxIRAdapter(ConditioningMixin, ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin):
     r"""
     The FluxIR restoration adapter for a FLUX.1 transformer ([`~diffusers.FluxTransformer2DModel`]).
 
@@ -107,6 +109,10 @@ class FluxIRAdapter(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin):
         distilled_sigmas (`list[float]`, *optional*):
             The few-step schedule this adapter was distilled for (unshifted noise levels, one per step; see
             [`fluxir_hub.schedules`]). [`FluxIRPipeline`] uses it when no step count is asked for.
+        task_prompts (`dict[str, str]`, *optional*):
+            For an all-in-one adapter (paper 002): the prompt it was trained with for each restoration task, e.g.
+            `{"denoise": "noise-free, clean, smooth"}`. [`FluxIRPipeline`] turns `task=` into that prompt. `None`: a
+            super-resolution adapter trained on the empty prompt.
     """
 
     _supports_gradient_checkpointing = True
@@ -130,6 +136,7 @@ class FluxIRAdapter(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin):
         rank: int = 32,
         max_sequence_length: int = 512,
         distilled_sigmas: list[float] | None = None,
+        task_prompts: dict[str, str] | None = None,
     ):
         super().__init__()
         if rank < 1:
@@ -140,6 +147,10 @@ class FluxIRAdapter(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin):
             or any(a <= b for a, b in zip(distilled_sigmas[:-1], distilled_sigmas[1:], strict=True))
         ):
             raise ValueError(f"`distilled_sigmas` must be decreasing noise levels in (0, 1], got {distilled_sigmas}.")
+        if task_prompts is not None and (
+            not isinstance(task_prompts, dict) or not all(isinstance(v, str) for v in task_prompts.values())
+        ):
+            raise ValueError(f"`task_prompts` must map task names to prompt strings, got {task_prompts!r}.")
         self.inner_dim = num_attention_heads * attention_head_dim
         packed_channels = in_channels * patch_size * patch_size
 
@@ -171,10 +182,7 @@ class FluxIRAdapter(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin):
         self.image_se = nn.ModuleList([SqueezeExcitation(self.inner_dim, rank) for _ in range(num_base_blocks)])
         self.text_se = nn.ModuleList([SqueezeExcitation(self.inner_dim, rank) for _ in range(num_base_blocks)])
 
-        # Cached empty-prompt embeddings (T5 and pooled CLIP) so the default restoration path needs no text encoder.
-        self.register_buffer("empty_prompt_embeds", torch.zeros(max_sequence_length, joint_attention_dim))
-        self.register_buffer("empty_pooled_prompt_embeds", torch.zeros(pooled_projection_dim))
-        self.register_buffer("empty_prompt_embeds_length", torch.zeros((), dtype=torch.long))
+        self._register_empty_prompt_cache(max_sequence_length, joint_attention_dim, pooled_projection_dim)
 
         self.gradient_checkpointing = False
 
@@ -248,56 +256,6 @@ class FluxIRAdapter(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin):
                 + "). Load the base model the adapter was trained on, or build a new adapter with "
                 "`FluxIRAdapter.from_transformer(transformer)`."
             )
-
-    # ------------------------------------------------------------------ empty-prompt cache
-    def _cached_buffer(self, name: str) -> torch.Tensor:
-        """A cache buffer, also under sequential CPU offload: accelerate then keeps this module's real buffers in its
-        hook's `weights_map` and leaves "meta" tensors on the module until `forward` runs."""
-        value = getattr(self, name)
-        if value.device.type == "meta":
-            hook = getattr(self, "_hf_hook", None)
-            for single in getattr(hook, "hooks", (hook,)):  # a SequentialHook holds several
-                weights = getattr(single, "weights_map", None)
-                if weights is not None and name in weights:
-                    return weights[name]
-        return value
-
-    @property
-    def has_empty_prompt_embeds(self) -> bool:
-        return int(self._cached_buffer("empty_prompt_embeds_length")) > 0
-
-    def set_empty_prompt_embeds(self, prompt_embeds: torch.Tensor, pooled_prompt_embeds: torch.Tensor) -> None:
-        r"""
-        Store the base text encoders' embeddings of the empty prompt inside the adapter (saved with it), so the
-        default, prompt-free restoration needs no text encoder at run time.
-
-        Args:
-            prompt_embeds (`torch.Tensor` of shape `(text_sequence_length, joint_attention_dim)` or with a leading 1).
-            pooled_prompt_embeds (`torch.Tensor` of shape `(pooled_projection_dim,)` or with a leading 1).
-        """
-        prompt_embeds = prompt_embeds.reshape(-1, self.config.joint_attention_dim)
-        pooled_prompt_embeds = pooled_prompt_embeds.reshape(self.config.pooled_projection_dim)
-        length = prompt_embeds.shape[0]
-        if length > self.config.max_sequence_length:
-            raise ValueError(
-                f"Empty-prompt embeddings have {length} tokens; the adapter holds at most "
-                f"{self.config.max_sequence_length}."
-            )
-        with torch.no_grad():
-            self.empty_prompt_embeds.zero_()
-            self.empty_prompt_embeds[:length].copy_(prompt_embeds)
-            self.empty_pooled_prompt_embeds.copy_(pooled_prompt_embeds)
-            self.empty_prompt_embeds_length.fill_(length)
-
-    def get_empty_prompt_embeds(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the cached `(prompt_embeds (L, joint_dim), pooled_prompt_embeds (pooled_dim,))`."""
-        if not self.has_empty_prompt_embeds:
-            raise ValueError(
-                "This adapter has no cached empty-prompt embeddings. Load the pipeline with its text encoders, or "
-                "call `adapter.set_empty_prompt_embeds(...)` once and save the adapter."
-            )
-        length = int(self._cached_buffer("empty_prompt_embeds_length"))
-        return self._cached_buffer("empty_prompt_embeds")[:length], self._cached_buffer("empty_pooled_prompt_embeds")
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -438,6 +396,30 @@ class FluxIRAdapter(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin):
         """
         control = (features.image_features, features.text_features, float(conditioning_scale))
         return {**(joint_attention_kwargs or {}), CONTROL_KWARG: control}
+
+    def prepare_base_call(
+        self, base_kwargs: dict[str, Any], lq_latents: torch.Tensor, conditioning_scale: float = 1.0
+    ) -> tuple[dict[str, Any], None]:
+        """The base call with this adapter's features (see [`ConditioningMixin.prepare_base_call`]); the adapter
+        must be installed on the transformer ([`~FluxIRAdapter.install`])."""
+        dtype = self.dtype
+        features = self(
+            hidden_states=base_kwargs["hidden_states"].to(dtype),
+            controlnet_cond=lq_latents.to(dtype),
+            encoder_hidden_states=base_kwargs["encoder_hidden_states"].to(dtype),
+            pooled_projections=base_kwargs["pooled_projections"].to(dtype),
+            timestep=base_kwargs["timestep"],
+            img_ids=base_kwargs["img_ids"],
+            txt_ids=base_kwargs["txt_ids"],
+            guidance=base_kwargs["guidance"],
+        )
+        kwargs = {
+            **base_kwargs,
+            "joint_attention_kwargs": self.control_kwargs(
+                features, conditioning_scale, base_kwargs.get("joint_attention_kwargs")
+            ),
+        }
+        return kwargs, None
 
 
 class FluxIRControlHook(ModelHook):

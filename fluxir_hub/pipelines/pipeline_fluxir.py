@@ -37,11 +37,13 @@ from ..sampling import (
     restoration_clock,
 )
 from ..schedules import resolution_shift
+from ..tasks import get_task
 from ..tiling import tiled_map
 from ..tts import TTSConfig
 from .pipeline_output import FluxIRPipelineOutput
 
 logger = logging.get_logger(__name__)
+LORA_WEIGHTS_NAME = "pytorch_lora_weights.safetensors"  # where fluxir-train writes a component's LoRA
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -100,6 +102,23 @@ def _as_image_list(image: PipelineImage) -> list:
     if isinstance(image, np.ndarray) and image.ndim == 4:
         return list(image)
     return [image]
+
+
+def _repeat_batch(kwargs: dict[str, Any], times: int) -> dict[str, Any]:
+    """`predict_velocity` kwargs with every per-image tensor repeated `times` times (image-major), for a beam."""
+    repeated = dict(kwargs)
+    for key in ("lq_latents", "prompt_embeds", "pooled_prompt_embeds", "guidance"):
+        if repeated.get(key) is not None:
+            repeated[key] = repeated[key].repeat_interleave(times, dim=0)
+    return repeated
+
+
+def _to_pil(image) -> PIL.Image.Image:
+    """A normalised image (upright RGB PIL, or a `(3, H, W)` tensor in [0, 1]) as a PIL image, for a captioner."""
+    if isinstance(image, PIL.Image.Image):
+        return image
+    array = (image.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+    return PIL.Image.fromarray(array)
 
 
 def _normalise_image(image):
@@ -273,6 +292,50 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         if "trust_remote_code" not in kwargs and _ships_only_fluxir_modules(pretrained_model_name_or_path, kwargs):
             kwargs["trust_remote_code"] = True
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    def load_conditioning(self, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> None:
+        r"""
+        Make a saved conditioning component this pipeline's `adapter`, whichever kind it is: a FluxIR adapter, UMMF
+        (its LoRA is loaded into the transformer from `pytorch_lora_weights.safetensors`) or a DRA adapter (with its
+        LoRA diffusion adapter). The kind comes from the folder's config.
+
+        Args:
+            pretrained_model_name_or_path (`str` or `os.PathLike`): Hub repo id or folder.
+            kwargs: Passed to `from_pretrained` (`revision`, `dtype`, `token`, ...).
+
+        Raises:
+            ValueError: the folder is not a conditioning component, or it was made for another base geometry.
+        """
+        from ..models.adapter_dra import DRAAdapter
+        from ..models.adapter_fluxir import FluxIRAdapter
+        from ..models.conditioning import CONDITIONING_KINDS
+        from ..models.conditioning_ummf import UMMFConditioner
+
+        classes = {cls.__name__: cls for cls in (FluxIRAdapter, UMMFConditioner, DRAAdapter)}
+        hub = {
+            k: kwargs[k] for k in ("cache_dir", "local_files_only", "token", "revision", "subfolder") if k in kwargs
+        }
+        saved = FluxIRAdapter.load_config(pretrained_model_name_or_path, **hub).get("_class_name")
+        if saved not in classes:
+            raise ValueError(
+                f"{pretrained_model_name_or_path} is not a conditioning component (its config names {saved!r}); "
+                f"expected {', '.join(CONDITIONING_KINDS.values())}."
+            )
+        component = classes[saved].from_pretrained(pretrained_model_name_or_path, **kwargs)
+        component.check_compatible(self.transformer)
+        if getattr(self.transformer, "peft_config", None):  # the previous component's LoRA goes first
+            self.unload_lora_weights()
+        if component.uses_lora:
+            try:
+                self.load_lora_weights(pretrained_model_name_or_path, weight_name=LORA_WEIGHTS_NAME, **hub)
+            except (OSError, ValueError) as err:
+                raise ValueError(
+                    f"{pretrained_model_name_or_path} holds {CONDITIONING_KINDS[saved]} but its LoRA "
+                    f"({LORA_WEIGHTS_NAME}) could not be loaded into this transformer: {err}"
+                ) from err
+        component.to(self.transformer.device)
+        component.install(self.transformer)
+        self.register_modules(adapter=component)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -580,22 +643,11 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             if conditioning_scale == 0:  # zero control: the plain base model, exactly
                 with self._cache_context(cache_name):
                     return self.transformer(**base_kwargs)[0]
-            adapter_dtype = self.adapter.dtype
-            features = self.adapter(
-                hidden_states=z.to(adapter_dtype),
-                controlnet_cond=lq.to(adapter_dtype),
-                encoder_hidden_states=prompt_embeds.to(adapter_dtype),
-                pooled_projections=pooled_prompt_embeds.to(adapter_dtype),
-                timestep=timestep,
-                img_ids=ids,
-                txt_ids=txt_ids,
-                guidance=guidance,
-            )
-            base_kwargs["joint_attention_kwargs"] = self.adapter.control_kwargs(
-                features, conditioning_scale, self.joint_attention_kwargs
-            )
+            # The conditioning component (FluxIR adapter, UMMF, DRA adapter) says how the LQ enters the base call.
+            kwargs, finish = self.adapter.prepare_base_call(base_kwargs, lq, conditioning_scale)
             with self._cache_context(cache_name):
-                return self.transformer(**base_kwargs)[0]
+                out = self.transformer(**kwargs)[0]
+            return finish(out) if finish is not None else out
 
         if tile_tokens is None or (tile_tokens >= token_height and tile_tokens >= token_width):
             return run(latents, lq_latents, token_height, token_width)
@@ -615,8 +667,8 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         self,
         latents: torch.Tensor,
         velocity: torch.Tensor,
-        s: float,
-        s_next: float,
+        step_index: int,
+        sigmas: list[float],
         tts: TTSConfig,
         lq_pixels: torch.Tensor,
         generator: torch.Generator | list[torch.Generator] | None,
@@ -626,58 +678,101 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         restoration_x: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, list[float], int]:
         r"""
-        One greedy branching step of test-time scaling (see [`fluxir_hub.tts`]). `restoration_x` is this step's
-        restoration-sampling clock (defaults to `s`).
+        One round of the test-time search (see [`fluxir_hub.tts`]) at step `step_index` of the shifted `sigmas`.
+
+        Args:
+            latents, velocity (`torch.Tensor` of shape `(B * P, N, C)`): The `P` survivors of each of `B` images
+                (image-major) and their velocities at this step; `velocity_kwargs` are repeated to match.
+            restoration_x (`float`, *optional*): This step's restoration-sampling clock (defaults to the sigma).
 
         Returns:
-            `(latents, velocity, rewards, nfe)`: per image, the chosen candidate at flow time `s` and its velocity
-            (for the regular scheduler step), the chosen reward, and the transformer evaluations spent here.
+            `(latents, velocity, rewards, nfe)`: the `M` (beam width) best candidates per image at this step's noise
+            level and their velocities `(B * M, N, C)` (image-major, best first), each image's best combined score,
+            and the transformer evaluations spent here.
         """
-        batch = latents.shape[0]
-        reward_fn = tts.get_reward()
-        timestep = torch.full((batch,), s, device=latents.device, dtype=latents.dtype)
-        x0 = latents - s * velocity
+        s, s_next = float(sigmas[step_index]), float(sigmas[step_index + 1])
+        batch = lq_pixels.shape[0]
+        parents = latents.shape[0] // batch
+        children = tts.num_candidates // parents
+        verifiers = tts.get_verifiers()
+        timestep = torch.full((latents.shape[0],), s, device=latents.device, dtype=latents.dtype)
+        if isinstance(generator, list):  # one generator per image: each draws for all of its survivors
+            generator = [g for g in generator for _ in range(parents)]
+        # Candidate c of survivor p: c = 0 is the survivor itself; the others are perturbed copies.
         candidates, velocities, nfe = [latents], [velocity], 0
-        for n in range(1, tts.num_candidates):
+        for c in range(1, children):
             noise = randn_tensor(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
-            candidate = (1 - s) * x0 + s * noise  # re-noised estimate with fresh noise
+            if tts.perturbation == "zero_drift":
+                candidate = latents + tts.noise_scale * math.sqrt(max(s - s_next, 0.0)) * noise
+            else:
+                candidate = (1 - s) * (latents - s * velocity) + s * noise  # re-noised clean estimate
             candidates.append(candidate)
             velocities.append(
-                self.predict_velocity(candidate, timestep=timestep, cache_name=f"tts-candidate-{n}", **velocity_kwargs)
+                self.predict_velocity(candidate, timestep=timestep, cache_name=f"tts-candidate-{c}", **velocity_kwargs)
             )
-            nfe += 1
-
+            nfe += latents.shape[0] // batch
         width, height = lq_pixels.shape[-1], lq_pixels.shape[-2]
         lq_small = None
-        scores = []
-        for n, (candidate, candidate_velocity) in enumerate(zip(candidates, velocities, strict=True)):
+        scores = []  # per candidate c: (V, B * P)
+        for c, (candidate, candidate_velocity) in enumerate(zip(candidates, velocities, strict=True)):
             z = candidate + (s_next - s) * candidate_velocity
             z = apply_restoration_guidance(
                 z, velocity_kwargs["lq_latents"], s if restoration_x is None else restoration_x, restoration_weight,
                 restoration_threshold,
             )  # fmt: skip
-            # Multi-step partial denoising estimate: k coarse Euler steps from s_next to the clean end.
-            estimate_sigmas = np.linspace(s_next, 0.0, tts.mspde_steps + 1)
-            for a, b in zip(estimate_sigmas[:-1], estimate_sigmas[1:], strict=True):
-                step_t = torch.full((batch,), float(a), device=z.device, dtype=z.dtype)
-                velocity_estimate = self.predict_velocity(
-                    z, timestep=step_t, cache_name=f"tts-estimate-{n}", **velocity_kwargs
-                )
-                z = z + float(b - a) * velocity_estimate
-                nfe += 1
+            if tts.mspde_mode == "partial":  # S steps along the schedule, then a one-shot clean estimate
+                path = [float(x) for x in sigmas[step_index + 1 : step_index + 2 + tts.mspde_steps]]
+            else:  # k coarse Euler steps to the clean end
+                path = [float(x) for x in np.linspace(s_next, 0.0, tts.mspde_steps + 1)]
+            for a, b in zip(path[:-1], path[1:], strict=True):
+                step_t = torch.full((z.shape[0],), a, device=z.device, dtype=z.dtype)
+                estimate = self.predict_velocity(z, timestep=step_t, cache_name=f"tts-estimate-{c}", **velocity_kwargs)
+                z = z + (b - a) * estimate
+                nfe += latents.shape[0] // batch
+            if tts.mspde_mode == "partial":
+                step_t = torch.full((z.shape[0],), path[-1], device=z.device, dtype=z.dtype)
+                estimate = self.predict_velocity(z, timestep=step_t, cache_name=f"tts-estimate-{c}", **velocity_kwargs)
+                z = z - path[-1] * estimate
+                nfe += latents.shape[0] // batch
             image = self._decode_for_reward(z, width, height, tts.decode_scale)
             if lq_small is None:
                 lq_small = torch.nn.functional.interpolate(
                     (lq_pixels.float() + 1) / 2, size=image.shape[-2:], mode="area"
-                )
-            scores.append(torch.as_tensor(reward_fn(image, lq_small), dtype=torch.float32).reshape(batch).cpu())
-        scores = torch.stack(scores)  # (N, B)
-        best = scores.argmax(dim=0)
-        index = best.to(latents.device).view(1, batch, 1, 1)
-        chosen = torch.stack(candidates).gather(0, index.expand(1, *latents.shape))[0]
-        chosen_velocity = torch.stack(velocities).gather(0, index.expand(1, *latents.shape))[0]
-        rewards = scores.gather(0, best.view(1, batch))[0].tolist()
-        return chosen, chosen_velocity, rewards, nfe
+                ).repeat_interleave(parents, dim=0)
+            scores.append(torch.stack([
+                torch.as_tensor(v(image, lq_small), dtype=torch.float32).reshape(-1).cpu() for v in verifiers
+            ]))  # fmt: skip
+        # (V, candidates) per image: candidate index = p * children + c, survivors' candidates in order
+        raw = torch.stack(scores, dim=1).view(len(verifiers), children, batch, parents)
+        raw = raw.permute(0, 3, 1, 2).reshape(len(verifiers), parents * children, batch)
+        combined = tts.combine(raw)  # (N, B), higher is better
+        keep = torch.sort(-combined, dim=0, stable=True).indices[: tts.beam_width]  # (M, B), best first
+        stacked_z = torch.stack(candidates).view(children, batch, parents, *latents.shape[1:])
+        stacked_v = torch.stack(velocities).view(children, batch, parents, *latents.shape[1:])
+        chosen, chosen_v = [], []
+        for b in range(batch):
+            for index in keep[:, b].tolist():
+                p, c = divmod(index, children)
+                chosen.append(stacked_z[c, b, p])
+                chosen_v.append(stacked_v[c, b, p])
+        rewards = combined.gather(0, keep[:1])[0].tolist()
+        return torch.stack(chosen), torch.stack(chosen_v), rewards, nfe
+
+    def select_final(
+        self, latents: torch.Tensor, tts: TTSConfig, lq_pixels: torch.Tensor, width: int, height: int
+    ) -> torch.Tensor:
+        """Best-of-M at the end of a beam search: each image's survivors `(B * M, N, C)` decoded, scored by the
+        verifiers, and the best kept `(B, N, C)`."""
+        batch = lq_pixels.shape[0]
+        survivors = latents.shape[0] // batch
+        images = self._decode_for_reward(latents, width, height, tts.decode_scale)
+        lq_small = torch.nn.functional.interpolate((lq_pixels.float() + 1) / 2, size=images.shape[-2:], mode="area")
+        lq_small = lq_small.repeat_interleave(survivors, dim=0)
+        raw = torch.stack([torch.as_tensor(v(images, lq_small), dtype=torch.float32).reshape(-1).cpu()
+                           for v in tts.get_verifiers()])  # fmt: skip
+        combined = tts.combine(raw.view(-1, batch, survivors).permute(0, 2, 1))  # (M, B)
+        best = torch.sort(-combined, dim=0, stable=True).indices[0]
+        return latents.view(batch, survivors, *latents.shape[1:])[torch.arange(batch), best]
 
     def _decode_for_reward(self, latents: torch.Tensor, width: int, height: int, scale: float) -> torch.Tensor:
         """Packed latents -> images in [0, 1], decoded at `scale` of the output size (latent downsampled first)."""
@@ -689,6 +784,38 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         image = self.vae.decode(latents.to(self.vae.dtype), return_dict=False)[0]
         return ((image.float() + 1) / 2).clamp(0, 1)
 
+    def task_prompt(
+        self, task: str | None, prompt: str | list[str] = "", upscale: float | None = None
+    ) -> tuple[str | list[str], float]:
+        """
+        The prompt and scale factor for `task`: the adapter's prompt for the task after the caller's prompt (an
+        all-in-one adapter), and `upscale` defaulted to 4 for super-resolution, 1 for the other tasks.
+
+        Raises:
+            ValueError: an unknown task, or one the adapter was not trained for.
+        """
+        if task is None:
+            return prompt, 4 if upscale is None else upscale
+        spec = get_task(task)
+        if upscale is None:
+            upscale = 4 if spec.resizes else 1
+        known = getattr(self.adapter.config, "task_prompts", None) if self.adapter is not None else None
+        if not known:
+            if task == "sr":  # a super-resolution adapter: trained on the empty (or the caller's) prompt
+                return prompt, upscale
+            raise ValueError(
+                f"This adapter was trained for super-resolution only (its config has no `task_prompts`), so it cannot "
+                f"do task {task!r}. Use task='sr', or load an all-in-one adapter (fluxir-train "
+                "--degradation_preset mixed)."
+            )
+        if task not in known:
+            raise ValueError(f"This adapter was not trained for task {task!r}; it knows {', '.join(known)}.")
+
+        def join(caption: str) -> str:
+            return f"{caption}, {known[task]}" if caption else known[task]
+
+        return (join(prompt) if isinstance(prompt, str) else [join(p) for p in prompt]), upscale
+
     # ------------------------------------------------------------------ call
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
@@ -697,15 +824,17 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         image: PipelineImage,
         prompt: str | list[str] = "",
         prompt_2: str | list[str] | None = None,
-        upscale: float = 4,
+        task: str | None = None,
+        captioner: Callable[[PIL.Image.Image], str] | None = None,
+        upscale: float | None = None,
         num_inference_steps: int | None = None,
         sigmas: list[float] | None = None,
         guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
         conditioning_scale: float = 1.0,
-        restoration_weight: float = DEFAULT_RESTORATION_WEIGHT,
+        restoration_weight: float | None = None,
         restoration_threshold: float = DEFAULT_RESTORATION_THRESHOLD,
         restoration_schedule: str = "step",
-        color_fix: str = "wavelet",
+        color_fix: str | None = None,
         tile_size: int | None = None,
         tile_overlap: int | None = None,
         max_output_pixels: int | None = DEFAULT_MAX_OUTPUT_PIXELS,
@@ -733,9 +862,17 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             prompt (`str` or `list[str]`, *optional*, defaults to `""`):
                 Text that steers the restoration; empty is the paper's default.
             prompt_2 (`str` or `list[str]`, *optional*): A different prompt for T5.
-            upscale (`float`, *optional*, defaults to 4):
-                Scale factor from 1 to 8. Each output side is `input side * upscale` rounded to the nearest multiple
-                of 16 (at least 16); see [`output_size`].
+            task (`str`, *optional*):
+                The restoration task (`sr`, `motion_blur`, `low_light`, `underwater`, `denoise`, `raindrop`,
+                `desnow`; see `fluxir_hub.degradations.TASKS`). With an all-in-one adapter (its config has
+                `task_prompts`) it adds the task's prompt after `prompt`. A super-resolution adapter accepts `sr` only.
+            captioner (`Callable`, *optional*):
+                Any `image -> text` callable (e.g. a vision-language model you have) used to caption each input when
+                no prompt is given; the caption then steers the restoration. Off by default; nothing is downloaded.
+            upscale (`float`, *optional*):
+                Scale factor from 1 to 8; defaults to 4 for super-resolution and 1 for the other tasks. Each output
+                side is `input side * upscale` rounded to the nearest multiple of 16 (at least 16); see
+                [`output_size`].
             num_inference_steps (`int`, *optional*):
                 Denoising steps. Defaults to the adapter's distilled schedule when it has one (a few-step adapter from
                 `fluxir-train --stage distill`), else 20 (paper 001). Another count on a distilled adapter runs the
@@ -745,15 +882,17 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
                 resolution shift is applied to them); overrides `num_inference_steps`.
             guidance_scale (`float`, *optional*, defaults to 3.5): FLUX.1-dev's distilled guidance.
             conditioning_scale (`float`, *optional*, defaults to 1.0): Multiplies every adapter residual.
-            restoration_weight (`float`, *optional*, defaults to 0.05):
-                Fidelity knob `w` of paper 004's restoration sampling strategy; 0 turns it off.
+            restoration_weight (`float`, *optional*):
+                Fidelity knob `w` of paper 004's restoration sampling strategy; 0 turns it off. Defaults to 0.05, and
+                to 0 for tasks that change colours (`low_light`, `underwater`, `desnow`: the LQ's colours are wrong).
             restoration_threshold (`float`, *optional*, defaults to 0.8):
                 Clock value `a` above which the strategy acts (paper 004 Eq. 2).
             restoration_schedule (`str`, *optional*, defaults to `"step"`):
                 The strategy's clock: `"step"`, the fraction of steps still to go (paper 004's t/T: acts on the first
                 20 % of the steps), or `"sigma"`, the shifted flow time (acts on more steps at high resolution); see
                 [`fluxir_hub.sampling`].
-            color_fix (`str`, *optional*, defaults to `"wavelet"`): `"wavelet"`, `"adain"` or `"none"`.
+            color_fix (`str`, *optional*): `"wavelet"`, `"adain"` or `"none"`. Defaults to `"wavelet"`, and to `"none"`
+                for tasks that change colours (it would copy the LQ's colours back).
             tile_size (`int` or `"auto"`, *optional*):
                 Restore in overlapping latent tiles of this many output pixels (a multiple of 16) when the output is
                 larger; `None` restores in one pass; `"auto"` tiles only when one pass would not fit in the free memory
@@ -774,13 +913,15 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             joint_attention_kwargs (`dict`, *optional*): Passed to the attention processors (e.g. LoRA `scale`).
             callback_on_step_end (`Callable`, *optional*):
                 Called after every step as `callback_on_step_end(self, step, timestep, callback_kwargs)`; may return
-                replacements for the tensors in `callback_kwargs`.
+                replacements for the tensors in `callback_kwargs`. During a beam search (`tts.beam_width > 1`)
+                `latents` holds every survivor, `(B * M, N, C)` image-major.
             callback_on_step_end_tensor_inputs (`list[str]`, *optional*, defaults to `["latents"]`):
                 Tensors passed in `callback_kwargs`; any of `self._callback_tensor_inputs`.
             max_sequence_length (`int`, *optional*): T5 token length; defaults to the adapter's (512 for FLUX.1).
             tts ([`~fluxir_hub.tts.TTSConfig`], *optional*):
-                Reward-guided test-time scaling (paper 003); off by default. The output's `nfe` counts its extra
-                transformer evaluations and `tts_rewards` the chosen rewards.
+                Reward-guided test-time scaling (paper 003): greedy or beam search, one verifier or a rank ensemble;
+                off by default. The output's `nfe` counts its extra transformer evaluations (formula in
+                [`fluxir_hub.tts`]) and `tts_rewards` each round's best combined score.
 
         Examples:
 
@@ -792,8 +933,18 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         callback_on_step_end_tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
 
         # 1. Check inputs.
+        prompt, upscale = self.task_prompt(task, prompt, upscale)
+        spec = get_task(task) if task is not None else None
+        if color_fix is None:
+            color_fix = spec.color_fix if spec else "wavelet"
+        if restoration_weight is None:
+            weight = spec.restoration_weight if spec else None
+            restoration_weight = DEFAULT_RESTORATION_WEIGHT if weight is None else weight
         # Upright RGB first: EXIF rotation changes the size the checks and the output are based on.
         images = [_normalise_image(im) for im in _as_image_list(image)]
+        if captioner is not None and prompt_embeds is None and (prompt == "" or prompt == [""] * len(images)):
+            captions = [str(captioner(_to_pil(im))) for im in images]
+            prompt, _ = self.task_prompt(task, captions if len(captions) > 1 else captions[0], upscale)
         if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
             raise ValueError(f"`num_images_per_prompt` must be a positive integer, got {num_images_per_prompt!r}.")
         if sigmas is not None:
@@ -893,11 +1044,13 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         nfe = 0
         branch_steps = set(tts.resolved_branch_steps(num_inference_steps)) if tts and tts.num_candidates > 1 else set()
         tts_rewards: list[list[float]] | None = [[] for _ in range(batch_size)] if branch_steps else None
-        velocity_kwargs = {
+        per_image_kwargs = {
             "lq_latents": lq_latents, "prompt_embeds": prompt_embeds, "pooled_prompt_embeds": pooled_prompt_embeds,
             "txt_ids": txt_ids, "guidance": guidance, "token_height": token_height, "token_width": token_width,
             "conditioning_scale": conditioning_scale, "tile_tokens": tile_tokens, "overlap_tokens": overlap_tokens,
         }  # fmt: skip
+        velocity_kwargs = per_image_kwargs
+        survivors = 1  # a beam search (tts.beam_width > 1) carries that many latents per image after its first round
         sigmas = scheduler.sigmas
         clock = restoration_clock(sigmas.tolist(), num_inference_steps, restoration_schedule)
         scheduler.set_begin_index(0)
@@ -906,23 +1059,25 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     continue
-                s = float(sigmas[i])
                 velocity = self.predict_velocity(
-                    latents, timestep=t.expand(batch_size).to(dtype) / 1000, **velocity_kwargs
+                    latents, timestep=t.expand(latents.shape[0]).to(dtype) / 1000, **velocity_kwargs
                 )
-                nfe += 1
+                nfe += survivors
                 if i in branch_steps:
                     latents, velocity, rewards, extra = self.select_candidate(
-                        latents, velocity, s, float(sigmas[i + 1]), tts, lq_pixels, generator,
+                        latents, velocity, i, sigmas.tolist(), tts, lq_pixels, generator,
                         restoration_weight, restoration_threshold, velocity_kwargs, clock[i],
                     )  # fmt: skip
                     nfe += extra
                     for b, reward in enumerate(rewards):
                         tts_rewards[b].append(reward)
+                    if latents.shape[0] != batch_size * survivors:  # the beam opened: repeat the conditioning
+                        survivors = latents.shape[0] // batch_size
+                        velocity_kwargs = _repeat_batch(per_image_kwargs, survivors)
                 latents = scheduler.step(velocity, t, latents, return_dict=False)[0].to(dtype)
                 # Paper 004 Eq. 1-2: the stepped latent is pulled toward the LQ, g evaluated on this step's clock.
                 latents = apply_restoration_guidance(
-                    latents, lq_latents, clock[i], restoration_weight, restoration_threshold
+                    latents, velocity_kwargs["lq_latents"], clock[i], restoration_weight, restoration_threshold
                 )
 
                 if callback_on_step_end is not None:
@@ -932,9 +1087,12 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
                     latents = callback_outputs.pop("latents", latents)
                     lq_latents = callback_outputs.pop("lq_latents", lq_latents)
                     prompt_embeds = callback_outputs.pop("prompt_embeds", prompt_embeds)
-                    velocity_kwargs.update(lq_latents=lq_latents, prompt_embeds=prompt_embeds)
+                    per_image_kwargs.update(lq_latents=lq_latents, prompt_embeds=prompt_embeds)
+                    velocity_kwargs = _repeat_batch(per_image_kwargs, survivors) if survivors > 1 else per_image_kwargs
                 progress_bar.update()
 
+        if survivors > 1:  # the beam's final round: best-of-M on the finished latents
+            latents = self.select_final(latents, tts, lq_pixels, width, height)
         # 6. Decode, colour fix, post-process.
         if output_type == "latent":
             result = latents

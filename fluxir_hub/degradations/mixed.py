@@ -1,0 +1,74 @@
+"""The `mixed` preset: each pair's task is drawn with configurable weights, then degraded by that task's preset.
+
+The default weights follow the authors' all-in-one sampling list (`mix_dataset.py`: super-resolution 5 slots,
+motion blur 2, noise 2, one each for low light, underwater, raindrop and snow; their two outdoor-rain slots are not
+one of the paper's seven tasks and are left out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..tasks import TASKS, get_task
+
+DEFAULT_WEIGHTS = {"sr": 5.0, "motion_blur": 2.0, "denoise": 2.0, "low_light": 1.0, "underwater": 1.0,
+                   "raindrop": 1.0, "desnow": 1.0}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MixedConfig:
+    name: str = "mixed"
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    sr_preset: str = "seesr"  # the preset of the super-resolution pairs
+
+    task: ClassVar[str] = "mixed"
+
+    def __post_init__(self):
+        for name, weight in self.weights.items():
+            get_task(name)
+            if not weight >= 0:
+                raise ValueError(f"Task weight for {name!r} must be >= 0, got {weight!r}.")
+        if not sum(self.weights.values()) > 0:
+            raise ValueError("At least one task weight must be positive.")
+
+    @property
+    def usm_sharpen(self) -> bool:
+        from .presets import PRESETS
+
+        return PRESETS[self.sr_preset].usm_sharpen
+
+    @property
+    def sharpen_target(self) -> bool:
+        from .presets import PRESETS
+
+        return PRESETS[self.sr_preset].sharpen_target
+
+    def preset_for(self, task: str) -> str:
+        return self.sr_preset if task == "sr" else TASKS[task].preset
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """`"sr=5,denoise=2"` -> `{"sr": 5.0, "denoise": 2.0}` (for command lines); unknown tasks are refused."""
+    weights = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"Task weight {item!r} is not of the form task=weight (e.g. sr=5,denoise=2).")
+        get_task(name.strip())
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"Task weight {item!r}: {value!r} is not a number.") from None
+    return weights
+
+
+def draw_task(config: MixedConfig, rng: np.random.Generator) -> str:
+    names = sorted(config.weights)  # sorted: the draw does not depend on the dict's order
+    weights = np.asarray([config.weights[n] for n in names], dtype=float)
+    return str(rng.choice(names, p=weights / weights.sum()))

@@ -1,0 +1,134 @@
+"""UMMF conditioning (ResFlow-Tuner, paper 003): the LQ image as extra tokens of the base's own joint attention.
+
+The packed LQ latent is embedded by the base's frozen `x_embedder` together with the noisy latent and appended to
+the image sequence (`[text; noisy image; LQ image]` in every block), with the same RoPE position ids as the target
+grid (pixel-aligned: token i of the LQ sits where token i of the output does). Its tokens are dropped from the
+output. What trains is a LoRA on the attention and MLP projections of every block (rank 16 by default), saved in
+diffusers' LoRA format beside this component's small config; [`FluxIRPipeline.load_conditioning`] loads both.
+
+`mode="add"` is the ablation the paper compares against: the LQ latent added to the noisy latent before the shared
+`x_embedder` (adding the two embeddings, the embedder's bias counted once), same LoRA.
+
+Departure, stated: diffusers' FLUX blocks modulate every image token with the same timestep embedding, so the LQ
+tokens are modulated with the noisy tokens' timestep (condition-specific modulation, e.g. at t = 0, would need a
+changed block). The paper does not say which it uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+
+from .conditioning import ConditioningMixin, check_base_geometry
+
+UMMF_MODES = ("sequence", "add")
+# Attention and MLP projections of every double block (image and text streams) and single block, as one regex for
+# peft (matched against whole module names, so the output layer `proj_out` is not included).
+UMMF_LORA_TARGETS = (
+    r"(transformer_blocks\.\d+\.(attn\.(to_q|to_k|to_v|to_out\.0|add_q_proj|add_k_proj|add_v_proj|to_add_out)"
+    r"|ff\.net\.(0\.proj|2)|ff_context\.net\.(0\.proj|2))"
+    r"|single_transformer_blocks\.\d+\.(attn\.(to_q|to_k|to_v)|proj_mlp|proj_out))"
+)
+GEOMETRY_KEYS = ("in_channels", "num_layers", "num_single_layers", "attention_head_dim", "num_attention_heads",
+                 "joint_attention_dim", "pooled_projection_dim")  # fmt: skip
+
+
+class UMMFConditioner(ConditioningMixin, ModelMixin, ConfigMixin):
+    r"""
+    The UMMF conditioning component: no weights of its own beyond the cached empty-prompt embeddings; its LoRA
+    lives in the base transformer (`pipe.load_conditioning(folder)` loads it from `pytorch_lora_weights.safetensors`).
+
+    Args:
+        mode (`str`, defaults to `"sequence"`): `"sequence"` (UMMF: LQ tokens appended to the joint attention) or
+            `"add"` (the LQ latent added to the noisy tokens; the paper's ablation).
+        lora_rank (`int`, defaults to 16): Rank of the LoRA on every attention and MLP projection.
+        in_channels, num_layers, num_single_layers, attention_head_dim, num_attention_heads, joint_attention_dim,
+        pooled_projection_dim: The base transformer's geometry (checked when loading).
+        max_sequence_length (`int`, defaults to 512): Rows of the cached empty-prompt embeddings.
+        task_prompts (`dict[str, str]`, *optional*): As [`FluxIRAdapter`]: the prompt of each task it was trained for.
+        distilled_sigmas (`list[float]`, *optional*): As [`FluxIRAdapter`].
+    """
+
+    uses_lora: ClassVar[bool] = True
+    lora_targets: ClassVar[str] = UMMF_LORA_TARGETS
+
+    @register_to_config
+    def __init__(
+        self,
+        mode: str = "sequence",
+        lora_rank: int = 16,
+        in_channels: int = 64,
+        num_layers: int = 19,
+        num_single_layers: int = 38,
+        attention_head_dim: int = 128,
+        num_attention_heads: int = 24,
+        joint_attention_dim: int = 4096,
+        pooled_projection_dim: int = 768,
+        max_sequence_length: int = 512,
+        task_prompts: dict[str, str] | None = None,
+        distilled_sigmas: list[float] | None = None,
+    ):
+        super().__init__()
+        if mode not in UMMF_MODES:
+            raise ValueError(f"`mode` must be one of {UMMF_MODES}, got {mode!r}.")
+        if lora_rank < 1:
+            raise ValueError(f"`lora_rank` must be a positive integer, got {lora_rank}.")
+        self._register_empty_prompt_cache(max_sequence_length, joint_attention_dim, pooled_projection_dim)
+
+    @classmethod
+    def from_transformer(cls, transformer, mode: str = "sequence", lora_rank: int = 16,
+                         max_sequence_length: int = 512) -> UMMFConditioner:  # fmt: skip
+        """A conditioner for `transformer`'s geometry."""
+        base = transformer.config
+        return cls(mode=mode, lora_rank=lora_rank, max_sequence_length=max_sequence_length,
+                   **{key: base[key] for key in GEOMETRY_KEYS})  # fmt: skip
+
+    def check_compatible(self, transformer) -> None:
+        check_base_geometry(self, transformer, GEOMETRY_KEYS, "Load the base model this UMMF LoRA was trained on.")
+
+    def lora_config(self):
+        """peft's `LoraConfig` of this conditioning's LoRA (what `fluxir-train --conditioning ummf` adds)."""
+        from peft import LoraConfig
+
+        rank = self.config.lora_rank
+        return LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=UMMF_LORA_TARGETS)
+
+    def prepare_base_call(
+        self, base_kwargs: dict[str, Any], lq_latents: torch.Tensor, conditioning_scale: float = 1.0
+    ) -> tuple[dict[str, Any], Any]:
+        """The base call with the LQ tokens appended (or added); the output keeps the noisy tokens only."""
+        latents = base_kwargs["hidden_states"]
+        lq = lq_latents.to(latents.dtype)
+        kwargs = dict(base_kwargs)
+        if conditioning_scale != 1.0:  # the LoRA's strength (diffusers scales LoRA layers for the call)
+            kwargs["joint_attention_kwargs"] = {**(base_kwargs.get("joint_attention_kwargs") or {}),
+                                                "scale": float(conditioning_scale)}  # fmt: skip
+        if self.config.mode == "add":
+            kwargs["hidden_states"] = latents + lq
+            return kwargs, None
+        tokens = latents.shape[1]
+        kwargs["hidden_states"] = torch.cat([latents, lq], dim=1)
+        kwargs["img_ids"] = torch.cat([base_kwargs["img_ids"], base_kwargs["img_ids"]], dim=0)  # shared positions
+        return kwargs, lambda out: out[:, :tokens]
+
+
+def lora_parameter_count(transformer, targets: str | list[str], rank: int) -> int:
+    """Parameters of a rank-`rank` LoRA on the `nn.Linear` modules of `transformer` that peft would target (a regex
+    matched against whole names, or a list of name suffixes): `rank * (in + out)` each. Works on the meta device."""
+    import re
+
+    import torch.nn as nn
+
+    def matches(name: str) -> bool:
+        if isinstance(targets, str):
+            return re.fullmatch(targets, name) is not None
+        return any(name == t or name.endswith("." + t) for t in targets)
+
+    return sum(
+        rank * (m.in_features + m.out_features)
+        for name, m in transformer.named_modules()
+        if isinstance(m, nn.Linear) and matches(name)
+    )

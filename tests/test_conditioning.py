@@ -1,0 +1,144 @@
+"""The conditioning zoo (paper 003 §1): UMMF, its direct-addition ablation and DRA's restoration adapter beside the
+FluxIR adapter, through one denoising loop; training, saving, loading and refusals on the tiny stack."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fluxir_hub import FluxIRAdapter
+from fluxir_hub.models.adapter_dra import DRAAdapter
+from fluxir_hub.models.conditioning_ummf import UMMF_LORA_TARGETS, UMMFConditioner, lora_parameter_count
+from fluxir_hub.testing import tiny_pipeline, tiny_transformer
+from training.trainer import Trainer
+
+from .helpers import gen, make_pairs_folder, photo
+from .test_distill import _config
+
+
+def _call(pipe, component, lq_seed=0):
+    """One conditioned velocity with the pipeline's own `predict_velocity`, for an LQ drawn from `lq_seed`."""
+    pipe.register_modules(adapter=component)
+    component.install(pipe.transformer)
+    latents = torch.randn(1, 4, 64, generator=gen(1))
+    lq = torch.randn(1, 4, 64, generator=gen(lq_seed))
+    embeds, pooled, txt_ids = pipe.encode_prompt([""], device=torch.device("cpu"), max_sequence_length=32)
+    pipe._joint_attention_kwargs = None
+    return pipe.predict_velocity(latents, lq, torch.full((1,), 0.6), embeds, pooled, txt_ids, torch.full((1,), 3.5),
+                                 token_height=2, token_width=2)  # fmt: skip
+
+
+def test_ummf_appends_lq_tokens_at_shared_positions_and_drops_them_from_the_output():
+    pipe = tiny_pipeline()
+    ummf = UMMFConditioner.from_transformer(pipe.transformer, max_sequence_length=32)
+    base = {"hidden_states": torch.zeros(2, 4, 64), "img_ids": torch.arange(12.0).view(4, 3), "timestep": 0}
+    kwargs, finish = ummf.prepare_base_call(base, torch.ones(2, 4, 64))
+    assert kwargs["hidden_states"].shape == (2, 8, 64) and torch.equal(
+        kwargs["hidden_states"][:, 4:], torch.ones(2, 4, 64)
+    )
+    assert torch.equal(kwargs["img_ids"][:4], kwargs["img_ids"][4:])  # the LQ token i sits where output token i does
+    assert finish(torch.arange(16.0).view(2, 8, 1)).shape == (2, 4, 1)
+    out = _call(pipe, ummf)
+    assert out.shape == (1, 4, 64) and not torch.allclose(out, _call(pipe, ummf, lq_seed=5))  # the LQ is attended to
+    add = UMMFConditioner.from_transformer(pipe.transformer, mode="add", max_sequence_length=32)
+    assert not torch.allclose(_call(pipe, add), _call(pipe, add, lq_seed=5))
+    with pytest.raises(ValueError, match="`mode` must be one of"):
+        UMMFConditioner(mode="concat")
+
+
+def test_dra_starts_as_the_plain_base_and_its_stages_sit_after_every_fourth_block():
+    pipe = tiny_pipeline()
+    dra = DRAAdapter.from_transformer(pipe.transformer, adapter_dim=16, every=2, max_sequence_length=32)
+    blocks = len(pipe.transformer.transformer_blocks) + len(pipe.transformer.single_transformer_blocks)
+    assert len(dra.stages) == blocks // 2 and [dra.stage_of_block(i) for i in range(4)] == [None, 0, None, 1]
+    torch.manual_seed(0)
+    for stage in dra.stages:  # give the zero-initialised outputs a value: now the LQ matters
+        torch.nn.init.normal_(stage.out.weight, std=0.02)
+    assert not torch.allclose(_call(pipe, dra, lq_seed=0), _call(pipe, dra, lq_seed=5))
+    # gradients reach the LQ embedding and every stage through the base's forward
+    dra.zero_grad()
+    _call(pipe, dra).pow(2).mean().backward()
+    assert dra.lq_embedder.weight.grad is not None and all(s.entry.fc1.weight.grad is not None for s in dra.stages)
+
+
+def test_dra_output_at_initialisation_equals_the_base():
+    pipe = tiny_pipeline()
+    dra = DRAAdapter.from_transformer(pipe.transformer, adapter_dim=16, every=2, max_sequence_length=32)
+    with_dra = _call(pipe, dra)
+    latents = torch.randn(1, 4, 64, generator=gen(1))
+    embeds, pooled, txt_ids = pipe.encode_prompt([""], device=torch.device("cpu"), max_sequence_length=32)
+    plain = pipe.predict_velocity(latents, torch.randn(1, 4, 64, generator=gen(0)), torch.full((1,), 0.6), embeds, pooled,
+                            txt_ids, torch.full((1,), 3.5), token_height=2, token_width=2, conditioning_scale=0)  # fmt: skip
+    assert torch.allclose(with_dra, plain, atol=1e-6)  # zero-initialised outputs: training starts from the base
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    return make_pairs_folder(tmp_path_factory.mktemp("zoo") / "fluxgen", size=(128, 128))
+
+
+@pytest.mark.parametrize("conditioning", ["ummf", "ummf-add", "dra"])
+def test_training_saves_a_component_the_pipeline_loads_with_one_call(pairs, tmp_path, conditioning):
+    out = tmp_path / conditioning
+    extra = {"dra_adapter_dim": 16} if conditioning == "dra" else {}
+    Trainer(_config(pairs, out, conditioning=conditioning, max_train_steps=2, learning_rate=1e-2, **extra)).train()
+    assert (out / "config.json").exists() and (out / "pytorch_lora_weights.safetensors").exists()
+    pipe = tiny_pipeline()
+    before = pipe(photo("chelsea", (32, 32)), num_inference_steps=2, generator=gen(0)).images[0]
+    pipe.load_conditioning(out)
+    kind = DRAAdapter if conditioning == "dra" else UMMFConditioner
+    assert isinstance(pipe.adapter, kind) and pipe.transformer.peft_config
+    after = pipe(photo("chelsea", (32, 32)), num_inference_steps=2, generator=gen(0)).images[0]
+    assert after.size == before.size == (128, 128) and not np.array_equal(np.asarray(before), np.asarray(after))
+    with pytest.raises(ValueError, match=f"holds .*{kind.__name__}.*not a FluxIRAdapter"):
+        FluxIRAdapter.from_pretrained(out)  # the wrong kind: named, with how to load it
+    if conditioning == "ummf":
+        # a LoRA made for another base: the geometry is named before any weight is touched
+        bad = tmp_path / "bad"
+        UMMFConditioner.from_transformer(tiny_transformer(), max_sequence_length=32).save_pretrained(bad)
+        config = json.loads((bad / "config.json").read_text())
+        config["num_layers"] += 1
+        (bad / "config.json").write_text(json.dumps(config))
+        with pytest.raises(ValueError, match="num_layers: UMMFConditioner expects"):
+            pipe.load_conditioning(bad)
+
+
+def test_zoo_refusals_name_the_setting(pairs, tmp_path):
+    cases = [
+        ({"conditioning": "controlnet"}, "`conditioning` must be fluxir, ummf, ummf-add or dra"),
+        ({"conditioning": "ummf", "stage": "rl", "adapter_init": "x"}, "works with `--conditioning fluxir` only"),
+        ({"conditioning": "dra", "gradient_checkpointing": True}, "needs `--gradient_checkpointing false`"),
+        ({"conditioning": "ummf", "use_lora": True}, "brings its own LoRA"),
+    ]
+    for change, message in cases:
+        with pytest.raises(ValueError, match=message):
+            _config(pairs, tmp_path, **change).validate()
+
+
+def test_full_size_trainable_parameters():
+    """Counted on the meta device at FLUX.1-dev size (the paper: UMMF about 58M; DRA 80M on SD3)."""
+    from diffusers import FluxTransformer2DModel
+
+    with torch.device("meta"):
+        base = FluxTransformer2DModel(guidance_embeds=True)
+        dra = DRAAdapter.from_transformer(base)
+    assert lora_parameter_count(base, UMMF_LORA_TARGETS, 16) == 65_372_160
+    assert len(dra.stages) == 14 and sum(p.numel() for p in dra.parameters()) == 75_860_928
+    # the output layer is not a block projection: the regex leaves it out
+    assert (
+        lora_parameter_count(base, UMMF_LORA_TARGETS, 1) < lora_parameter_count(base, ["proj_out", "to_q"], 1) + 10**7
+    )
+
+
+def test_captioner_steers_when_no_prompt_is_given(monkeypatch):
+    pipe = tiny_pipeline()
+    seen = []
+    encode = pipe.encode_prompt
+    monkeypatch.setattr(
+        pipe, "encode_prompt", lambda prompt, *a, **k: (seen.append(prompt), encode(prompt, *a, **k))[1]
+    )
+    pipe(photo("coffee", (32, 32)), num_inference_steps=1, captioner=lambda image: f"a {image.width} px photo")
+    assert seen[-1] == ["a 32 px photo"]
+    pipe(photo("coffee", (32, 32)), prompt="given", num_inference_steps=1, captioner=lambda image: "unused")
+    assert seen[-1] == ["given"]

@@ -1,0 +1,271 @@
+"""Paper 002's seven restoration tasks: the degradation families, the `mixed` preset, task prompts in training, the
+pipeline, the Space and per-task evaluation."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dataset_builder import degrade as legacy_degrade
+from fluxir_hub.degradations import (
+    DEFAULT_WEIGHTS,
+    TASKS,
+    MixedConfig,
+    apply_degradation,
+    degrade,
+    parse_weights,
+    sample_degradation,
+)
+from fluxir_hub.degradations.motion_blur import trajectory_kernel
+from fluxir_hub.testing import tiny_pipeline
+
+from .helpers import gen, photo
+
+SAME_SIZE = [t for t in TASKS if t != "sr"]
+
+
+def _array(image):
+    return np.asarray(image, dtype=np.float64) / 255
+
+
+@pytest.mark.parametrize("preset", [*SAME_SIZE, "mixed"])
+def test_every_task_replays_bit_exactly_from_its_json_record(preset):
+    hq = photo("chelsea", (96, 80))
+    for seed in (0, 1):
+        result = degrade(hq, preset, scale=4, seed=seed)
+        record = json.loads(json.dumps(result.params))  # JSON-plain, as FluxGen stores it
+        again = apply_degradation(result.hq, record)
+        assert np.array_equal(np.asarray(again), np.asarray(result.lq))
+        assert result.task in TASKS and record["task"] == result.task
+        expected = (24, 20) if result.task == "sr" else (96, 80)
+        assert result.lq.size == expected and record["scale"] == (4 if result.task == "sr" else 1)
+        assert not np.array_equal(np.asarray(result.lq), np.asarray(degrade(hq, preset, 4, seed + 7).lq))
+    assert legacy_degrade is degrade  # `from dataset_builder import degrade` keeps working
+
+
+def test_each_task_degrades_the_way_its_name_says():
+    hq = photo("astronaut", (128, 128))
+    ref = _array(hq)
+
+    def lq(task, seed=0):
+        return _array(degrade(hq, task, seed=seed).lq)
+
+    def sharpness(a):  # mean gradient magnitude
+        return np.abs(np.diff(a, axis=0)).mean() + np.abs(np.diff(a, axis=1)).mean()
+
+    blurred = [lq("motion_blur", s) for s in range(4)]
+    assert all(sharpness(b) < 0.8 * sharpness(ref) for b in blurred)
+    assert all(lq("low_light", s).mean() < 0.7 * ref.mean() for s in range(4))  # darker
+    for s in range(4):
+        water = lq("underwater", s)
+        red, blue = water[..., 0].mean() / ref[..., 0].mean(), water[..., 2].mean() / ref[..., 2].mean()
+        assert red < blue  # red is absorbed first
+    noisy = [lq("denoise", s) for s in range(6)]
+    assert all(np.abs(n - ref).mean() > 0.01 for n in noisy) and all(abs(n.mean() - ref.mean()) < 0.08 for n in noisy)
+    assert all(lq("desnow", s).mean() > ref.mean() for s in range(4))  # white flakes and haze
+    # raindrops change only what lies under a drop
+    result = degrade(hq, "raindrop", seed=3)
+    changed = np.any(np.asarray(result.lq) != np.asarray(hq), axis=-1)
+    yy, xx = np.mgrid[:128, :128]
+    inside = np.zeros_like(changed)
+    for d in result.params["raindrop"]["drops"]:
+        inside |= ((xx - d["cx"]) / d["rx"]) ** 2 + ((yy - d["cy"]) / d["ry"]) ** 2 <= 1.05
+    assert changed.any() and not (changed & ~inside).any()
+
+
+def test_motion_kernels_are_normalised_and_centred():
+    for seed in range(5):
+        record = sample_degradation("motion_blur", (64, 64), seed=seed)["motion_blur"]
+        kernel = trajectory_kernel(record["trajectory"], record["kernel_size"])
+        size = record["kernel_size"]
+        ys, xs = np.mgrid[:size, :size]
+        assert kernel.sum() == pytest.approx(1.0) and (kernel >= 0).all()
+        assert abs((kernel * xs).sum() - size // 2) < 1.0 and abs((kernel * ys).sum() - size // 2) < 1.0
+
+
+def test_mixed_draws_tasks_with_their_weights_and_refuses_bad_weights():
+    draws = [sample_degradation("mixed", (64, 64), 4, seed)["task"] for seed in range(2000)]
+    total = sum(DEFAULT_WEIGHTS.values())
+    for task, weight in DEFAULT_WEIGHTS.items():
+        expected = weight / total
+        assert abs(draws.count(task) / len(draws) - expected) < 4.5 * np.sqrt(expected * (1 - expected) / 2000)
+    only = MixedConfig(weights={"denoise": 1.0, "sr": 0.0})
+    assert {sample_degradation(only, (64, 64), 4, s)["task"] for s in range(50)} == {"denoise"}
+    assert parse_weights("sr=5, denoise=2") == {"sr": 5.0, "denoise": 2.0}
+    for bad, message in (("deraining=1", "Unknown restoration task"), ("sr", "task=weight"), ("sr=x", "not a number")):
+        with pytest.raises(ValueError, match=message):
+            parse_weights(bad)
+    with pytest.raises(ValueError, match="At least one task weight"):
+        MixedConfig(weights={"sr": 0.0})
+    with pytest.raises(ValueError, match="Unknown degradation preset 'rain'"):
+        degrade(photo(), "rain")
+    with pytest.raises(ValueError, match="no sharpened target"):
+        degrade(photo(), "denoise", sharpen_target=True)
+
+
+def test_old_records_without_a_task_still_replay():
+    hq = photo("coffee", (64, 64))
+    result = degrade(hq, "seesr", scale=4, seed=5)
+    old = {k: v for k, v in result.params.items() if k != "task"}  # records written before tasks existed
+    assert np.array_equal(np.asarray(apply_degradation(result.hq, old)), np.asarray(result.lq))
+
+
+def _all_in_one(pipe):
+    pipe.adapter.register_to_config(task_prompts={t: TASKS[t].prompt for t in ("sr", "denoise")})
+    return pipe
+
+
+def test_pipeline_task_sets_the_prompt_and_the_size(monkeypatch):
+    pipe = tiny_pipeline()
+    lq = photo("chelsea", (32, 32))
+    with pytest.raises(ValueError, match="super-resolution only"):
+        pipe(lq, task="denoise", num_inference_steps=1)
+    sr = pipe(lq, task="sr", num_inference_steps=1, generator=gen(0)).images[0]
+    plain = pipe(lq, num_inference_steps=1, generator=gen(0)).images[0]
+    assert sr.size == (128, 128) and np.array_equal(np.asarray(sr), np.asarray(plain))  # an SR adapter: unchanged
+    _all_in_one(pipe)
+    seen = []
+    encode = pipe.encode_prompt
+    monkeypatch.setattr(
+        pipe, "encode_prompt", lambda prompt, *a, **k: (seen.append(prompt), encode(prompt, *a, **k))[1]
+    )
+    out = pipe(lq, task="denoise", prompt="a cat", num_inference_steps=1, generator=gen(0)).images[0]
+    assert out.size == (32, 32) and seen[-1] == ["a cat, noise-free, clean, smooth"]  # same size, task prompt last
+    assert pipe(lq, task="denoise", upscale=2, num_inference_steps=1).images[0].size == (64, 64)
+    with pytest.raises(ValueError, match="not trained for task 'desnow'; it knows sr, denoise"):
+        pipe(lq, task="desnow", num_inference_steps=1)
+    with pytest.raises(ValueError, match="Unknown restoration task 'rain'"):
+        pipe(lq, task="rain", num_inference_steps=1)
+
+
+def test_training_on_mixed_data_uses_task_prompts_and_saves_them(tmp_path):
+    from fluxir_hub import FluxIRAdapter
+    from training.config import TrainConfig
+    from training.data import PairSource, iterate_batches
+    from training.trainer import Trainer
+
+    folder = tmp_path / "hq"
+    folder.mkdir()
+    for i, name in enumerate(("astronaut", "chelsea", "coffee", "rocket")):
+        photo(name, (64, 64)).save(folder / f"{i}.png")
+    config = TrainConfig(
+        pretrained_model="tiny", hq_folder=str(folder), degradation_preset="mixed", crop_sizes=["64x64"],
+        max_train_steps=2, rank=4, output_dir=str(tmp_path / "out"), validation_steps=None, report_to="none",
+        checkpointing_steps=100, pixel_loss_crop=4, mixed_precision="no", gradient_checkpointing=False,
+        train_batch_size=4,
+    )  # fmt: skip
+    source = PairSource(config)
+    assert source.use_task_prompts and source.tasks == sorted(DEFAULT_WEIGHTS)
+    batch = next(iterate_batches(config, source))
+    assert all(p in {t.prompt for t in TASKS.values()} for p in batch["prompts"])
+    assert batch["hq"].shape == batch["lq"].shape == (4, 3, 64, 64)  # SR LQs upsampled, others as they are
+    Trainer(config).train()
+    adapter = FluxIRAdapter.from_pretrained(tmp_path / "out")
+    assert adapter.config.task_prompts == {t: TASKS[t].prompt for t in sorted(DEFAULT_WEIGHTS)}
+    off = TrainConfig(**{**config.to_dict(), "task_prompts": "off", "output_dir": str(tmp_path / "off")})
+    assert not PairSource(off).use_task_prompts
+    with pytest.raises(ValueError, match="`task_prompts` must be auto, on or off"):
+        TrainConfig(**{**config.to_dict(), "task_prompts": "yes"}).validate()
+    with pytest.raises(ValueError, match="Unknown `degradation_preset` 'rainy'"):
+        TrainConfig(**{**config.to_dict(), "degradation_preset": "rainy"}).validate()
+
+
+def test_fluxgen_mixed_build_records_the_task_of_every_pair(tmp_path):
+    from datasets import load_dataset
+
+    from dataset_builder.cli import main
+    from dataset_builder.config import FluxGenConfig
+    from dataset_builder.degrade_stage import degrade_images
+
+    out = tmp_path / "build"
+    assert main(["run", "-o", str(out), "--tiny", "--preset", "mixed", "--task-weights", "denoise=1,desnow=1"]) == 0
+    ds = load_dataset(str(out / "dataset"))
+    rows = list(ds["train"]) + list(ds["validation"])
+    assert {row["task"] for row in rows} <= {"denoise", "desnow"}
+    for row in rows:
+        record = json.loads(row["degradation"])
+        assert record["task"] == row["task"] and record["preset"] == "mixed"
+        factor = 4 if row["task"] == "sr" else 1
+        assert row["lq"].size == (row["hq"].width // factor, row["hq"].height // factor)
+    config = FluxGenConfig.load(out)
+    assert degrade_images(out, config.degrade, show_progress=False) == 0  # current: nothing redone
+    card = (out / "dataset" / "README.md").read_text()
+    assert "`desnow`" in card or "`denoise`" in card
+    config.degrade.task_weights = {"sr": 1.0}
+    assert degrade_images(out, config.degrade, show_progress=False) == len(rows)  # another mix: every LQ remade
+    sr_record = json.loads(next((out / "lq").rglob("*.json")).read_text())
+    assert sr_record["task"] == "sr" and sr_record["target"] == "usm"  # the seesr pairs keep their sharpened target
+    assert main(["degrade", "-o", str(out), "--task-weights", "sr=x"]) != 0
+
+
+def test_eval_builds_a_task_benchmark_and_reports_per_task(tmp_path):
+    from fluxir_hub.cli.evaluate import main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("astronaut", "coffee"):
+        photo(name, (96, 96)).save(photos / f"{name}.png")
+    bench = tmp_path / "bench"
+    assert main(["build", "tasks", "--source", str(photos), "--count", "1", "--crop", "64", "--tasks",
+                 "sr,low_light", "-o", str(bench)]) == 0  # fmt: skip
+    manifest = json.loads((bench / "benchmark.json").read_text())
+    assert [e["task"] for e in manifest["entries"]] == ["sr", "low_light"]
+    sizes = {p.stem.split("_0")[0]: Image.open(p).size for p in (bench / "lq").glob("*.png")}
+    assert sizes == {"sr": (16, 16), "low_light": (64, 64)}
+    results = tmp_path / "results"
+    assert main(["restore", str(bench), "-o", str(results / "tasks" / "bicubic"), "--method", "bicubic"]) == 0
+    assert {Image.open(p).size for p in (results / "tasks" / "bicubic").glob("*.png")} == {(64, 64)}
+    assert main(["score", "--bench", f"tasks={bench}", "--results", str(results), "--methods", "bicubic",
+                 "--metrics", "PSNR", "-o", str(tmp_path / "report")]) == 0  # fmt: skip
+    table = (tmp_path / "report" / "table.md").read_text()
+    assert "| Tasks / sr | PSNR" in table and "| Tasks / low_light | PSNR" in table
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert set(summary["tasks/bicubic"]["tasks"]) == {"sr", "low_light"}
+    assert main(["build", "tasks", "--source", str(photos), "--tasks", "rain", "-o", str(tmp_path / "x")]) != 0
+
+
+def test_space_offers_the_adapters_tasks_and_keeps_the_size(tmp_path):
+    import gradio as gr
+
+    from demo.app import DemoModel, Restorer, upload_folder
+
+    model = DemoModel(_all_in_one(tiny_pipeline()), "tiny", "", 512 * 512, 1024 * 1024, 0.05, default_steps=1)
+    assert model.tasks == ["sr", "denoise"]
+    inside = upload_folder() / "test-tasks"
+    inside.mkdir(parents=True, exist_ok=True)
+    photo("astronaut", (32, 32)).save(inside / "in.png")
+    args = ["", 4, 1, 0, False, 0.05, "wavelet", False, 2]
+    (_, after), _, _, _ = Restorer(model).restore(str(inside / "in.png"), *args, "denoise")
+    assert after.size == (32, 32)  # the client's upscale 4 is ignored for a same-size task
+    with pytest.raises(gr.Error, match="Task must be one of sr, denoise"):
+        Restorer(model).restore(str(inside / "in.png"), *args, "desnow")
+    torch.manual_seed(0)
+
+
+def test_restore_cli_task_option(tmp_path, capsys):
+    from fluxir_hub.cli.restore import main
+
+    photo("coffee", (32, 32)).save(tmp_path / "in.png")
+    code = main([str(tmp_path / "in.png"), "-o", str(tmp_path / "out"), "--tiny", "--steps", "1", "--task", "desnow"])
+    assert code == 2 and "super-resolution only" in capsys.readouterr().err
+    assert not list((tmp_path / "out").glob("*.png"))
+    assert main([str(tmp_path / "in.png"), "-o", str(tmp_path / "sr"), "--tiny", "--steps", "1", "--task", "sr"]) == 0
+    assert Image.open(next((tmp_path / "sr").glob("*.png"))).size == (128, 128)
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "in.png"), "-o", str(tmp_path / "x"), "--tiny", "--task", "dehaze"])
+
+
+def test_colour_changing_tasks_default_to_no_colour_fix_and_no_lq_pull():
+    pipe = tiny_pipeline()
+    pipe.adapter.register_to_config(task_prompts={"low_light": TASKS["low_light"].prompt})
+    lq = photo("chelsea", (32, 32))
+
+    def run(**kwargs):
+        return np.asarray(pipe(lq, task="low_light", num_inference_steps=2, generator=gen(0), **kwargs).images[0])
+
+    default = run()
+    assert np.array_equal(default, run(color_fix="none", restoration_weight=0.0))
+    assert not np.array_equal(default, run(color_fix="wavelet", restoration_weight=0.05))
+    assert not TASKS["low_light"].keeps_colors and TASKS["denoise"].keeps_colors

@@ -1,0 +1,155 @@
+"""RL trajectory tuning of a trained FluxIR adapter (paper 002, FLUX-IR §4; `fluxir-train --stage rl`).
+
+Exploration ("modulated SDE"): at one Euler step of the reference policy's trajectory (a frozen copy of the adapter,
+refreshed from the policy every `rl_refresh_steps`), the step overshoots by a factor alpha in [1, 2) and is re-noised
+so that its noise-to-signal ratio is the deterministic schedule's at the next step ([`modulated_sde_step`], the
+relation in the authors' `sde_sampling`). Each rollout then follows the reference ODE to the end; its reward is the
+negative pixel MSE of the decoded result to the ground truth. Per pair, the best of the rollouts and of the
+reference's own ODE path is kept (reward-filtered imitation; the authors' code has the losses but not the selection).
+
+Losses (the authors' `optimize_parameters_reinforce`): the policy's deterministic step from the reference state,
+pulled onto the kept rollout's state (L_traj); the policy's clean-image estimate at the kept state against the
+ground truth (L_GT: a one-jump estimate rather than a full ODE rollout with gradients, which would hold the whole
+trajectory's activations at FLUX size); plus the ordinary flow-matching loss.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+
+from fluxir_hub import FluxIRAdapter
+from fluxir_hub.latents import unpack_latents
+from fluxir_hub.schedules import shifted_sigmas, uniform_sigmas
+
+from .model import controlled_velocity
+
+
+def modulated_sde_step(
+    latents: torch.Tensor, velocity: torch.Tensor, sigma: float, sigma_next: float, alpha: torch.Tensor,
+    noise: torch.Tensor,
+) -> torch.Tensor:  # fmt: skip
+    """
+    One exploratory step from noise level `sigma` to `sigma_next` (rectified flow, `x = (1 - s) x0 + s eps`).
+
+    Overshoot the Euler step by `alpha` (per sample, `(B,)`), add fresh noise `beta * noise`, and rescale so that the
+    data and noise weights sum to one with the noise-to-signal ratio of `sigma_next`:
+    `(s - a D)^2 + beta^2 = (s - D)^2 (1 - s + a D)^2 / (1 - s + D)^2` with `D = sigma - sigma_next`. `alpha = 1` and
+    zero noise is the Euler step. Alphas that would overshoot past noise level 0 are clipped to `sigma / D`.
+
+    Args:
+        latents, velocity, noise: `(B, ...)` tensors of one shape.
+        alpha: `(B,)` overshoot factors >= 1.
+
+    Returns:
+        `(B, ...)` latents on the marginal of noise level `sigma_next`.
+    """
+    delta = sigma - sigma_next
+    shape = (-1,) + (1,) * (latents.dim() - 1)
+    alpha = alpha.to(latents).clamp(1.0, sigma / delta).view(shape)
+    data = 1 - sigma + alpha * delta  # weight of x0 after the overshoot
+    left = sigma - alpha * delta  # weight of the original noise after it
+    beta_sq = ((sigma - delta) * data / (1 - sigma + delta)) ** 2 - left**2
+    beta = beta_sq.clamp_min(0).sqrt()
+    moved = latents - alpha * delta * velocity - beta * noise
+    return moved / (data + (left**2 + beta**2).sqrt())
+
+
+class RLTuner:
+    """The reference policy, the exploration and the loss of the rl stage."""
+
+    def __init__(self, config, policy: FluxIRAdapter, scheduler_config, decode, dtype: torch.dtype = torch.float32):
+        self.config = config
+        self.dtype = dtype
+        self.policy = policy
+        self.reference = copy.deepcopy(policy).requires_grad_(False).eval()
+        self.scheduler_config = scheduler_config
+        self.decode = decode  # latents (B, C, h, w) -> images in [-1, 1]
+        self.grid = uniform_sigmas(config.teacher_steps)
+
+    def refresh(self) -> None:
+        """Copy the policy's weights into the reference (every `rl_refresh_steps` optimizer steps)."""
+        self.reference.load_state_dict(self.policy.state_dict())
+
+    def reference_velocity(self, transformer, latents, lq, embeds, pooled, sigma, img_ids, txt_ids, guidance):
+        self.reference.install(transformer)  # the reference's hooks on the shared base for the call
+        timestep = torch.full((latents.shape[0],), float(sigma), device=latents.device)
+        return controlled_velocity(transformer, self.reference, latents.to(self.dtype), lq, embeds, pooled, timestep,
+                                   img_ids, txt_ids, guidance).float()  # fmt: skip
+
+    @torch.no_grad()
+    def explore(self, transformer, z0, z1, lq, embeds, pooled, img_ids, txt_ids, guidance, hq_pixels, generator, size):
+        """
+        Roll out the reference to the chosen step, branch into `rl_rollouts` modulated steps (plus the ODE step),
+        finish every branch with the reference ODE and keep each pair's best branch.
+
+        Returns `(k, sigmas, x_k, kept_next, kept_reward, ode_reward)`: the perturbed step index, the shifted noise
+        levels, the reference state at step k, the kept state at step k + 1 and the rewards of the kept and the ODE
+        branches (`(B,)`).
+        """
+        config = self.config
+        b = z1.shape[0]
+        sigmas = shifted_sigmas(self.grid, z1.shape[1], self.scheduler_config)
+        steps = config.rl_perturb_steps
+        k = int(steps[int(torch.randint(len(steps), (1,), generator=generator))])
+        x = z1.float()
+
+        def velocity(x, sigma):
+            return self.reference_velocity(transformer, x, lq, embeds, pooled, sigma, img_ids, txt_ids, guidance)
+
+        for i in range(k):
+            x = x + (float(sigmas[i + 1]) - float(sigmas[i])) * velocity(x, sigmas[i])
+        x_k = x
+        v_k = velocity(x_k, sigmas[k])
+        n = config.rl_rollouts
+        low, high = config.rl_alpha
+        alpha = low + (high - low) * torch.rand((n * b,), generator=generator)
+        noise = torch.randn((n * b, *x_k.shape[1:]), generator=generator).to(x_k)
+        branches = torch.cat([
+            x_k + (float(sigmas[k + 1]) - float(sigmas[k])) * v_k,  # branch 0: the reference's own ODE step
+            modulated_sde_step(x_k.repeat(n, 1, 1), v_k.repeat(n, 1, 1), float(sigmas[k]), float(sigmas[k + 1]),
+                               alpha, noise),
+        ])  # fmt: skip
+
+        def rep(t):  # the conditioning of every branch
+            return t.repeat(n + 1, *([1] * (t.dim() - 1)))
+
+        y = branches
+        for i in range(k + 1, len(sigmas) - 1):
+            v = self.reference_velocity(transformer, y, rep(lq), rep(embeds), rep(pooled), sigmas[i], img_ids, txt_ids,
+                                        rep(guidance))  # fmt: skip
+            y = y + (float(sigmas[i + 1]) - float(sigmas[i])) * v
+        self.policy.install(transformer)  # the policy's hooks again before anything that needs gradients
+        h, w = size
+        pixels = self.decode(unpack_latents(y, h, w)).float()
+        reward = -((pixels - rep(hq_pixels).float()) ** 2).flatten(1).mean(1)  # (n + 1) * b
+        reward = reward.view(n + 1, b)
+        best = reward.argmax(0)  # ties keep the ODE branch (index 0)
+        kept = branches.view(n + 1, b, *branches.shape[1:])[best, torch.arange(b)]
+        return k, sigmas, x_k, kept, reward[best, torch.arange(b)], reward[0]
+
+    def loss(self, model, transformer, z0, z1, lq, embeds, pooled, img_ids, txt_ids, guidance, base_loss, hq_pixels,
+             generator, size):  # fmt: skip
+        """The RL loss for one batch of packed latents (`z0` data, `z1` noise), and its parts."""
+        config = self.config
+        k, sigmas, x_k, kept, kept_reward, ode_reward = self.explore(
+            transformer, z0, z1, lq, embeds, pooled, img_ids, txt_ids, guidance, hq_pixels, generator, size
+        )
+        b = z1.shape[0]
+        t_k = torch.full((b,), float(sigmas[k]), device=z1.device)
+        v_policy = model(x_k.to(self.dtype), lq, embeds, pooled, t_k, img_ids, txt_ids, guidance).float()
+        step = x_k + (float(sigmas[k + 1]) - float(sigmas[k])) * v_policy
+        traj = F.mse_loss(step, kept)
+        t_next = torch.full((b,), float(sigmas[k + 1]), device=z1.device)
+        v_kept = model(kept.to(self.dtype), lq, embeds, pooled, t_next, img_ids, txt_ids, guidance).float()
+        estimate = kept - float(sigmas[k + 1]) * v_kept  # the policy's clean latent from the kept state
+        to_gt = F.mse_loss(estimate, z0.float())
+        loss = config.rl_traj_weight * traj + config.rl_gt_weight * to_gt + config.rl_base_weight * base_loss
+        gain = (kept_reward - ode_reward).mean().item()  # >= 0: how much the kept branch beat the ODE path
+        logs = {"loss_traj": traj.item(), "loss_gt": to_gt.item(), "loss_base": base_loss.item(), "rl_step": k,
+                "reward_ode": ode_reward.mean().item(), "reward_gain": gain,
+                "psnr_ode": float(10 * math.log10(4 / max(1e-12, -ode_reward.mean().item())))}  # fmt: skip
+        return loss, logs
