@@ -119,16 +119,17 @@ def load_model() -> DemoModel:
         reason = "no GPU is available"
     if reason is None:
         try:
-            from fluxir_hub import FluxIRAdapter, FluxIRPipeline
+            from fluxir_hub import FluxIRPipeline
 
-            adapter = FluxIRAdapter.from_pretrained(
-                adapter_id, revision=os.environ.get("FLUXIR_ADAPTER_REVISION"), dtype=torch.bfloat16
-            )
             pipe = FluxIRPipeline.from_pretrained(
                 os.environ.get("FLUXIR_BASE_MODEL", "black-forest-labs/FLUX.1-dev"),
                 revision=os.environ.get("FLUXIR_BASE_REVISION"),
-                adapter=adapter,
+                adapter=None,
                 dtype=torch.bfloat16,
+            )
+            # a FluxIR adapter, UMMF or DRA adapter: the repo's config says which
+            pipe.load_conditioning(
+                adapter_id, revision=os.environ.get("FLUXIR_ADAPTER_REVISION"), dtype=torch.bfloat16
             )
             pipe.to("cuda")
             pipe.vae.enable_tiling()

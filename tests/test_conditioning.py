@@ -142,3 +142,16 @@ def test_captioner_steers_when_no_prompt_is_given(monkeypatch):
     assert seen[-1] == ["a 32 px photo"]
     pipe(photo("coffee", (32, 32)), prompt="given", num_inference_steps=1, captioner=lambda image: "unused")
     assert seen[-1] == ["given"]
+
+
+def test_cards_of_the_other_conditionings_say_what_they_are_and_how_to_load(pairs, tmp_path):
+    from training.hub import write_model_card
+
+    ummf = write_model_card(tmp_path / "u", _config(pairs, tmp_path, conditioning="ummf"), steps=3).read_text()
+    assert (
+        "UMMF restoration LoRA" in ummf and "pipe.load_conditioning(" in ummf and "FluxIRAdapter.from_pre" not in ummf
+    )
+    dra = write_model_card(tmp_path / "d", _config(pairs, tmp_path, conditioning="dra"), steps=3).read_text()
+    assert "DRA restoration adapter" in dra and "pipe.load_conditioning(" in dra
+    plain = write_model_card(tmp_path / "p", _config(pairs, tmp_path), steps=3).read_text()
+    assert "FluxIRAdapter.from_pretrained" in plain and "load_conditioning" not in plain

@@ -170,6 +170,12 @@ def test_training_on_mixed_data_uses_task_prompts_and_saves_them(tmp_path):
         TrainConfig(**{**config.to_dict(), "task_prompts": "yes"}).validate()
     with pytest.raises(ValueError, match="Unknown `degradation_preset` 'rainy'"):
         TrainConfig(**{**config.to_dict(), "degradation_preset": "rainy"}).validate()
+    only = TrainConfig(**{**config.to_dict(), "task_weights": "denoise=1,desnow=0"})
+    assert PairSource(only).tasks == ["denoise"]
+    with pytest.raises(ValueError, match="Unknown restoration task 'haze'"):
+        TrainConfig(**{**config.to_dict(), "task_weights": "haze=1"}).validate()
+    with pytest.raises(ValueError, match="`task_weights` needs `degradation_preset mixed`"):
+        TrainConfig(**{**config.to_dict(), "degradation_preset": "seesr", "task_weights": "sr=1"}).validate()
 
 
 def test_fluxgen_mixed_build_records_the_task_of_every_pair(tmp_path):

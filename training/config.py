@@ -59,6 +59,12 @@ class TrainConfig:
             "denoise, raindrop, desnow) or mixed (all seven tasks, paper 002)"
         ),
     )
+    task_weights: str | None = field(
+        default=None,
+        metadata=_help(
+            "With degradation_preset mixed: task=weight pairs, e.g. sr=5,denoise=2 (default: the authors' mix)"
+        ),
+    )
     scale: int = field(default=4, metadata=_help("Super-resolution HQ / LQ size ratio (other tasks keep the size)"))
     task_prompts: str = field(
         default="auto",
@@ -291,6 +297,9 @@ class TrainConfig:
             raise ValueError(
                 f"Unknown `degradation_preset` {self.degradation_preset!r}; choose one of {', '.join(PRESETS)}."
             )
+        if self.task_weights is not None and self.degradation_preset != "mixed":
+            raise ValueError("`task_weights` needs `degradation_preset mixed`.")
+        self.degradation_config  # noqa: B018 (checks the task weights)
         if self.conditioning not in ("fluxir", "ummf", "ummf-add", "dra"):
             raise ValueError(f"`conditioning` must be fluxir, ummf, ummf-add or dra, got {self.conditioning!r}.")
         if self.conditioning != "fluxir":
@@ -367,6 +376,15 @@ class TrainConfig:
                 raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
         if self.push_to_hub and not self.hub_model_id:
             raise ValueError("`push_to_hub` needs `hub_model_id` (e.g. your-org/fluxir-adapter).")
+
+    @property
+    def degradation_config(self):
+        """The on-the-fly degradation preset, with `task_weights` applied to `mixed`."""
+        from fluxir_hub.degradations import PRESETS, MixedConfig, parse_weights
+
+        if self.task_weights is not None:
+            return MixedConfig(weights=parse_weights(self.task_weights))
+        return PRESETS[self.degradation_preset]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

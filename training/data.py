@@ -76,10 +76,8 @@ class PairSource:
     @property
     def tasks(self) -> list[str] | None:
         """The restoration tasks of the pairs (None: unknown, e.g. a streamed dataset)."""
-        from fluxir_hub.degradations import PRESETS
-
         if self.dataset is None:
-            preset = PRESETS[self.config.degradation_preset]
+            preset = self.config.degradation_config
             return sorted(n for n, w in preset.weights.items() if w > 0) if preset.task == "mixed" else [preset.task]
         if self.task_column is None:
             return ["sr"]  # FluxGen datasets made before tasks hold super-resolution pairs
@@ -173,7 +171,7 @@ def crop_pair(pair: Pair, size: tuple[int, int], rng: np.random.Generator, confi
         from fluxir_hub.degradations import degrade
 
         # the preset's target: the unsharp-masked crop for seesr/realesrgan, as FluxGen stores it
-        result = degrade(hq, preset=config.degradation_preset, scale=scale, seed=degrade_seed)
+        result = degrade(hq, preset=config.degradation_config, scale=scale, seed=degrade_seed)
         hq, lq, pair.task = result.hq, result.lq, result.task
     else:
         expected = (pair.hq.width // scale, pair.hq.height // scale)

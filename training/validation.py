@@ -28,7 +28,7 @@ def validation_inputs(trainer, count: int) -> list[tuple[Image.Image, str | None
             continue
         if pair.lq is None:
             hq = pair.hq.crop((left, top, left + width, top + height))
-            result = degrade(hq, preset=config.degradation_preset, scale=config.scale, seed=len(images))
+            result = degrade(hq, preset=config.degradation_config, scale=config.scale, seed=len(images))
             lq, task = result.lq, result.task
         else:
             s = 1 if pair.lq.size == pair.hq.size else config.scale  # same-size tasks keep the HQ's size

@@ -123,7 +123,8 @@ def load_pipeline(args: argparse.Namespace):
 
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    from fluxir_hub import FluxIRAdapter, FluxIRPipeline
+    from fluxir_hub import FluxIRPipeline
+    from fluxir_hub.models.conditioning import load_conditioning_component
 
     if args.adapter is None:
         from fluxir_hub.mini import MINI_DESCRIPTION, load_mini_pipeline
@@ -147,15 +148,17 @@ def load_pipeline(args: argparse.Namespace):
         )
     dtype = getattr(torch, args.dtype)
     try:
-        adapter = FluxIRAdapter.from_pretrained(args.adapter, revision=args.adapter_revision, dtype=dtype)
+        # a FluxIR adapter, UMMF or DRA adapter: the folder's config says which
+        adapter = load_conditioning_component(args.adapter, revision=args.adapter_revision, dtype=dtype)
         # With the empty prompt cached in the adapter, no text encoder is loaded at all (T5 alone is 9 GB).
         skip_text = {}
         task_text = args.task is not None and bool(adapter.config.get("task_prompts"))
         if not args.prompt and not task_text and adapter.has_empty_prompt_embeds:
             skip_text = {"text_encoder": None, "tokenizer": None, "text_encoder_2": None, "tokenizer_2": None}
         pipe = FluxIRPipeline.from_pretrained(
-            args.model, adapter=adapter, revision=args.revision, dtype=dtype, **skip_text
+            args.model, adapter=None, revision=args.revision, dtype=dtype, **skip_text
         )
+        pipe.load_conditioning(args.adapter, component=adapter, revision=args.adapter_revision)
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
         offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
         hint = "HF_HUB_OFFLINE is set; " if offline else ""
@@ -164,6 +167,8 @@ def load_pipeline(args: argparse.Namespace):
             "with Hub access (accept the FLUX.1-dev licence on its model page first), pass local folders to --model "
             "and --adapter, or use --tiny."
         ) from err
+    except ValueError as err:  # not a conditioning component, or made for another base: the message says which
+        raise SetupError(str(err)) from err
     if args.fp8_storage:
         pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
     if args.offload == "model":

@@ -135,3 +135,32 @@ def check_base_geometry(component, transformer, keys: tuple[str, ...], fix: str)
             f"This {type(component).__name__} was built for a different base transformer ({'; '.join(mismatches)}). "
             + fix
         )
+
+
+def conditioning_class_of(pretrained_model_name_or_path, **kwargs) -> type:
+    """The component class a saved folder or Hub repo holds (read from its config's `_class_name`).
+
+    Raises:
+        ValueError: it is not a conditioning component.
+    """
+    from .adapter_dra import DRAAdapter
+    from .adapter_fluxir import FluxIRAdapter
+    from .conditioning_ummf import UMMFConditioner
+
+    classes = {cls.__name__: cls for cls in (FluxIRAdapter, UMMFConditioner, DRAAdapter)}
+    hub = {k: kwargs[k] for k in _LOAD_KWARGS if k in kwargs}
+    saved = FluxIRAdapter.load_config(pretrained_model_name_or_path, **hub).get("_class_name")
+    if saved not in classes:
+        raise ValueError(
+            f"{pretrained_model_name_or_path} is not a conditioning component (its config names {saved!r}); "
+            f"expected {', '.join(CONDITIONING_KINDS.values())}."
+        )
+    return classes[saved]
+
+
+def load_conditioning_component(pretrained_model_name_or_path, **kwargs):
+    """Load whichever conditioning component a folder or Hub repo holds (its LoRA, if any, is the pipeline's job:
+    [`FluxIRPipeline.load_conditioning`])."""
+    return conditioning_class_of(pretrained_model_name_or_path, **kwargs).from_pretrained(
+        pretrained_model_name_or_path, **kwargs
+    )

@@ -103,7 +103,9 @@ class UMMFConditioner(ConditioningMixin, ModelMixin, ConfigMixin):
         latents = base_kwargs["hidden_states"]
         lq = lq_latents.to(latents.dtype)
         kwargs = dict(base_kwargs)
-        if conditioning_scale != 1.0:  # the LoRA's strength (diffusers scales LoRA layers for the call)
+        # The LoRA's strength: diffusers scales the LoRA layers for the duration of the call, which is module state,
+        # so two concurrent calls must not use different scales (the default 1.0 touches nothing).
+        if conditioning_scale != 1.0:
             kwargs["joint_attention_kwargs"] = {**(base_kwargs.get("joint_attention_kwargs") or {}),
                                                 "scale": float(conditioning_scale)}  # fmt: skip
         if self.config.mode == "add":

@@ -293,7 +293,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             kwargs["trust_remote_code"] = True
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
-    def load_conditioning(self, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> None:
+    def load_conditioning(self, pretrained_model_name_or_path: str | os.PathLike, component=None, **kwargs) -> None:
         r"""
         Make a saved conditioning component this pipeline's `adapter`, whichever kind it is: a FluxIR adapter, UMMF
         (its LoRA is loaded into the transformer from `pytorch_lora_weights.safetensors`) or a DRA adapter (with its
@@ -301,37 +301,31 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
 
         Args:
             pretrained_model_name_or_path (`str` or `os.PathLike`): Hub repo id or folder.
+            component (*optional*): The component, when the caller already loaded it from that folder.
             kwargs: Passed to `from_pretrained` (`revision`, `dtype`, `token`, ...).
 
         Raises:
             ValueError: the folder is not a conditioning component, or it was made for another base geometry.
         """
-        from ..models.adapter_dra import DRAAdapter
-        from ..models.adapter_fluxir import FluxIRAdapter
-        from ..models.conditioning import CONDITIONING_KINDS
-        from ..models.conditioning_ummf import UMMFConditioner
+        from ..models.conditioning import CONDITIONING_KINDS, load_conditioning_component
 
-        classes = {cls.__name__: cls for cls in (FluxIRAdapter, UMMFConditioner, DRAAdapter)}
-        hub = {
-            k: kwargs[k] for k in ("cache_dir", "local_files_only", "token", "revision", "subfolder") if k in kwargs
-        }
-        saved = FluxIRAdapter.load_config(pretrained_model_name_or_path, **hub).get("_class_name")
-        if saved not in classes:
-            raise ValueError(
-                f"{pretrained_model_name_or_path} is not a conditioning component (its config names {saved!r}); "
-                f"expected {', '.join(CONDITIONING_KINDS.values())}."
-            )
-        component = classes[saved].from_pretrained(pretrained_model_name_or_path, **kwargs)
+        if component is None:
+            component = load_conditioning_component(pretrained_model_name_or_path, **kwargs)
         component.check_compatible(self.transformer)
         if getattr(self.transformer, "peft_config", None):  # the previous component's LoRA goes first
             self.unload_lora_weights()
         if component.uses_lora:
+            hub = {
+                k: kwargs[k]
+                for k in ("cache_dir", "local_files_only", "token", "revision", "subfolder")
+                if k in kwargs
+            }
             try:
                 self.load_lora_weights(pretrained_model_name_or_path, weight_name=LORA_WEIGHTS_NAME, **hub)
             except (OSError, ValueError) as err:
                 raise ValueError(
-                    f"{pretrained_model_name_or_path} holds {CONDITIONING_KINDS[saved]} but its LoRA "
-                    f"({LORA_WEIGHTS_NAME}) could not be loaded into this transformer: {err}"
+                    f"{pretrained_model_name_or_path} holds {CONDITIONING_KINDS[type(component).__name__]} but its "
+                    f"LoRA ({LORA_WEIGHTS_NAME}) could not be loaded into this transformer: {err}"
                 ) from err
         component.to(self.transformer.device)
         component.install(self.transformer)
