@@ -136,6 +136,29 @@ def evaluate(pipe, bench: Path, out: Path, kwargs: dict, seed: int) -> dict:
     return {**means, "seconds_per_image": float(np.mean(seconds)), "images": len(rows)}
 
 
+def open_mini_build(work_dir: str):
+    """The mini build in `work_dir` with its training stages done (kept when done; run if missing)."""
+    from fluxir_hub.mini.config import MiniBuildConfig
+    from training.mini.build import MiniBuild
+
+    config = MiniBuildConfig.load(work_dir)
+    if config is None:
+        raise SystemExit(f"No mini build in {work_dir}: run `fluxir-build-mini --work-dir {work_dir}` first.")
+    work = Path(work_dir)
+    build = MiniBuild(config, work, work / "model")
+    build.run(["vae", "base", "fluxgen", "adapter"])
+    return build
+
+
+def shipped_pipeline(build):
+    """The build's pipeline with its adapter (the one shipped), progress bars off."""
+    from fluxir_hub import FluxIRAdapter, FluxIRPipeline
+
+    pipe = FluxIRPipeline.from_pretrained(build.base_dir, adapter=FluxIRAdapter.from_pretrained(build.adapter_dir))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def markdown_table(results: dict[str, dict], note_header: str) -> str:
     """The README's table of `evaluate` results, one row per method."""
     lines = [f"| method | PSNR ↑ | SSIM ↑ | PIQE ↓ | s/image | {note_header} |", "|---|---|---|---|---|---|"]

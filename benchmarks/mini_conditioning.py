@@ -77,27 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=None, help="JSON results (default <work-dir>/conditioning.json)")
     args = parser.parse_args(argv)
 
-    from benchmarks.mini_ablation import evaluate
-    from fluxir_hub import FluxIRAdapter, FluxIRPipeline
-    from fluxir_hub.mini.config import MiniBuildConfig
-    from training.mini.build import MiniBuild
+    from benchmarks.mini_ablation import evaluate, open_mini_build, shipped_pipeline
 
-    config = MiniBuildConfig.load(args.work_dir)
-    if config is None:
-        raise SystemExit(
-            f"No mini build in {args.work_dir}: run `fluxir-build-mini --work-dir {args.work_dir}` first."
-        )
-    work = Path(args.work_dir)
-    build = MiniBuild(config, work, work / "model")
-    build.run(["vae", "base", "fluxgen", "adapter"])  # kept when done
+    build = open_mini_build(args.work_dir)
+    config, work = build.config, build.work
     bench, seed, steps = build.build_bench(), config.seed, config.eval.num_inference_steps
     counts = full_size_counts()
     results = {"bicubic": {**evaluate(None, bench, work / "conditioning-results" / "bicubic", {}, seed)}}
     for name, (conditioning, note) in VARIANTS.items():
         folder = work / f"conditioning-{conditioning}-{args.train_steps}"
         timing = train(build, conditioning, folder, args.train_steps)
-        pipe = FluxIRPipeline.from_pretrained(build.base_dir, adapter=FluxIRAdapter.from_pretrained(build.adapter_dir))
-        pipe.set_progress_bar_config(disable=True)
+        pipe = shipped_pipeline(build)  # a fresh base per variant: no LoRA or hooks left from the one before
         pipe.load_conditioning(folder)
         scores = evaluate(
             pipe, bench, work / "conditioning-results" / folder.name, {"num_inference_steps": steps}, seed

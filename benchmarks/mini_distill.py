@@ -47,22 +47,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import copy
 
-    from benchmarks.mini_ablation import evaluate, markdown_table
-    from fluxir_hub import FluxIRAdapter, FluxIRPipeline
-    from fluxir_hub.mini.config import MiniBuildConfig
+    from benchmarks.mini_ablation import evaluate, markdown_table, open_mini_build, shipped_pipeline
+    from fluxir_hub import FluxIRAdapter
     from fluxir_hub.schedules import uniform_sigmas
-    from training.mini.build import MiniBuild
 
-    config = MiniBuildConfig.load(args.work_dir)
-    if config is None:
-        raise SystemExit(
-            f"No mini build in {args.work_dir}: run `fluxir-build-mini --work-dir {args.work_dir}` first."
-        )
-    work = Path(args.work_dir)
-    build = MiniBuild(config, work, work / "model")
-    build.run(["vae", "base", "fluxgen", "adapter"])  # kept when done
-    teacher = FluxIRPipeline.from_pretrained(build.base_dir, adapter=FluxIRAdapter.from_pretrained(build.adapter_dir))
-    teacher.set_progress_bar_config(disable=True)
+    build = open_mini_build(args.work_dir)
+    config, work = build.config, build.work
+    teacher = shipped_pipeline(build)
     bench, seed, steps = build.build_bench(), config.seed, config.eval.num_inference_steps
     out = work / "distill-results"
 

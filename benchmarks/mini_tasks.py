@@ -81,22 +81,15 @@ def main(argv: list[str] | None = None) -> int:
 
     import copy
 
-    from fluxir_hub import FluxIRAdapter, FluxIRPipeline
+    from benchmarks.mini_ablation import open_mini_build, shipped_pipeline
+    from fluxir_hub import FluxIRAdapter
     from fluxir_hub.cli.evaluate import main as fluxir_eval
     from fluxir_hub.evaluation.metrics import create_scorers
     from fluxir_hub.evaluation.runner import restore_benchmark, score_results, task_means
-    from fluxir_hub.mini.config import MiniBuildConfig
     from fluxir_hub.mini.photos import load_photo, photo_names
-    from training.mini.build import MiniBuild
 
-    config = MiniBuildConfig.load(args.work_dir)
-    if config is None:
-        raise SystemExit(
-            f"No mini build in {args.work_dir}: run `fluxir-build-mini --work-dir {args.work_dir}` first."
-        )
-    work = Path(args.work_dir)
-    build = MiniBuild(config, work, work / "model")
-    build.run(["vae", "base", "fluxgen", "adapter"])  # kept when done
+    build = open_mini_build(args.work_dir)
+    config, work = build.config, build.work
     dataset = mixed_dataset(build)
     variants = {"all-in-one": train_all_in_one(build, dataset, work / "allinone-adapter", args.train_steps, "on")}
     if args.blind:
@@ -114,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if fluxir_eval(argv) != 0:
         raise ValueError("`fluxir-eval build tasks` failed; its message is above.")
 
-    shipped = FluxIRPipeline.from_pretrained(build.base_dir, adapter=FluxIRAdapter.from_pretrained(build.adapter_dir))
-    shipped.set_progress_bar_config(disable=True)
+    shipped = shipped_pipeline(build)
     pipes = {"input (bicubic / as is)": None, "super-resolution adapter (blind)": shipped}
     for name, folder in variants.items():
         pipe = copy.copy(shipped)  # same base modules, another adapter

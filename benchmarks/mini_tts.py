@@ -44,22 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from PIL import Image
 
-    from fluxir_hub import FluxIRAdapter, FluxIRPipeline, TTSConfig
+    from benchmarks.mini_ablation import open_mini_build, shipped_pipeline
+    from fluxir_hub import TTSConfig
     from fluxir_hub.evaluation.metrics import create_scorers
-    from fluxir_hub.mini.config import MiniBuildConfig
     from fluxir_hub.tts import metric_verifier
-    from training.mini.build import MiniBuild
 
-    config = MiniBuildConfig.load(args.work_dir)
-    if config is None:
-        raise SystemExit(
-            f"No mini build in {args.work_dir}: run `fluxir-build-mini --work-dir {args.work_dir}` first."
-        )
-    work = Path(args.work_dir)
-    build = MiniBuild(config, work, work / "model")
-    build.run(["vae", "base", "fluxgen", "adapter"])  # kept when done
-    pipe = FluxIRPipeline.from_pretrained(build.base_dir, adapter=FluxIRAdapter.from_pretrained(build.adapter_dir))
-    pipe.set_progress_bar_config(disable=True)
+    build = open_mini_build(args.work_dir)
+    config, work = build.config, build.work
+    pipe = shipped_pipeline(build)
     bench, seed, steps = build.build_bench(), config.seed, config.eval.num_inference_steps
     scorers = create_scorers(["PSNR", "SSIM", "PIQE"])
     judges = {name: metric_verifier(name) for name in ("piqe", "entropy")}  # higher is better, as the search sees

@@ -62,7 +62,7 @@ def test_enabling_a_cache_before_the_control_is_refused():
     pipe = tiny_pipeline()
     FluxIRAdapter.uninstall(pipe.transformer)
     pipe.transformer.enable_cache(FirstBlockCacheConfig(threshold=0.5))
-    with pytest.raises(ValueError, match="install the FluxIR control first"):
+    with pytest.raises(ValueError, match="install the conditioning first"):
         pipe.adapter.install(pipe.transformer)
 
 

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from fluxir_hub import FluxIRAdapter, FluxIRPipeline
 from fluxir_hub.latents import image_ids, pack_latents, unpack_latents
+from fluxir_hub.models.adapter_dra import DRA_LORA_TARGETS
 from fluxir_hub.pipelines.pipeline_fluxir import LORA_WEIGHTS_NAME
 
 from .checkpoint import (
@@ -37,7 +38,7 @@ from .timesteps import interpolate, pixel_loss, random_latent_crop, sample_times
 
 logger = logging.getLogger(__name__)
 
-LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]  # the base model's attention projections
+LORA_TARGETS = list(DRA_LORA_TARGETS)  # the base model's attention projections (the diffusion adapter)
 
 
 def _seed(*keys) -> int:

@@ -52,20 +52,21 @@ def filter2d(image: torch.Tensor, kernel: np.ndarray | torch.Tensor) -> torch.Te
     return F.conv2d(padded, kernel.expand(channels, 1, k, k), groups=channels)
 
 
+def _separable_gaussian(image: torch.Tensor, sigma: float, radius: int) -> torch.Tensor:
+    """Separable Gaussian of `sigma` with `2 * radius + 1` taps, reflect padding (replicate on tiny images)."""
+    axis = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
+    g = torch.exp(-(axis**2) / (2 * sigma**2))
+    g = (g / g.sum()).view(1, 1, 1, -1)
+    channels = image.shape[1]
+    mode = "reflect" if radius < min(image.shape[-2:]) else "replicate"
+    out = F.conv2d(F.pad(image, (radius, radius, 0, 0), mode=mode), g.expand(channels, 1, 1, -1), groups=channels)
+    g = g.view(1, 1, -1, 1)
+    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode=mode), g.expand(channels, 1, -1, 1), groups=channels)
+
+
 def gaussian_blur(image: torch.Tensor, size: int) -> torch.Tensor:
     """Separable Gaussian blur with OpenCV's default sigma for an odd kernel `size` (reflect padding)."""
-    sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8
-    axis = torch.arange(size, dtype=image.dtype, device=image.device) - size // 2
-    g = torch.exp(-(axis**2) / (2 * sigma**2))
-    g = g / g.sum()
-    channels, pad = image.shape[1], size // 2
-    mode = "reflect" if pad < min(image.shape[-2:]) else "replicate"
-    out = F.conv2d(
-        F.pad(image, (pad, pad, 0, 0), mode=mode), g.view(1, 1, 1, size).expand(channels, 1, 1, size), groups=channels
-    )
-    return F.conv2d(
-        F.pad(out, (0, 0, pad, pad), mode=mode), g.view(1, 1, size, 1).expand(channels, 1, size, 1), groups=channels
-    )
+    return _separable_gaussian(image, 0.3 * ((size - 1) * 0.5 - 1) + 0.8, size // 2)
 
 
 def usm_sharpen(
@@ -130,12 +131,4 @@ def blur_sigma(image: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of standard deviation `sigma` pixels (kernel of 2*ceil(3 sigma)+1 taps, reflect)."""
     if sigma <= 0:
         return image
-    radius = max(1, math.ceil(3 * sigma))
-    axis = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-    g = torch.exp(-(axis**2) / (2 * sigma**2))
-    g = (g / g.sum()).view(1, 1, 1, -1)
-    channels = image.shape[1]
-    mode = "reflect" if radius < min(image.shape[-2:]) else "replicate"
-    out = F.conv2d(F.pad(image, (radius, radius, 0, 0), mode=mode), g.expand(channels, 1, 1, -1), groups=channels)
-    g = g.view(1, 1, -1, 1)
-    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode=mode), g.expand(channels, 1, -1, 1), groups=channels)
+    return _separable_gaussian(image, sigma, max(1, math.ceil(3 * sigma)))

@@ -24,10 +24,10 @@ from typing import Any, ClassVar
 import torch
 import torch.nn as nn
 from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.hooks import HookRegistry, ModelHook
+from diffusers.hooks import ModelHook
 from diffusers.models.modeling_utils import ModelMixin
 
-from .conditioning import ConditioningMixin, check_base_geometry
+from .conditioning import ConditioningMixin, check_base_geometry, install_block_hooks, pop_block_kwarg
 
 DRA_HOOK_NAME = "dra_control"
 DRA_KWARG = "dra_control"  # the `joint_attention_kwargs` entry that carries one call's condition
@@ -138,19 +138,15 @@ class DRAAdapter(ConditioningMixin, ModelMixin, ConfigMixin):
 
     def install(self, transformer) -> None:
         """A [`DRAStageHook`] on every base block (the blocks without a stage only strip the condition from the
-        attention kwargs). Reinstalling the same adapter does nothing."""
+        attention kwargs). Reinstalling the same adapter does nothing; as for the FluxIR adapter, enable block
+        caches after installing."""
         self.check_compatible(transformer)
-        blocks = [*transformer.transformer_blocks, *transformer.single_transformer_blocks]
-        current = [HookRegistry.check_if_exists_or_initialize(b).get_hook(DRA_HOOK_NAME) for b in blocks]
-        if all(hook is not None and hook.adapter_id == id(self) for hook in current):
-            return
-        for index, block in enumerate(blocks):
-            registry = HookRegistry.check_if_exists_or_initialize(block)
-            registry.remove_hook(DRA_HOOK_NAME, recurse=False)
+
+        def make_hook(index: int) -> DRAStageHook:
             stage = self.stage_of_block(index)
-            registry.register_hook(
-                DRAStageHook(stage, self.stages[stage] if stage is not None else None, id(self)), DRA_HOOK_NAME
-            )
+            return DRAStageHook(stage, self.stages[stage] if stage is not None else None, id(self))
+
+        install_block_hooks(transformer, DRA_HOOK_NAME, id(self), make_hook)
 
     def prepare_base_call(
         self, base_kwargs: dict[str, Any], lq_latents: torch.Tensor, conditioning_scale: float = 1.0
@@ -173,17 +169,7 @@ class DRAStageHook(ModelHook):
         self.adapter_id = adapter_id
 
     def new_forward(self, module: nn.Module, *args, **kwargs):
-        # Blocks get `joint_attention_kwargs` by keyword, or positionally (5th) under gradient checkpointing.
-        positional = "joint_attention_kwargs" not in kwargs and len(args) > 4
-        attention_kwargs = args[4] if positional else kwargs.get("joint_attention_kwargs")
-        condition = None
-        if attention_kwargs and DRA_KWARG in attention_kwargs:
-            attention_kwargs = dict(attention_kwargs)
-            condition = attention_kwargs.pop(DRA_KWARG)
-            if positional:
-                args = (*args[:4], attention_kwargs, *args[5:])
-            else:
-                kwargs["joint_attention_kwargs"] = attention_kwargs
+        condition, args, kwargs = pop_block_kwarg(args, kwargs, DRA_KWARG)
         encoder_hidden_states, hidden_states = self.fn_ref.original_forward(*args, **kwargs)
         if condition is None or self.stage is None:
             return encoder_hidden_states, hidden_states

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.hooks import HookRegistry, ModelHook
+from diffusers.hooks import ModelHook
 from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.attention import AttentionMixin
 from diffusers.models.embeddings import CombinedTimestepGuidanceTextProjEmbeddings, CombinedTimestepTextProjEmbeddings
@@ -20,7 +20,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.transformers.transformer_flux import FluxPosEmbed, FluxTransformer2DModel, FluxTransformerBlock
 from diffusers.utils import BaseOutput, logging
 
-from .conditioning import ConditioningMixin
+from .conditioning import ConditioningMixin, install_block_hooks, pop_block_kwarg
 
 logger = logging.get_logger(__name__)
 
@@ -349,21 +349,10 @@ class FluxIRAdapter(ConditioningMixin, ModelMixin, ConfigMixin, PeftAdapterMixin
                 installing, so the cache sees the controlled blocks; [`FluxIRPipeline`] installs at construction).
         """
         self.check_compatible(transformer)
-        blocks = [*transformer.transformer_blocks, *transformer.single_transformer_blocks]
-        current = [HookRegistry.check_if_exists_or_initialize(block).get_hook(CONTROL_HOOK_NAME) for block in blocks]
-        if all(hook is not None and hook.adapter_id == id(self) for hook in current):
-            return
-        if getattr(transformer, "is_cache_enabled", False):
-            raise ValueError(
-                "A cache is enabled on this transformer: install the FluxIR control first, then enable the cache "
-                "(`pipe.transformer.disable_cache()`, build the pipeline, then `pipe.transformer.enable_cache(...)`)."
-            )
-        for index, block in enumerate(blocks):
-            registry = HookRegistry.check_if_exists_or_initialize(block)
-            registry.remove_hook(CONTROL_HOOK_NAME, recurse=False)
-            registry.register_hook(
-                FluxIRControlHook(index, self.image_se[index], self.text_se[index], id(self)), CONTROL_HOOK_NAME
-            )
+        install_block_hooks(
+            transformer, CONTROL_HOOK_NAME, id(self),
+            lambda index: FluxIRControlHook(index, self.image_se[index], self.text_se[index], id(self)),
+        )  # fmt: skip
 
     @staticmethod
     def uninstall(transformer: FluxTransformer2DModel) -> None:
@@ -441,17 +430,7 @@ class FluxIRControlHook(ModelHook):
         self.adapter_id = adapter_id
 
     def new_forward(self, module: nn.Module, *args, **kwargs):
-        # Blocks get `joint_attention_kwargs` by keyword, or positionally (5th) under gradient checkpointing.
-        positional = "joint_attention_kwargs" not in kwargs and len(args) > 4
-        attention_kwargs = args[4] if positional else kwargs.get("joint_attention_kwargs")
-        control = None
-        if attention_kwargs and CONTROL_KWARG in attention_kwargs:
-            attention_kwargs = dict(attention_kwargs)
-            control = attention_kwargs.pop(CONTROL_KWARG)
-            if positional:
-                args = (*args[:4], attention_kwargs, *args[5:])
-            else:
-                kwargs["joint_attention_kwargs"] = attention_kwargs
+        control, args, kwargs = pop_block_kwarg(args, kwargs, CONTROL_KWARG)
         encoder_hidden_states, hidden_states = self.fn_ref.original_forward(*args, **kwargs)
         if control is None:
             return encoder_hidden_states, hidden_states

@@ -121,6 +121,49 @@ class ConditioningMixin:
         return self._cached_buffer("empty_prompt_embeds")[:length], self._cached_buffer("empty_pooled_prompt_embeds")
 
 
+def install_block_hooks(transformer, name: str, owner_id: int, make_hook: Callable[[int], Any]) -> None:
+    """
+    Register `make_hook(index)` as hook `name` on every block of `transformer` (double then single blocks), through
+    diffusers' hook registry; nothing happens when the same owner's hooks (`hook.adapter_id == owner_id`) are
+    already there, and another owner's are replaced.
+
+    Raises:
+        ValueError: a cache is enabled on the transformer (it must be enabled after, to see the controlled blocks).
+    """
+    from diffusers.hooks import HookRegistry
+
+    blocks = [*transformer.transformer_blocks, *transformer.single_transformer_blocks]
+    current = [HookRegistry.check_if_exists_or_initialize(block).get_hook(name) for block in blocks]
+    if all(hook is not None and hook.adapter_id == owner_id for hook in current):
+        return
+    if getattr(transformer, "is_cache_enabled", False):
+        raise ValueError(
+            "A cache is enabled on this transformer: install the conditioning first, then enable the cache "
+            "(`pipe.transformer.disable_cache()`, build the pipeline, then `pipe.transformer.enable_cache(...)`)."
+        )
+    for index, block in enumerate(blocks):
+        registry = HookRegistry.check_if_exists_or_initialize(block)
+        registry.remove_hook(name, recurse=False)
+        registry.register_hook(make_hook(index), name)
+
+
+def pop_block_kwarg(args: tuple, kwargs: dict, key: str) -> tuple[Any, tuple, dict]:
+    """
+    Take entry `key` out of a FLUX block call's `joint_attention_kwargs` (so attention never sees it) and return
+    `(value or None, args, kwargs)` for calling the block. Blocks get those kwargs by keyword, or positionally (5th)
+    under gradient checkpointing; the caller's dictionary is never changed.
+    """
+    positional = "joint_attention_kwargs" not in kwargs and len(args) > 4
+    attention_kwargs = args[4] if positional else kwargs.get("joint_attention_kwargs")
+    if not attention_kwargs or key not in attention_kwargs:
+        return None, args, kwargs
+    attention_kwargs = dict(attention_kwargs)
+    value = attention_kwargs.pop(key)
+    if positional:
+        return value, (*args[:4], attention_kwargs, *args[5:]), kwargs
+    return value, args, {**kwargs, "joint_attention_kwargs": attention_kwargs}
+
+
 def check_base_geometry(component, transformer, keys: tuple[str, ...], fix: str) -> None:
     """Raise a `ValueError` naming every setting in `keys` where `transformer` differs from the base `component`
     was built for; `fix` says what to do."""

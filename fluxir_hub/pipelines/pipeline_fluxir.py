@@ -704,7 +704,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             velocities.append(
                 self.predict_velocity(candidate, timestep=timestep, cache_name=f"tts-candidate-{c}", **velocity_kwargs)
             )
-            nfe += latents.shape[0] // batch
+            nfe += parents  # evaluations per image: one per survivor
         width, height = lq_pixels.shape[-1], lq_pixels.shape[-2]
         lq_small = None
         scores = []  # per candidate c: (V, B * P)
@@ -722,12 +722,12 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
                 step_t = torch.full((z.shape[0],), a, device=z.device, dtype=z.dtype)
                 estimate = self.predict_velocity(z, timestep=step_t, cache_name=f"tts-estimate-{c}", **velocity_kwargs)
                 z = z + (b - a) * estimate
-                nfe += latents.shape[0] // batch
+                nfe += parents  # evaluations per image: one per survivor
             if tts.mspde_mode == "partial":
                 step_t = torch.full((z.shape[0],), path[-1], device=z.device, dtype=z.dtype)
                 estimate = self.predict_velocity(z, timestep=step_t, cache_name=f"tts-estimate-{c}", **velocity_kwargs)
                 z = z - path[-1] * estimate
-                nfe += latents.shape[0] // batch
+                nfe += parents  # evaluations per image: one per survivor
             image = self._decode_for_reward(z, width, height, tts.decode_scale)
             if lq_small is None:
                 lq_small = torch.nn.functional.interpolate(
