@@ -16,7 +16,7 @@ from diffusers import FluxTransformer2DModel
 from torch.utils.flop_counter import FlopCounterMode
 
 from fluxir_hub import FluxIRAdapter
-from fluxir_hub.testing import FLUX_DEV_TRANSFORMER_CONFIG
+from fluxir_hub.flux_configs import FLUX_DEV_TRANSFORMER_CONFIG
 
 
 def count_flops(fn) -> int:

@@ -56,7 +56,8 @@ def build_pipeline(config: str, device: str, dtype: torch.dtype):
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
 
     from fluxir_hub import FluxIRAdapter, FluxIRPipeline
-    from fluxir_hub.testing import FLUX_DEV_TRANSFORMER_CONFIG, FLUX_SCHEDULER_CONFIG, tiny_components
+    from fluxir_hub.flux_configs import FLUX_DEV_TRANSFORMER_CONFIG, FLUX_SCHEDULER_CONFIG
+    from fluxir_hub.tiny import tiny_components
 
     default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
@@ -127,7 +128,7 @@ def part_memory(args, dtype) -> None:
     from diffusers import AutoencoderKL, FluxTransformer2DModel
 
     from fluxir_hub import FluxIRAdapter
-    from fluxir_hub.testing import FLUX_DEV_TRANSFORMER_CONFIG
+    from fluxir_hub.flux_configs import FLUX_DEV_TRANSFORMER_CONFIG
 
     with init_empty_weights():
         transformer = FluxTransformer2DModel(**FLUX_DEV_TRANSFORMER_CONFIG)

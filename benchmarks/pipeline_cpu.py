@@ -25,7 +25,7 @@ def measure(config: str, candidates: int) -> dict:
     import torch
     from PIL import Image
 
-    from fluxir_hub.testing import tiny_pipeline
+    from fluxir_hub.tiny import tiny_pipeline
     from fluxir_hub.tts import TTSConfig
 
     case = CASES[config]

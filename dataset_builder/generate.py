@@ -35,7 +35,7 @@ def load_text_to_image(config: GenerateConfig, device: torch.device):
     from diffusers import FluxPipeline
 
     if config.model == "tiny":
-        from fluxir_hub.testing import tiny_components
+        from fluxir_hub.tiny import tiny_components
 
         pipe = FluxPipeline(**tiny_components())
         return pipe.to(device), "tiny", TINY_MAX_SEQUENCE_LENGTH

@@ -40,7 +40,9 @@ logger = logging.getLogger(__name__)
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 MAX_SEED = 2**31 - 1
-QUEUE_SIZE = 8
+# A public Space gets bursts: hold this many waiting requests (each sees its place in the queue); beyond it Gradio
+# refuses with "busy, please try again" (browser) / "Queue is full! Please try again." (API clients).
+QUEUE_SIZE = 32
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_PROMPT_CHARS = 500
 COLOR_FIXES = ("wavelet", "adain", "none")
@@ -106,7 +108,7 @@ def load_model() -> DemoModel:
     adapter_id = os.environ.get("FLUXIR_ADAPTER")
     reason = None
     if os.environ.get("FLUXIR_TINY") == "1":
-        from fluxir_hub.testing import tiny_pipeline
+        from fluxir_hub.tiny import tiny_pipeline
 
         banner = (
             "**Test mode:** FLUXIR_TINY=1 is set, so this app runs the *tiny random* pipeline. It exercises the whole "
@@ -119,18 +121,14 @@ def load_model() -> DemoModel:
         reason = "no GPU is available"
     if reason is None:
         try:
-            from fluxir_hub import FluxIRPipeline
+            from fluxir_hub.pipelines import load_restoration_pipeline
 
-            pipe = FluxIRPipeline.from_pretrained(
-                os.environ.get("FLUXIR_BASE_MODEL", "black-forest-labs/FLUX.1-dev"),
-                revision=os.environ.get("FLUXIR_BASE_REVISION"),
-                adapter=None,
-                dtype=torch.bfloat16,
-            )
-            # a FluxIR adapter, UMMF or DRA adapter: the repo's config says which
-            pipe.load_conditioning(
-                adapter_id, revision=os.environ.get("FLUXIR_ADAPTER_REVISION"), dtype=torch.bfloat16
-            )
+            # any conditioning kind (its config says which); the text box means any prompt: text encoders load
+            pipe = load_restoration_pipeline(
+                os.environ.get("FLUXIR_BASE_MODEL", "black-forest-labs/FLUX.1-dev"), adapter_id, prompt=None,
+                base_revision=os.environ.get("FLUXIR_BASE_REVISION"),
+                adapter_revision=os.environ.get("FLUXIR_ADAPTER_REVISION"), dtype=torch.bfloat16,
+            )  # fmt: skip
             pipe.to("cuda")
             pipe.vae.enable_tiling()
             model = DemoModel(pipe, "flux", "", 1024 * 1024, 2048 * 2048, 0.35)
@@ -443,7 +441,13 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
         # No preprocessing: Gradio would copy *any* server path named in the payload into its cache before the
         # function runs. `RestoreRequest.parse` reads only files inside the upload folder and checks every value.
         run.click(
-            gpu_restore, inputs=inputs, outputs=outputs, api_name="restore", concurrency_limit=1, preprocess=False
+            gpu_restore,
+            inputs=inputs,
+            outputs=outputs,
+            api_name="restore",
+            concurrency_limit=1,
+            preprocess=False,
+            show_progress="full",  # the queue position while waiting, then the pipeline's progress
         )
         examples = sorted(EXAMPLES_DIR.glob("*.png"))
         if examples:

@@ -8,9 +8,15 @@ import torch or diffusers until a class is used.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# bitsandbytes (a pyiqa dependency, imported by diffusers whenever it is installed) logs a warning while importing on
+# CPUs with AVX512-BF16 and has no handler of its own, so Python's last-resort handler printed it on every import of the
+# pipeline. A NullHandler makes it behave like a library should: an application that configures logging still sees it.
+logging.getLogger("bitsandbytes").addHandler(logging.NullHandler())
 
 _EXPORTS = {
     "FluxIRAdapter": "fluxir_hub.models.adapter_fluxir",

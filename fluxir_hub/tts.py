@@ -142,7 +142,8 @@ class TTSConfig:
         mspde_steps (`int`, defaults to 2): `k` coarse Euler steps to 0 (`mspde_mode="to_zero"`), or `S` schedule
             steps before the one-shot estimate (`"partial"`).
         mspde_mode (`str`, defaults to `"to_zero"`): How the estimate reaches a clean image (see the module).
-        perturbation (`str`, defaults to `"renoise"`): `"renoise"` or `"zero_drift"` candidates.
+        perturbation (`str`, defaults to `"zero_drift"`): `"zero_drift"` (paper 003's candidates: small kicks of the
+            current latent) or `"renoise"` (fresh noise on its clean estimate; at `s = 1` that is a restart).
         noise_scale (`float`, defaults to 1.0): Size of a zero-drift kick, in units of `sqrt(step size)`.
         beam_width (`int`, defaults to 1): `M` survivors per round (1: greedy); must divide `num_candidates`.
         decode_scale (`float`, defaults to 0.5): Candidates are decoded at this fraction of the output size for
@@ -156,7 +157,7 @@ class TTSConfig:
     branch_steps: Sequence[int] | None = None
     mspde_steps: int = 2
     mspde_mode: str = "to_zero"
-    perturbation: str = "renoise"
+    perturbation: str = "zero_drift"
     noise_scale: float = 1.0
     beam_width: int = 1
     decode_scale: float = 0.5

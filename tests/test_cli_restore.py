@@ -51,6 +51,40 @@ def test_cli_clear_errors_without_gpu_or_inputs(tmp_path, capsys):
     assert "cannot write to the output folder" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--steps", "0", "--steps: must be from 1 to 1000, got 0"),
+        ("--upscale", "100", "--upscale: must be from 1 to 8, got 100"),
+        ("--upscale", "nan", "--upscale: must be from 1 to 8, got nan"),
+        ("--fidelity", "-0.1", "--fidelity: must be from 0 to 1, got -0.1"),
+        ("--tile-size", "8", "--tile-size: must be at least 64 pixels"),
+        ("--seed", "x", "--seed: expected an integer, got 'x'"),
+    ],
+)
+def test_out_of_range_options_are_refused_before_any_model_loads(
+    tmp_path, capsys, monkeypatch, option, value, message
+):
+    from fluxir_hub.cli import restore
+
+    def must_not_load(args):
+        raise AssertionError("a model was loaded for an invalid command line")
+
+    monkeypatch.setattr(restore, "load_pipeline", must_not_load)
+    photo().save(tmp_path / "x.png")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "x.png"), "-o", str(tmp_path / "o"), option, value])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_limits_match_the_pipeline():
+    from fluxir_hub.cli import restore
+    from fluxir_hub.pipelines import pipeline_fluxir
+
+    assert restore.MAX_UPSCALE == pipeline_fluxir.MAX_UPSCALE
+
+
 def test_inputs_sharing_a_name_get_distinct_outputs(tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()

@@ -140,3 +140,34 @@ def test_student_card_says_it_is_a_few_step_student(teacher, tmp_path):
     assert "few-step student" in card and "in 2 steps" in card and "num_inference_steps=20" not in card
     plain = write_model_card(tmp_path / "plain", _config(pairs, tmp_path), steps=5).read_text()
     assert "few-step" not in plain and "num_inference_steps=20" in plain
+
+
+def test_the_authors_weights_per_student_size_are_the_default():
+    """Their 4-step student weighs the ground truth x600, the 2-step one x300, and the 1-step one uses L1."""
+    from training.config import TrainConfig
+
+    four, two, one = (TrainConfig(stage="distill", num_student_steps=k) for k in (4, 2, 1))
+    assert (four.resolved_distill_gt_weight, four.resolved_distill_distance) == (600.0, "mse")
+    assert (two.resolved_distill_gt_weight, two.resolved_distill_distance) == (300.0, "mse")
+    assert (one.resolved_distill_gt_weight, one.resolved_distill_distance) == (300.0, "l1")
+    given = TrainConfig(num_student_steps=4, distill_gt_weight=300.0, distill_distance="l1")
+    assert (given.resolved_distill_gt_weight, given.resolved_distill_distance) == (300.0, "l1")
+
+
+def test_a_student_distilled_from_an_lq_mixed_start_starts_there_in_the_pipeline(teacher, tmp_path):
+    pairs, teacher_dir = teacher
+    out = tmp_path / "student"
+    config = _config(pairs, out, stage="distill", adapter_init=str(teacher_dir), num_student_steps=2,
+                     teacher_steps=6, schedule_search_batches=1, distill_start_lq_weight=0.2)  # fmt: skip
+    Trainer(config).train()
+    student = FluxIRAdapter.from_pretrained(out)
+    assert student.config.distilled_start_lq_weight == 0.2 and len(student.config.distilled_sigmas) == 2
+    pipe = tiny_pipeline()
+    lq = photo(size=(16, 16))
+    pipe.adapter.register_to_config(distilled_sigmas=student.config.distilled_sigmas)
+    plain = pipe(lq, generator=gen(), output_type="pt").images
+    pipe.adapter.register_to_config(distilled_start_lq_weight=0.2)
+    mixed = pipe(lq, generator=gen(), output_type="pt").images
+    assert not torch.allclose(plain, mixed)  # its own schedule: from the LQ-mixed start
+    explicit = pipe(lq, sigmas=student.config.distilled_sigmas, generator=gen(), output_type="pt").images
+    torch.testing.assert_close(explicit, plain)  # a schedule the caller gives starts from noise, as always

@@ -93,9 +93,9 @@ def test_build_refuses_to_overwrite_the_shipped_weights(capsys, tmp_path):
 
 
 def test_pretraining_loop_resumes_bit_exactly(tmp_path):
-    from training.mini.loop import train_steps
+    from training.mini.loop import CosineSchedule, PlateauSchedule, train_steps
 
-    def run(total, folder):
+    def run(schedule, folder, evaluate=None):
         torch.manual_seed(0)
         model = torch.nn.Linear(4, 4)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
@@ -104,13 +104,28 @@ def test_pretraining_loop_resumes_bit_exactly(tmp_path):
             x = torch.randn(8, 4, generator=generator)
             return (model(x) - x.flip(-1)).pow(2).mean()
 
-        losses = train_steps("unit", model, optimizer, step, total, 1e-2, 0, folder, checkpoint_every=3)
-        return losses, model.weight.detach().clone()
+        result = train_steps("unit", model, optimizer, step, schedule, 0, folder, checkpoint_every=3,
+                             evaluate=evaluate, eval_every=2)  # fmt: skip
+        return result, model.weight.detach().clone()
 
-    full, weight = run(10, tmp_path / "full")
-    run(6, tmp_path / "split")  # "killed" after its step-6 checkpoint
-    resumed, resumed_weight = run(10, tmp_path / "split")
-    assert resumed == full and torch.equal(resumed_weight, weight)
+    full, weight = run(CosineSchedule(total=10, peak=1e-2), tmp_path / "full")
+    run(CosineSchedule(total=6, peak=1e-2), tmp_path / "split")  # "killed" after its step-6 checkpoint
+    resumed, resumed_weight = run(CosineSchedule(total=10, peak=1e-2), tmp_path / "split")
+    assert resumed.losses == full.losses and torch.equal(resumed_weight, weight)
+
+    # a curve that flattens at step 8 (measured every 2 steps): the rate decays from there and the run stops itself
+    values = iter([1.0, 2.0, 3.0, 4.0, 5.0, 5.05, 5.05, 5.06] + [5.06] * 20)
+
+    def plateau():
+        return PlateauSchedule(peak=1e-2, monitor="psnr", max_steps=100, warmup=1, window=4, min_gain=0.1,
+                               cooldown_fraction=0.5)  # fmt: skip
+
+    result, _ = run(plateau(), tmp_path / "plateau", evaluate=lambda: {"psnr": next(values)})
+    assert result.schedule["cooldown_start"] == 12 and len(result.losses) == 18  # flat over 4 steps; 6 more
+    assert [point["step"] for point in result.curve] == list(range(0, 19, 2)) and result.curve[-1]["psnr"] == 5.06
+    schedule = plateau()
+    schedule.load_state_dict(result.schedule)
+    assert schedule.lr(11) == 1e-2 and schedule.lr(12) == 1e-2 and schedule.lr(17) < 3e-3 and schedule.done(18)
 
 
 def test_patches_skip_flat_regions_and_are_seeded():
@@ -125,14 +140,18 @@ def test_patches_skip_flat_regions_and_are_seeded():
 
 
 def test_heldout_photos_never_reach_training(monkeypatch, tmp_path):
-    """The VAE stage (the only stage that reads photos before FluxGen) trains on the train split alone."""
+    """The VAE stage trains on the training split alone, without its validation photos; a held-out photo put into a
+    training stage is refused."""
     from fluxir_hub.mini.config import MiniBuildConfig
     from fluxir_hub.mini.photos import photo_names
     from training.mini import build as build_module
     from training.mini import stages
 
     seen = []
-    monkeypatch.setattr(build_module, "photos_as_tensors", lambda names: seen.extend(names) or [torch.rand(3, 64, 64)])
+    monkeypatch.setattr(
+        build_module, "photos_as_tensors", lambda names, folder=None: seen.extend(names) or [torch.rand(3, 300, 300)]
+    )
+    monkeypatch.setattr(build_module.MiniBuild, "check_photos", lambda self: None)
 
     class Stop(Exception):
         """Raised where the VAE would start training: the photos it was given are already recorded."""
@@ -141,6 +160,90 @@ def test_heldout_photos_never_reach_training(monkeypatch, tmp_path):
         raise Stop
 
     monkeypatch.setattr(stages, "train_vae", stop)
+    config = MiniBuildConfig()
+    build = build_module.MiniBuild(config, tmp_path, tmp_path / "out", tmp_path / "photos")
     with pytest.raises(Stop):
-        build_module.MiniBuild(MiniBuildConfig(), tmp_path, tmp_path / "out").run_vae()
-    assert seen == photo_names("train") and not set(seen) & set(photo_names("heldout"))
+        build.run_vae()
+    validation = config.vae.validation_photos
+    trained = [n for n in seen if n not in validation and n not in photo_names("heldout")]
+    assert trained == [n for n in photo_names("train") if n not in validation]
+    assert set(validation) <= set(photo_names("train"))
+    config.vae.validation_photos = ["chelsea"]
+    with pytest.raises(ValueError, match=r"Held-out photo\(s\) \['chelsea'\] may not enter a training stage"):
+        build_module.MiniBuild(config, tmp_path, tmp_path / "out", tmp_path / "photos").run_vae()
+    monkeypatch.setattr(build_module, "photo_names", lambda split: ["rocket", "coffee"])
+    with pytest.raises(ValueError, match="may not enter a training stage"):
+        build.training_photos()
+
+
+def test_the_photo_registry_records_source_licence_and_checksum():
+    from fluxir_hub.mini.photos import PHOTOS, photo_names
+
+    names = [p.name for p in PHOTOS]
+    assert len(set(names)) == len(names) and not set(photo_names("train")) & set(photo_names("heldout"))
+    heldout = set(photo_names("heldout"))
+    assert {"astronaut", "chelsea", "coffee"} <= heldout and len(heldout) >= 6  # three of the new photos too
+    for photo in PHOTOS:
+        assert photo.credit and photo.licence and photo.split in ("train", "heldout")
+        if photo.source == "debian":
+            assert photo.package and photo.version and photo.path.startswith("/usr/share/")
+            assert len(photo.sha256) == 64 and photo.file_name.endswith(photo.suffix)
+
+
+def test_a_missing_or_altered_photo_says_how_to_get_it(tmp_path):
+    from fluxir_hub.mini.photos import PhotoUnavailableError, load_photo
+
+    with pytest.raises(PhotoUnavailableError, match="fluxir-build-mini --stages photos.*mate-backgrounds"):
+        load_photo("Aqua", tmp_path)
+    (tmp_path / "Aqua.jpg").write_bytes(b"not the photo")
+    with pytest.raises(PhotoUnavailableError, match="not the registry's 'Aqua'.*fetch it again"):
+        load_photo("Aqua", tmp_path)
+
+
+def _fake_registry(monkeypatch, tmp_path, content: bytes):
+    """One Debian photo whose package a fake `apt-get`/`dpkg` pair serves (with `content` as the file)."""
+    import hashlib
+
+    from fluxir_hub.mini.photos import Photo
+    from training.mini import fetch_photos
+
+    photo = Photo("Fake", "train", "debian", "/usr/share/backgrounds/fake.jpg", "nobody", "CC0-1.0", "fake-backgrounds",
+                  "1.0-1", hashlib.sha256(b"the real photo").hexdigest())  # fmt: skip
+    monkeypatch.setattr(fetch_photos, "PHOTOS", (photo,))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "apt-get").write_text('#!/bin/sh\ntouch "fake-backgrounds_1.0-1_all.deb"\n')
+    (bin_dir / "dpkg").write_text(
+        f'#!/bin/sh\nmkdir -p "$3/usr/share/backgrounds" && printf "{content.decode()}" > "$3/usr/share/backgrounds/fake.jpg"\n'
+    )
+    for tool in ("apt-get", "dpkg"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    return photo
+
+
+def test_the_photos_stage_fetches_checks_and_keeps_what_is_there(monkeypatch, tmp_path):
+    from training.mini.fetch_photos import PhotoFetchError, fetch_photos
+
+    photo = _fake_registry(monkeypatch, tmp_path, b"the real photo")
+    assert fetch_photos(tmp_path / "photos") == ["Fake"]
+    assert (tmp_path / "photos" / photo.file_name).read_bytes() == b"the real photo"
+    assert fetch_photos(tmp_path / "photos") == []  # already there with the right checksum: kept
+    (tmp_path / "photos" / photo.file_name).write_bytes(b"damaged")
+    assert fetch_photos(tmp_path / "photos") == ["Fake"]  # a wrong file is fetched again
+
+    _fake_registry(monkeypatch, tmp_path / "other", b"another photo")
+    with pytest.raises(PhotoFetchError, match="holds a different /usr/share/backgrounds/fake.jpg.*--photos-dir"):
+        fetch_photos(tmp_path / "photos2")
+
+
+def test_the_photos_stage_without_apt_says_which_package_and_how_to_supply_it(monkeypatch, tmp_path):
+    from training.mini.fetch_photos import PhotoFetchError, fetch_photos
+
+    _fake_registry(monkeypatch, tmp_path, b"x")
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    with pytest.raises(PhotoFetchError) as err:
+        fetch_photos(tmp_path / "photos")
+    message = str(err.value)
+    assert "apt-get and dpkg are not available" in message and "fake-backgrounds" in message
+    assert str(tmp_path / "photos" / "Fake.jpg") in message and "--photos-dir" in message

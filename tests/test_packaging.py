@@ -73,6 +73,14 @@ def test_importing_the_package_prints_nothing_and_loads_no_model_code():
     assert result.stderr == "" and result.stdout.strip() == "False False"
 
 
+def test_importing_every_public_class_prints_nothing():
+    """diffusers imports bitsandbytes (a pyiqa dependency) when installed, which logged a warning to stderr on
+    AVX512-BF16 CPUs with no handler configured; a library import must stay silent."""
+    code = "import fluxir_hub\nfor name in fluxir_hub.__all__: getattr(fluxir_hub, name)\nimport training.trainer"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
+
+
 BENCHMARKS = [
     ["benchmarks/flops_adapter.py", "--size", "64"],
     ["benchmarks/gpu_fullsize.py", "--config", "tiny", "--device", "cpu", "--size", "64", "--steps", "2",

@@ -80,3 +80,22 @@ def test_rl_stage_refuses_what_it_cannot_do(policy, tmp_path):
     for change, message in cases:
         with pytest.raises(ValueError, match=message):
             _config(pairs, tmp_path, **change).validate()
+
+
+def test_the_authors_rollout_form_follows_the_policys_own_ode_with_gradients(policy, tmp_path):
+    """`rl_loss_form rollout`: the policy's ODE from the start noise, checkpointed per step. Without exploration the
+    only branch is the reference's ODE, which the freshly refreshed policy retraces exactly: L_traj is 0 and L_GT is
+    the whole trajectory's error (the one-step form's L_GT is a one-jump estimate, another number)."""
+    pairs, start = policy
+    common = {"stage": "rl", "adapter_init": str(start), "teacher_steps": 4, "rl_rollouts": 0, "rl_perturb_steps": [1],
+              "max_train_steps": 1, "learning_rate": 0.0}  # fmt: skip
+    rollout = Trainer(_config(pairs, tmp_path / "rollout", rl_loss_form="rollout", **common)).train()[0]
+    one_step = Trainer(_config(pairs, tmp_path / "one", rl_loss_form="one-step", **common)).train()[0]
+    assert rollout["loss_traj"] < 1e-10 and rollout["loss_gt"] > 0
+    assert abs(rollout["loss_gt"] - one_step["loss_gt"]) > 1e-6
+    trainer = Trainer(_config(pairs, tmp_path / "grad", rl_loss_form="rollout", **{**common, "learning_rate": 1e-2}))
+    trainer.train()
+    tuned, initial = FluxIRAdapter.from_pretrained(tmp_path / "grad"), FluxIRAdapter.from_pretrained(start)
+    assert any(not torch.equal(a, b) for a, b in zip(tuned.parameters(), initial.parameters(), strict=True))
+    with pytest.raises(ValueError, match="`rl_loss_form` must be one-step or rollout"):
+        _config(pairs, tmp_path, **{**common, "rl_loss_form": "full"}).validate()

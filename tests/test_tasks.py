@@ -18,7 +18,7 @@ from fluxir_hub.degradations import (
     parse_weights,
     sample_degradation,
 )
-from fluxir_hub.degradations.motion_blur import trajectory_kernel
+from fluxir_hub.degradations.motion_blur import MotionBlurConfig, record_kernel, shake_trajectory, trajectory_kernel
 from fluxir_hub.testing import tiny_pipeline
 
 from .helpers import gen, photo
@@ -78,11 +78,69 @@ def test_each_task_degrades_the_way_its_name_says():
 def test_motion_kernels_are_normalised_and_centred():
     for seed in range(5):
         record = sample_degradation("motion_blur", (64, 64), seed=seed)["motion_blur"]
-        kernel = trajectory_kernel(record["trajectory"], record["kernel_size"])
+        kernel = record_kernel(record)
         size = record["kernel_size"]
         ys, xs = np.mgrid[:size, :size]
         assert kernel.sum() == pytest.approx(1.0) and (kernel >= 0).all()
         assert abs((kernel * xs).sum() - size // 2) < 1.0 and abs((kernel * ys).sum() - size // 2) < 1.0
+
+
+def _axis_ratio(kernel: np.ndarray) -> float:
+    """sqrt of the smaller / larger eigenvalue of the kernel's second moments: 1 for a blob, 0 for a line."""
+    ys, xs = np.mgrid[: kernel.shape[0], : kernel.shape[1]]
+    k = kernel / kernel.sum()
+    mx, my = (k * xs).sum(), (k * ys).sum()
+    cxy = (k * (xs - mx) * (ys - my)).sum()
+    low, high = np.linalg.eigvalsh([[(k * (xs - mx) ** 2).sum(), cxy], [cxy, (k * (ys - my) ** 2).sum()]])
+    return float(np.sqrt(max(low, 0.0) / high))
+
+
+def test_camera_shake_matches_the_reference_generators_statistics():
+    """Boracchi-Foi as DeblurGAN runs it (2000 points, anxiety from its list, a 60 px path rasterised with sub-pixel
+    weights), measured there on 200 seeded draws: end-to-end / path length 0.145, kernel minor/major axes 0.450. The
+    walk this replaced (64 points, anxiety <= 0.005) measured 1.000 and 0.1: straight streaks only."""
+    config = MotionBlurConfig()
+    straightness, axes = [], []
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        path = shake_trajectory(rng, config.points, 60.0, float(rng.choice(config.anxiety)))
+        steps = np.linalg.norm(np.diff(path, axis=0), axis=1)
+        straightness.append(np.linalg.norm(path[-1] - path[0]) / steps.sum())
+        axes.append(_axis_ratio(trajectory_kernel(path, 64)))
+    assert abs(np.mean(straightness) - 0.145) < 0.05, np.mean(straightness)
+    assert abs(np.mean(axes) - 0.450) < 0.07, np.mean(axes)
+
+
+def test_motion_blur_records_of_the_first_format_still_replay():
+    hq = photo("coffee", (64, 64))
+    old = {"kernel_size": 9, "trajectory": [[-3.0, 0.0], [-1.0, 0.5], [1.0, 0.5], [3.0, 0.0]],
+           "noise": {"type": "gaussian", "sigma": 0.0, "gray": False, "seed": 1}}  # fmt: skip
+    record = {**degrade(hq, "motion_blur", seed=0).params, "motion_blur": old}
+    replayed = np.asarray(apply_degradation(hq, record), dtype=np.float64)
+    from fluxir_hub.degradations.ops import filter2d
+
+    tensor = torch.from_numpy(np.asarray(hq, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    expected = filter2d(tensor, trajectory_kernel(old["trajectory"], 9)).clamp(0, 1)
+    assert np.abs(replayed / 255 - expected[0].permute(1, 2, 0).numpy()).max() <= 1 / 255 + 1e-6
+    new = degrade(hq, "motion_blur", seed=4)
+    assert new.params["motion_blur"]["format"] == 2 and "trajectory" not in new.params["motion_blur"]
+    assert np.array_equal(np.asarray(apply_degradation(new.hq, new.params)), np.asarray(new.lq))
+
+
+def test_low_light_darkens_as_lv_et_al_and_old_records_keep_their_model():
+    from fluxir_hub.degradations.low_light import LowLightConfig
+
+    hq = photo("coffee", (128, 128))
+    ref = np.asarray(hq, dtype=np.float64).mean()
+
+    def brightness(preset):
+        return np.mean([np.asarray(degrade(hq, preset, seed=s).lq, dtype=np.float64).mean() / ref for s in range(20)])
+
+    assert abs(brightness("low_light") - 0.31) < 0.04  # Lv et al.'s Eq. 1 (the exposure model kept 0.40)
+    assert abs(brightness(LowLightConfig(model="exposure")) - 0.40) < 0.04
+    old = degrade(hq, LowLightConfig(model="exposure"), seed=2)  # no `model` key: as records were written before
+    assert "model" not in old.params["low_light"]
+    assert np.array_equal(np.asarray(apply_degradation(old.hq, old.params)), np.asarray(old.lq))
 
 
 def test_mixed_draws_tasks_with_their_weights_and_refuses_bad_weights():
@@ -275,3 +333,35 @@ def test_colour_changing_tasks_default_to_no_colour_fix_and_no_lq_pull():
     assert np.array_equal(default, run(color_fix="none", restoration_weight=0.0))
     assert not np.array_equal(default, run(color_fix="wavelet", restoration_weight=0.05))
     assert not TASKS["low_light"].keeps_colors and TASKS["denoise"].keeps_colors
+
+
+def test_task_prompts_are_cached_in_the_adapter_and_the_loader_skips_text_encoders(tmp_path):
+    """An all-in-one adapter carries every task prompt's embeddings: restoring any task needs no text encoder."""
+    from diffusers import FluxPipeline
+
+    from fluxir_hub.pipelines import load_restoration_pipeline
+    from fluxir_hub.testing import tiny_components
+
+    FluxPipeline(**tiny_components()).save_pretrained(tmp_path / "base")
+    pipe = tiny_pipeline()
+    lq = photo("chelsea", (32, 32))
+    pipe.adapter.set_task_prompts({t: TASKS[t].prompt for t in ("sr", "denoise")})
+    pipe.cache_prompt_embeds()
+    expected = pipe(lq, task="denoise", num_inference_steps=1, generator=gen(0), output_type="np").images
+    assert pipe.adapter.cached_prompts == ["", TASKS["denoise"].prompt, TASKS["sr"].prompt]  # rows in task order
+    pipe.adapter.save_pretrained(tmp_path / "adapter")
+
+    def load(**kwargs):
+        return load_restoration_pipeline(tmp_path / "base", tmp_path / "adapter", dtype=torch.float32, **kwargs)
+
+    lean = load(task="denoise")
+    assert lean.text_encoder is None and lean.text_encoder_2 is None and lean.tokenizer_2 is None
+    lean.set_progress_bar_config(disable=True)
+    out = lean(lq, task="denoise", num_inference_steps=1, generator=gen(0), output_type="np").images
+    np.testing.assert_allclose(out, expected, atol=1e-5)  # the cached task prompt (a wrong row differs by ~0.1)
+    with pytest.raises(ValueError, match="needs text_encoder"):
+        lean(lq, prompt="a cat", num_inference_steps=1)
+    assert load(prompt="a cat").text_encoder_2 is not None  # a prompt of the user's own: encoders load
+    assert load(prompt=None).text_encoder_2 is not None  # any prompt may come (the Space's text box)
+    with pytest.raises(ValueError, match="not trained for task 'desnow'"):
+        load(task="desnow")

@@ -223,6 +223,11 @@ def test_bad_input(pairs, tmp_path, capsys):
     ):
         assert main(["--pretrained_model", "tiny", "--dataset", str(pairs), *argv]) == 2
         assert message in capsys.readouterr().err
+    # every configuration problem in one message, before anything is loaded
+    assert main(["--pretrained_model", "tiny", "--conditioning", "bogus", "--rl_alpha", "0.5", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "3 problems in the training configuration" in err
+    assert "Give exactly one data source" in err and "`conditioning` must be" in err and "`rl_alpha` must be" in err
     assert _config(pairs, tmp_path / "e", learning_rate=1e-5).learning_rate == 1e-5
     from training.config import parse_overrides
 

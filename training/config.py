@@ -157,8 +157,23 @@ class TrainConfig:
     distill_teacher_weight: float = field(
         default=300.0, metadata=_help("distill: weight of the student's final latent against the teacher's")
     )
-    distill_gt_weight: float = field(
-        default=300.0, metadata=_help("distill: weight of the student's final latent against the ground truth")
+    distill_gt_weight: float | None = field(
+        default=None,
+        metadata=_help(
+            "distill: weight of the student's final latent against the ground truth (default: the authors' per K: "
+            "600 for 4 or more steps, 300 for 2 and 1)"
+        ),
+    )
+    distill_distance: str = field(
+        default="auto",
+        metadata=_help("distill: mse, l1, or auto (the authors': L1 for a 1-step student, MSE otherwise)"),
+    )
+    distill_start_lq_weight: float = field(
+        default=0.0,
+        metadata=_help(
+            "distill: start the teacher's and the student's trajectories from (1 - w) noise + w LQ latent instead of "
+            "pure noise (the authors' FLUX start mixes about 0.03); saved in the adapter, the pipeline starts there"
+        ),
     )
     distill_base_weight: float = field(
         default=1.0, metadata=_help("distill: weight of the ordinary flow-matching loss")
@@ -182,6 +197,14 @@ class TrainConfig:
         metadata=_help("rl: weight of the policy's clean-image estimate from the kept state against GT (authors: 1)"),
     )
     rl_base_weight: float = field(default=1.0, metadata=_help("rl: weight of the ordinary flow-matching loss"))
+    rl_loss_form: str = field(
+        default="one-step",
+        metadata=_help(
+            "rl: one-step (the policy's single step from the reference state and its one-jump clean estimate) or "
+            "rollout (the authors': the policy's own ODE from the start, with gradients, checkpointed per step, "
+            "for both L_traj and L_GT)"
+        ),
+    )
     rl_refresh_steps: int = field(
         default=50, metadata=_help("rl: copy the policy into the reference every this many optimizer steps")
     )
@@ -254,128 +277,188 @@ class TrainConfig:
                 raise ValueError(f"`{f.name}` must be {_describe(expected)}, got {value!r} ({type(value).__name__}).")
 
     def validate(self) -> None:
-        self.check_types()
-        if not 0 <= self.seed < 2**63:
-            raise ValueError(f"`seed` must be from 0 to 2**63 - 1, got {self.seed}.")
-        if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
+        """Check every setting; all problems are reported together in one `ValueError`, one line each."""
+        problems = self.problems()
+        if len(problems) == 1:
+            raise ValueError(problems[0])
+        if problems:
             raise ValueError(
-                f"`checkpoints_total_limit` must be at least 1 (or null for no limit), got "
-                f"{self.checkpoints_total_limit}: a limit of 0 would delete every checkpoint."
+                f"{len(problems)} problems in the training configuration:\n" + "\n".join(f"- {p}" for p in problems)
             )
-        for name in ("learning_rate", "max_grad_norm", "ema_decay", "timestep_eps", "guidance_scale"):
-            if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
-                raise ValueError(f"`{name}` must be a finite, non-negative number, got {getattr(self, name)}.")
-        if (self.dataset is None) == (self.hq_folder is None):
-            raise ValueError("Give exactly one data source: `dataset` (FluxGen id or folder) or `hq_folder`.")
-        if self.hq_folder is not None and not Path(self.hq_folder).is_dir():
-            raise ValueError(f"`hq_folder` {self.hq_folder} is not a folder.")
-        pairs = self.crop_pairs
-        if not pairs or any(s[0] % 16 or s[1] % 16 or min(s) < 16 for s in pairs):
-            raise ValueError(f"`crop_sizes` must be WIDTHxHEIGHT sizes in multiples of 16, got {self.crop_sizes}.")
-        if any(s[0] % (16 * self.scale) or s[1] % (16 * self.scale) for s in pairs):
-            raise ValueError(
-                f"Each crop side must be a multiple of {16 * self.scale} so the LQ crop is a whole number of pixels "
-                f"at x{self.scale} and packs into 2x2 latent tokens; got {self.crop_sizes}."
-            )
-        if self.crop_mode not in ("random", "center"):
-            raise ValueError(f"`crop_mode` must be 'random' or 'center', got {self.crop_mode!r}.")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ValueError(f"`mixed_precision` must be no, fp16 or bf16, got {self.mixed_precision!r}.")
-        if self.pixel_loss_form not in ("printed", "x0"):
-            raise ValueError(f"`pixel_loss_form` must be 'printed' or 'x0', got {self.pixel_loss_form!r}.")
-        if not 0 <= self.prompt_drop_rate <= 1:
-            raise ValueError(f"`prompt_drop_rate` must be in [0, 1], got {self.prompt_drop_rate}.")
-        for name in ("train_batch_size", "gradient_accumulation_steps", "max_train_steps", "rank", "lora_rank",
-                     "checkpointing_steps", "num_validation_images", "validation_inference_steps"):  # fmt: skip
-            if getattr(self, name) < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
-        if self.task_prompts not in ("auto", "on", "off"):
-            raise ValueError(f"`task_prompts` must be auto, on or off, got {self.task_prompts!r}.")
+
+    def problems(self) -> list[str]:
+        """Every problem of this configuration, one message each (empty when it is valid)."""
+        try:
+            self.check_types()
+        except ValueError as err:  # the value checks below need the declared types
+            return [str(err)]
+        out: list[str] = []
+
+        def check(ok: bool, message: str) -> None:
+            if not ok:
+                out.append(message)
+
+        check(0 <= self.seed < 2**63, f"`seed` must be from 0 to 2**63 - 1, got {self.seed}.")
+        check(
+            self.checkpoints_total_limit is None or self.checkpoints_total_limit >= 1,
+            f"`checkpoints_total_limit` must be at least 1 (or null for no limit), got {self.checkpoints_total_limit}: "
+            "a limit of 0 would delete every checkpoint.",
+        )
+        non_negative = ["learning_rate", "max_grad_norm", "ema_decay", "timestep_eps", "guidance_scale"]
+        non_negative += ["rl_traj_weight", "rl_gt_weight", "rl_base_weight", "distill_intermediate_weight"]
+        non_negative += ["distill_teacher_weight", "distill_base_weight", "distill_start_lq_weight"]
+        if self.distill_gt_weight is not None:
+            non_negative.append("distill_gt_weight")
+        for name in non_negative:
+            value = getattr(self, name)
+            check(math.isfinite(value) and value >= 0, f"`{name}` must be a finite, non-negative number, got {value}.")
+        positive = ["train_batch_size", "gradient_accumulation_steps", "max_train_steps", "rank", "lora_rank"]
+        positive += ["checkpointing_steps", "num_validation_images", "validation_inference_steps", "ummf_lora_rank"]
+        positive += ["dra_adapter_dim", "teacher_steps", "schedule_search_batches", "num_student_steps"]
+        positive += ["rl_refresh_steps"]
+        for name in positive:
+            check(getattr(self, name) >= 1, f"`{name}` must be a positive integer, got {getattr(self, name)}.")
+        check(
+            (self.dataset is None) != (self.hq_folder is None),
+            "Give exactly one data source: `dataset` (FluxGen id or folder) or `hq_folder`.",
+        )
+        check(
+            self.hq_folder is None or Path(self.hq_folder).is_dir(), f"`hq_folder` {self.hq_folder} is not a folder."
+        )
+        try:
+            pairs = self.crop_pairs
+        except ValueError as err:
+            out.append(str(err))
+        else:
+            if not pairs or any(s[0] % 16 or s[1] % 16 or min(s) < 16 for s in pairs):
+                out.append(f"`crop_sizes` must be WIDTHxHEIGHT sizes in multiples of 16, got {self.crop_sizes}.")
+            elif self.scale >= 1 and any(s[0] % (16 * self.scale) or s[1] % (16 * self.scale) for s in pairs):
+                out.append(
+                    f"Each crop side must be a multiple of {16 * self.scale} so the LQ crop is a whole number of "
+                    f"pixels at x{self.scale} and packs into 2x2 latent tokens; got {self.crop_sizes}."
+                )
+        check(self.scale >= 1, f"`scale` must be a positive integer, got {self.scale}.")
+        check(
+            self.crop_mode in ("random", "center"),
+            f"`crop_mode` must be 'random' or 'center', got {self.crop_mode!r}.",
+        )
+        check(
+            self.mixed_precision in ("no", "fp16", "bf16"),
+            f"`mixed_precision` must be no, fp16 or bf16, got {self.mixed_precision!r}.",
+        )
+        check(
+            self.pixel_loss_form in ("printed", "x0"),
+            f"`pixel_loss_form` must be 'printed' or 'x0', got {self.pixel_loss_form!r}.",
+        )
+        check(0 <= self.prompt_drop_rate <= 1, f"`prompt_drop_rate` must be in [0, 1], got {self.prompt_drop_rate}.")
+        check(
+            self.task_prompts in ("auto", "on", "off"),
+            f"`task_prompts` must be auto, on or off, got {self.task_prompts!r}.",
+        )
         from fluxir_hub.degradations import PRESETS
 
         if self.degradation_preset not in PRESETS:
-            raise ValueError(
+            out.append(
                 f"Unknown `degradation_preset` {self.degradation_preset!r}; choose one of {', '.join(PRESETS)}."
             )
-        if self.task_weights is not None and self.degradation_preset != "mixed":
-            raise ValueError("`task_weights` needs `degradation_preset mixed`.")
-        self.degradation_config  # noqa: B018 (checks the task weights)
-        if self.conditioning not in ("fluxir", "ummf", "ummf-add", "dra"):
-            raise ValueError(f"`conditioning` must be fluxir, ummf, ummf-add or dra, got {self.conditioning!r}.")
-        if self.conditioning != "fluxir":
-            if self.stage != "adapter":
-                raise ValueError(
-                    f"`--stage {self.stage}` works with `--conditioning fluxir` only: {self.conditioning} keeps trainable "
-                    "weights in a LoRA inside the base, which the stage's frozen teacher copy would not hold."
-                )
-            if self.use_ema:
-                raise ValueError(
-                    f"`use_ema` is for `--conditioning fluxir`; {self.conditioning} does not support it yet."
-                )
-            if self.use_lora:
-                raise ValueError(f"`--conditioning {self.conditioning}` brings its own LoRA; leave `use_lora` off.")
-        if self.conditioning == "dra" and self.gradient_checkpointing:
-            raise ValueError(
-                "`--conditioning dra` needs `--gradient_checkpointing false`: its adapter chain runs across the base "
-                "blocks that checkpointing would recompute."
+        elif self.task_weights is not None and self.degradation_preset != "mixed":
+            out.append("`task_weights` needs `degradation_preset mixed`.")
+        else:
+            try:
+                self.degradation_config  # noqa: B018 (checks the task weights)
+            except ValueError as err:
+                out.append(str(err))
+        out += self._conditioning_problems() + self._stage_problems()
+        check(
+            not self.push_to_hub or bool(self.hub_model_id),
+            "`push_to_hub` needs `hub_model_id` (e.g. your-org/fluxir-adapter).",
+        )
+        return out
+
+    def _conditioning_problems(self) -> list[str]:
+        from fluxir_hub.models import conditioning_names
+
+        names = list(conditioning_names())
+        if self.conditioning not in names:
+            return [f"`conditioning` must be {', '.join(names[:-1])} or {names[-1]}, got {self.conditioning!r}."]
+        cls = conditioning_names()[self.conditioning][0]
+        out = []
+        if self.stage in ("rl", "distill") and self.stage not in cls.training_stages:
+            able = [name for name, (other, _) in conditioning_names().items() if self.stage in other.training_stages]
+            out.append(
+                f"`--stage {self.stage}` works with `--conditioning {' or '.join(able)}` only: {self.conditioning} "
+                f"supports `--stage {' or '.join(cls.training_stages)}`."
             )
-        if self.ummf_lora_rank < 1 or self.dra_adapter_dim < 1:
-            raise ValueError("`ummf_lora_rank` and `dra_adapter_dim` must be positive integers.")
+        if self.use_lora and cls.lora_targets is not None:
+            out.append(f"`--conditioning {self.conditioning}` brings its own LoRA; leave `use_lora` off.")
+        if self.gradient_checkpointing and cls.gradient_checkpointing_refusal:
+            out.append(
+                f"`--conditioning {self.conditioning}` needs `--gradient_checkpointing false`: "
+                f"{cls.gradient_checkpointing_refusal}."
+            )
+        return out
+
+    def _stage_problems(self) -> list[str]:
+        out = []
+        # rl_* and distill_* values are checked whatever the stage (a bad value is bad before it is used), except
+        # where they depend on the shared `teacher_steps`
+        if self.stage == "rl" and (
+            not self.rl_perturb_steps or any(not 0 <= k < self.teacher_steps - 1 for k in self.rl_perturb_steps)
+        ):
+            out.append(
+                f"`rl_perturb_steps` must be step indices from 0 to teacher_steps - 2 ({self.teacher_steps - 2}), "
+                f"got {self.rl_perturb_steps}."
+            )
+        if len(self.rl_alpha) != 2 or not 1 <= self.rl_alpha[0] < self.rl_alpha[1]:
+            out.append(f"`rl_alpha` must be a range [low, high) with 1 <= low < high, got {self.rl_alpha}.")
+        if self.rl_rollouts < 0:
+            out.append(f"`rl_rollouts` must be >= 0 (0: no exploration), got {self.rl_rollouts}.")
+        if self.distill_schedule not in ("cost-aware", "uniform"):
+            out.append(f"`distill_schedule` must be 'cost-aware' or 'uniform', got {self.distill_schedule!r}.")
+        if self.distill_distance not in ("auto", "mse", "l1"):
+            out.append(f"`distill_distance` must be auto, mse or l1, got {self.distill_distance!r}.")
+        if not 0 <= self.distill_start_lq_weight < 1:
+            out.append(f"`distill_start_lq_weight` must be in [0, 1), got {self.distill_start_lq_weight}.")
+        if self.rl_loss_form not in ("one-step", "rollout"):
+            out.append(f"`rl_loss_form` must be one-step or rollout, got {self.rl_loss_form!r}.")
         if self.stage not in ("adapter", "rl", "distill"):
-            raise ValueError(f"`stage` must be 'adapter', 'rl' or 'distill', got {self.stage!r}.")
-        if self.stage == "rl":
-            if not self.adapter_init:
-                raise ValueError(
-                    "`--stage rl` tunes a trained adapter: pass it as `--adapter_init` (Hub id or folder). Train one "
-                    "first with the default `--stage adapter`."
-                )
-            if self.use_lora:
-                raise ValueError("`use_lora` is for `--stage adapter`; RL tuning trains the adapter only.")
-            if self.rl_rollouts < 0:
-                raise ValueError(f"`rl_rollouts` must be >= 0 (0: no exploration), got {self.rl_rollouts}.")
-            if not self.rl_perturb_steps or any(not 0 <= k < self.teacher_steps - 1 for k in self.rl_perturb_steps):
-                raise ValueError(
-                    f"`rl_perturb_steps` must be step indices from 0 to teacher_steps - 2 ({self.teacher_steps - 2}), "
-                    f"got {self.rl_perturb_steps}."
-                )
-            if len(self.rl_alpha) != 2 or not 1 <= self.rl_alpha[0] < self.rl_alpha[1]:
-                raise ValueError(f"`rl_alpha` must be a range [low, high) with 1 <= low < high, got {self.rl_alpha}.")
-            for name in ("rl_traj_weight", "rl_gt_weight", "rl_base_weight"):
-                if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
-                    raise ValueError(f"`{name}` must be a finite, non-negative number, got {getattr(self, name)}.")
-            if self.rl_refresh_steps < 1:
-                raise ValueError(f"`rl_refresh_steps` must be a positive integer, got {self.rl_refresh_steps}.")
+            return out + [f"`stage` must be 'adapter', 'rl' or 'distill', got {self.stage!r}."]
+        if self.stage != "adapter" and not self.adapter_init:
+            what = "tunes a trained adapter" if self.stage == "rl" else "needs the trained adapter to distil"
+            out.append(
+                f"`--stage {self.stage}` {what}: pass it as `--adapter_init` (Hub id or folder). Train one first with "
+                "the default `--stage adapter`."
+            )
+        if self.stage != "adapter" and self.use_lora:
+            who = "RL tuning" if self.stage == "rl" else "a distilled student"
+            out.append(f"`use_lora` is for `--stage adapter`; {who} trains the adapter only.")
         if self.stage == "distill":
-            if not self.adapter_init:
-                raise ValueError(
-                    "`--stage distill` needs the trained adapter to distil: pass it as `--adapter_init` (Hub id or "
-                    "folder). Train one first with the default `--stage adapter`."
-                )
-            if self.distill_schedule not in ("cost-aware", "uniform"):
-                raise ValueError(
-                    f"`distill_schedule` must be 'cost-aware' or 'uniform', got {self.distill_schedule!r}."
-                )
             if not 1 <= self.num_student_steps < self.teacher_steps:
-                raise ValueError(
+                out.append(
                     f"`num_student_steps` must be from 1 to teacher_steps - 1 ({self.teacher_steps - 1}), got "
                     f"{self.num_student_steps}."
                 )
-            if self.distill_schedule == "uniform" and self.teacher_steps % self.num_student_steps:
-                raise ValueError(
+            elif self.distill_schedule == "uniform" and self.teacher_steps % self.num_student_steps:
+                out.append(
                     f"A uniform {self.num_student_steps}-step schedule lies on the teacher's grid only when it divides "
                     f"teacher_steps ({self.teacher_steps}); use the cost-aware schedule or another step count."
                 )
-            for name in ("distill_intermediate_weight", "distill_teacher_weight", "distill_gt_weight",
-                         "distill_base_weight"):  # fmt: skip
-                if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
-                    raise ValueError(f"`{name}` must be a finite, non-negative number, got {getattr(self, name)}.")
-            if self.use_lora:
-                raise ValueError("`use_lora` is for `--stage adapter`; a distilled student trains the adapter only.")
-        for name in ("teacher_steps", "schedule_search_batches", "num_student_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
-        if self.push_to_hub and not self.hub_model_id:
-            raise ValueError("`push_to_hub` needs `hub_model_id` (e.g. your-org/fluxir-adapter).")
+        return out
+
+    @property
+    def resolved_distill_gt_weight(self) -> float:
+        """The ground-truth weight of the distill stage: the given one, else the authors' for this K (their 4-step
+        student x600, 2- and 1-step x300)."""
+        if self.distill_gt_weight is not None:
+            return self.distill_gt_weight
+        return 600.0 if self.num_student_steps >= 4 else 300.0
+
+    @property
+    def resolved_distill_distance(self) -> str:
+        """The distill stage's distance: the given one, else the authors' (L1 for a 1-step student, MSE otherwise)."""
+        if self.distill_distance != "auto":
+            return self.distill_distance
+        return "l1" if self.num_student_steps == 1 else "mse"
 
     @property
     def degradation_config(self):

@@ -96,9 +96,8 @@ class PairSource:
 
     @property
     def has_prompts(self) -> bool:
-        """Whether any pair has a non-empty prompt (a streamed dataset is assumed to)."""
-        if self.use_task_prompts:
-            return True
+        """Whether any pair has a caption of its own (a streamed dataset is assumed to). The empty prompt and the task
+        prompts are cached in the adapter, so training on them alone needs no text encoder after setup."""
         if self.dataset is None or self.prompt_column is None:
             return False
         if self.streaming:

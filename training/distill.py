@@ -4,8 +4,11 @@ The teacher is the trained adapter (frozen) following the flow ODE in `teacher_s
 copy of it, jumps through K of those grid points in K steps. Which K: the cost-aware schedule (the jumps whose summed
 cost, the mismatch between the teacher's velocity and its trajectory's chord, is least; `fluxir_hub.schedules`),
 chosen once from a few training batches before training, or the uniform one. Losses (the authors' code, §5c): the
-student's state after each jump against the teacher's state there, its final latent against the teacher's final
-latent and against the ground-truth latent, plus the ordinary flow-matching loss.
+student's state after each jump against the teacher's state there (x100), its final latent against the teacher's final
+latent (x300) and against the ground-truth latent (x600 for a 4-step student, x300 for 2 and 1), plus the ordinary
+flow-matching loss; MSE, except L1 for a 1-step student. `distill_start_lq_weight` starts both trajectories from
+`(1 - w) noise + w LQ latent` (the authors start their FLUX sampler from an LQ-anchored point); the student keeps `w`
+in its config, so the pipeline starts there too.
 """
 
 from __future__ import annotations
@@ -106,26 +109,35 @@ class Distiller:
             cost=schedule_cost(cost, indices),
             uniform_cost=None if uniform_indices is None else schedule_cost(cost, uniform_indices),
         )
-        self.student.register_to_config(distilled_sigmas=self.schedule.sigmas)
+        self.student.register_to_config(
+            distilled_sigmas=self.schedule.sigmas, distilled_start_lq_weight=config.distill_start_lq_weight
+        )
         return self.schedule
+
+    def start(self, z1: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        """Where the teacher's and the student's trajectories begin: noise, or noise mixed with the LQ latent."""
+        w = self.config.distill_start_lq_weight
+        return z1 if w == 0 else (1 - w) * z1 + w * lq.to(z1.dtype)
 
     def loss(self, model, transformer, z0, z1, lq, embeds, pooled, img_ids, txt_ids, guidance, base_loss):
         """The distillation loss for one batch of packed latents (`z0` data, `z1` noise), and its parts."""
         config, schedule = self.config, self.schedule
-        states, _, sigmas = self.teacher_rollout(transformer, z1, lq, embeds, pooled, img_ids, txt_ids, guidance)
-        x = z1
+        start = self.start(z1, lq)
+        states, _, sigmas = self.teacher_rollout(transformer, start, lq, embeds, pooled, img_ids, txt_ids, guidance)
+        distance = F.l1_loss if config.resolved_distill_distance == "l1" else F.mse_loss
+        x = start
         intermediate = z1.new_zeros(())
         for a, b in zip(schedule.indices[:-1], schedule.indices[1:], strict=True):
             t = torch.full((z1.shape[0],), float(sigmas[a]), device=z1.device)
             v = model(x.to(self.dtype), lq, embeds, pooled, t, img_ids, txt_ids, guidance).float()
             x = x.float() + (float(sigmas[b]) - float(sigmas[a])) * v
             if b < len(sigmas) - 1:
-                intermediate = intermediate + F.mse_loss(x, states[b])
-        to_teacher = F.mse_loss(x, states[-1])
-        to_gt = F.mse_loss(x, z0.float())
+                intermediate = intermediate + distance(x, states[b])
+        to_teacher = distance(x, states[-1])
+        to_gt = distance(x, z0.float())
         loss = (
             config.distill_intermediate_weight * intermediate + config.distill_teacher_weight * to_teacher
-            + config.distill_gt_weight * to_gt + config.distill_base_weight * base_loss
+            + config.resolved_distill_gt_weight * to_gt + config.distill_base_weight * base_loss
         )  # fmt: skip
         logs = {"loss_intermediate": intermediate.item(), "loss_teacher": to_teacher.item(),
                 "loss_gt": to_gt.item(), "loss_base": base_loss.item()}  # fmt: skip

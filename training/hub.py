@@ -43,6 +43,8 @@ def copy_gallery(folder: Path, validation_dir: Path | None) -> list[str]:
 def write_model_card(folder: Path, config: TrainConfig, steps: int, validation_dir: Path | None = None) -> Path:
     from huggingface_hub import ModelCard, ModelCardData
 
+    from fluxir_hub.models import conditioning_names
+
     base = hub_id(config.pretrained_model)
     tags = ["diffusers", "flux", "image-restoration", "fluxir", "super-resolution"] + (
         ["lora"] if config.use_lora else []
@@ -78,6 +80,7 @@ def write_model_card(folder: Path, config: TrainConfig, steps: int, validation_d
         effective_batch=config.train_batch_size * config.gradient_accumulation_steps,
         use_lora=config.use_lora,
         task_prompts=task_prompts or {},
+        description=conditioning_names()[config.conditioning][0].description,
     )
     path = Path(folder) / "README.md"
     card.save(path)

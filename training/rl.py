@@ -7,10 +7,16 @@ relation in the authors' `sde_sampling`). Each rollout then follows the referenc
 negative pixel MSE of the decoded result to the ground truth. Per pair, the best of the rollouts and of the
 reference's own ODE path is kept (reward-filtered imitation; the authors' code has the losses but not the selection).
 
-Losses (the authors' `optimize_parameters_reinforce`): the policy's deterministic step from the reference state,
-pulled onto the kept rollout's state (L_traj); the policy's clean-image estimate at the kept state against the
-ground truth (L_GT: a one-jump estimate rather than a full ODE rollout with gradients, which would hold the whole
-trajectory's activations at FLUX size); plus the ordinary flow-matching loss.
+Losses (the authors' `optimize_parameters_reinforce`), in two forms (`rl_loss_form`):
+
+- `rollout`, the authors': the policy's own deterministic ODE from the start noise, with gradients, its state after the
+  perturbed step pulled onto the kept rollout's state (L_traj) and its final latent onto the ground truth (L_GT); each
+  step is checkpointed, so memory holds one step's activations (at the price of a second forward pass);
+- `one-step`, the cheap stand-in: the policy's single step from the reference state against the kept state (L_traj),
+  and its one-jump clean estimate from the kept state against the ground truth (L_GT): two policy evaluations instead
+  of the whole trajectory's;
+
+plus the ordinary flow-matching loss.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from fluxir_hub import FluxIRAdapter
 from fluxir_hub.latents import unpack_latents
@@ -139,14 +146,24 @@ class RLTuner:
             transformer, z0, z1, lq, embeds, pooled, img_ids, txt_ids, guidance, hq_pixels, generator, size
         )
         b = z1.shape[0]
-        t_k = torch.full((b,), float(sigmas[k]), device=z1.device)
-        v_policy = model(x_k.to(self.dtype), lq, embeds, pooled, t_k, img_ids, txt_ids, guidance).float()
-        step = x_k + (float(sigmas[k + 1]) - float(sigmas[k])) * v_policy
-        traj = F.mse_loss(step, kept)
-        t_next = torch.full((b,), float(sigmas[k + 1]), device=z1.device)
-        v_kept = model(kept.to(self.dtype), lq, embeds, pooled, t_next, img_ids, txt_ids, guidance).float()
-        estimate = kept - float(sigmas[k + 1]) * v_kept  # the policy's clean latent from the kept state
-        to_gt = F.mse_loss(estimate, z0.float())
+
+        def policy(x: torch.Tensor, sigma: float) -> torch.Tensor:
+            t = torch.full((b,), float(sigma), device=z1.device)
+            return model(x.to(self.dtype), lq, embeds, pooled, t, img_ids, txt_ids, guidance).float()
+
+        if config.rl_loss_form == "rollout":  # the policy's own ODE from the start, checkpointed per step
+            x, traj = z1.float(), None
+            for i in range(len(sigmas) - 1):
+                velocity = checkpoint(policy, x, float(sigmas[i]), use_reentrant=False)
+                x = x + (float(sigmas[i + 1]) - float(sigmas[i])) * velocity
+                if i == k:
+                    traj = F.mse_loss(x, kept)
+            to_gt = F.mse_loss(x, z0.float())
+        else:  # one step from the reference state; one jump to a clean estimate from the kept state
+            step = x_k + (float(sigmas[k + 1]) - float(sigmas[k])) * policy(x_k, sigmas[k])
+            traj = F.mse_loss(step, kept)
+            estimate = kept - float(sigmas[k + 1]) * policy(kept, sigmas[k + 1])
+            to_gt = F.mse_loss(estimate, z0.float())
         loss = config.rl_traj_weight * traj + config.rl_gt_weight * to_gt + config.rl_base_weight * base_loss
         gain = (kept_reward - ode_reward).mean().item()  # >= 0: how much the kept branch beat the ODE path
         logs = {"loss_traj": traj.item(), "loss_gt": to_gt.item(), "loss_base": base_loss.item(), "rl_step": k,

@@ -57,33 +57,27 @@ class Models:
     max_sequence_length: int
 
 
-def conditioning_class(conditioning: str):
-    """The component class of `--conditioning`."""
-    from fluxir_hub.models.adapter_dra import DRAAdapter
-    from fluxir_hub.models.conditioning_ummf import UMMFConditioner
+def conditioning_class(conditioning: str) -> type:
+    """The component class registered under `--conditioning` (see `fluxir_hub.models.conditioning_names`)."""
+    from fluxir_hub.models import conditioning_names
 
-    return {"fluxir": FluxIRAdapter, "ummf": UMMFConditioner, "ummf-add": UMMFConditioner, "dra": DRAAdapter}[
-        conditioning
-    ]
+    return conditioning_names()[conditioning][0]
 
 
 def new_conditioning(config, transformer, max_sequence_length: int):
-    """A fresh conditioning component of `config.conditioning` for `transformer`."""
-    cls = conditioning_class(config.conditioning)
-    if config.conditioning == "fluxir":
-        return cls.from_transformer(transformer, rank=config.rank, max_sequence_length=max_sequence_length)
-    if config.conditioning == "dra":
-        return cls.from_transformer(transformer, adapter_dim=config.dra_adapter_dim, lora_rank=config.lora_rank,
-                                    max_sequence_length=max_sequence_length)  # fmt: skip
-    mode = "add" if config.conditioning == "ummf-add" else "sequence"
-    return cls.from_transformer(transformer, mode=mode, lora_rank=config.ummf_lora_rank,
-                                max_sequence_length=max_sequence_length)  # fmt: skip
+    """A fresh conditioning component of `config.conditioning` for `transformer`: the registered name's fixed options
+    plus the class's `train_options` read from `config`."""
+    from fluxir_hub.models import conditioning_names
+
+    cls, fixed = conditioning_names()[config.conditioning]
+    options = {argument: getattr(config, name) for argument, name in cls.train_options.items()}
+    return cls.from_transformer(transformer, max_sequence_length=max_sequence_length, **fixed, **options)
 
 
 def load_models(config: TrainConfig, weight_dtype: torch.dtype) -> Models:
     """Base FLUX components from the Hub/folder, or the embedded random ones: `"tiny"`, or `"tiny-mid"` (wider)."""
     if config.pretrained_model in ("tiny", "tiny-mid"):
-        from fluxir_hub.testing import T5_MAX_LENGTH, tiny_components
+        from fluxir_hub.tiny import T5_MAX_LENGTH, tiny_components
 
         size = "mid" if config.pretrained_model == "tiny-mid" else "tiny"
         return Models(**tiny_components(size=size, seed=config.seed), max_sequence_length=T5_MAX_LENGTH)
@@ -173,32 +167,25 @@ class Trainer:
             from fluxir_hub.degradations import TASKS
 
             tasks = self.source.tasks or list(TASKS)
-            adapter.register_to_config(task_prompts={t: TASKS[t].prompt for t in tasks if t in TASKS})
+            adapter.set_task_prompts({t: TASKS[t].prompt for t in tasks if t in TASKS})
 
-        # Empty-prompt embeddings: computed once and stored in the adapter (so they ship with it). The text
-        # encoders stay only when the data has prompts.
+        # The empty prompt's and the task prompts' embeddings: computed once and stored in the adapter (so they ship
+        # with it). The text encoders stay only when the data has captions of its own.
         self.pipe = FluxIRPipeline(
             scheduler=models.scheduler, vae=models.vae, text_encoder=models.text_encoder.to(device),
             tokenizer=models.tokenizer, text_encoder_2=models.text_encoder_2.to(device), tokenizer_2=models.tokenizer_2,
             transformer=models.transformer, adapter=adapter,
         )  # fmt: skip
         self.pipe.set_progress_bar_config(disable=True)
-        self.pipe.cache_empty_prompt_embeds(models.max_sequence_length)
+        self.pipe.cache_prompt_embeds(models.max_sequence_length)
         if not self.source.has_prompts:
             self.pipe.text_encoder = self.pipe.text_encoder_2 = None
             models.text_encoder = models.text_encoder_2 = None
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
 
-        self.uses_lora = config.use_lora or adapter.uses_lora
-        if adapter.uses_lora:  # UMMF's LoRA, or DRA's diffusion adapter
-            models.transformer.add_adapter(adapter.lora_config())
-            if config.adapter_init:
-                self._load_lora(models.transformer, Path(config.adapter_init))
-            for param in models.transformer.parameters():
-                if param.requires_grad:
-                    param.data = param.data.float()
-        elif config.use_lora:
+        self.uses_lora = config.use_lora  # the diffusion adapter (a component's own LoRA, if any, lives in it)
+        if config.use_lora:
             from peft import LoraConfig
 
             models.transformer.add_adapter(
@@ -341,8 +328,9 @@ class Trainer:
             b, _, h, w = z0.shape
             z1 = pack_latents(torch.randn(z0.shape, generator=generator).to(device))
             guidance = torch.full((b,), config.guidance_scale, device=device)
+            lq = pack_latents(z_lq).to(self.weight_dtype)
             states, velocities, sigmas = self.distiller.teacher_rollout(
-                self.models.transformer, z1, pack_latents(z_lq).to(self.weight_dtype), embeds.to(self.weight_dtype),
+                self.models.transformer, self.distiller.start(z1, lq), lq, embeds.to(self.weight_dtype),
                 pooled.to(self.weight_dtype), image_ids(h // 2, w // 2, device=device), txt_ids, guidance,
             )  # fmt: skip
             rollouts.append((states, velocities, sigmas))

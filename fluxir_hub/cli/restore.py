@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections import Counter
@@ -18,6 +19,9 @@ from fluxir_hub.files import atomic_save_png
 from fluxir_hub.tasks import TASKS
 
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-dev"
+MAX_UPSCALE = 8  # the pipeline's own limit (checked again there)
+MAX_STEPS = 1000
+MIN_TILE = 64  # the smallest tile any model accepts (4x FLUX's 16 px output multiple); the pipeline checks the rest
 OFFLOAD_MODES = ("none", "model", "group", "sequential")
 
 
@@ -35,18 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="restoration task, for an all-in-one adapter (sets its task prompt; default: super-resolution)",
     )
     parser.add_argument(
-        "--upscale", type=float, default=None, help="scale factor, 1 to 8 (default 4; 1 for tasks other than sr)"
+        "--upscale",
+        type=_number(float, 1, MAX_UPSCALE),
+        default=None,
+        help=f"scale factor, 1 to {MAX_UPSCALE} (default 4; 1 for tasks other than sr)",
     )
     parser.add_argument(
         "--steps",
-        type=int,
+        type=_number(int, 1, MAX_STEPS),
         default=None,
-        help="denoising steps (default: a distilled adapter's own schedule, else 20)",
+        help=f"denoising steps, 1 to {MAX_STEPS} (default: a distilled adapter's own schedule, else 20)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=_number(int, 0, 2**63 - 1), default=0, help="random seed (default 0)")
     parser.add_argument(
-        "--fidelity", type=float, default=None,
-        help="restoration sampling weight w; 0 = off (default 0.05; 0 for low_light, underwater, desnow)",
+        "--fidelity", type=_number(float, 0, 1), default=None,
+        help="restoration sampling weight w in [0, 1]; 0 = off (default 0.05; 0 for low_light, underwater, desnow)",
     )  # fmt: skip
     parser.add_argument(
         "--color-fix", default=None, choices=["wavelet", "adain", "none"],
@@ -59,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="latent tile side in output pixels, 'none' for one pass, or 'auto' (default): tiles only when one pass "
         "would not fit in memory",
     )
-    parser.add_argument("--tile-overlap", type=int, default=None, help="tile overlap in output pixels (a quarter)")
+    parser.add_argument(
+        "--tile-overlap", type=_number(int, 0, None), default=None, help="tile overlap in output pixels (a quarter)"
+    )
     parser.add_argument(
         "--model",
         default=None,
@@ -90,13 +99,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _number(kind: type, low: float, high: float | None):
+    """An argparse type: a `kind` number in [low, high], refused while parsing, before any model is loaded."""
+
+    def parse(value: str):
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {value!r}"
+            ) from None
+        if not math.isfinite(number) or number < low or (high is not None and number > high):
+            bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        return number
+
+    return parse
+
+
 def _tile_size(value: str) -> int | str | None:
     if value in ("auto", "none"):
         return None if value == "none" else value
     try:
-        return int(value)
+        size = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of pixels, 'auto' or 'none', got {value!r}") from None
+    if size < MIN_TILE:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_TILE} pixels, 'auto' or 'none', got {value}")
+    return size
 
 
 class SetupError(RuntimeError):
@@ -117,14 +147,11 @@ def load_pipeline(args: argparse.Namespace):
     import torch
 
     if args.tiny:
-        from fluxir_hub.testing import tiny_pipeline
+        from fluxir_hub.tiny import tiny_pipeline
 
         return tiny_pipeline(), "the tiny random test pipeline (its outputs are noise)"
 
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    from fluxir_hub import FluxIRPipeline
-    from fluxir_hub.models.conditioning import load_conditioning_component
 
     if args.adapter is None:
         from fluxir_hub.mini import MINI_DESCRIPTION, load_mini_pipeline
@@ -146,19 +173,15 @@ def load_pipeline(args: argparse.Namespace):
             "No CUDA GPU found. FLUX.1 with a FluxIR adapter needs a GPU; leave out --adapter to restore with the "
             "embedded mini model on the CPU."
         )
+    from fluxir_hub.pipelines import load_restoration_pipeline
+
     dtype = getattr(torch, args.dtype)
     try:
-        # a FluxIR adapter, UMMF or DRA adapter: the folder's config says which
-        adapter = load_conditioning_component(args.adapter, revision=args.adapter_revision, dtype=dtype)
-        # With the empty prompt cached in the adapter, no text encoder is loaded at all (T5 alone is 9 GB).
-        skip_text = {}
-        task_text = args.task is not None and bool(adapter.config.get("task_prompts"))
-        if not args.prompt and not task_text and adapter.has_empty_prompt_embeds:
-            skip_text = {"text_encoder": None, "tokenizer": None, "text_encoder_2": None, "tokenizer_2": None}
-        pipe = FluxIRPipeline.from_pretrained(
-            args.model, adapter=None, revision=args.revision, dtype=dtype, **skip_text
-        )
-        pipe.load_conditioning(args.adapter, component=adapter, revision=args.adapter_revision)
+        # with the prompt cached in the component (the empty one, a task's), no text encoder is loaded (T5: 9 GB)
+        pipe = load_restoration_pipeline(
+            args.model, args.adapter, prompt=args.prompt, task=args.task, base_revision=args.revision,
+            adapter_revision=args.adapter_revision, dtype=dtype,
+        )  # fmt: skip
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
         offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
         hint = "HF_HUB_OFFLINE is set; " if offline else ""
@@ -167,7 +190,7 @@ def load_pipeline(args: argparse.Namespace):
             "with Hub access (accept the FLUX.1-dev licence on its model page first), pass local folders to --model "
             "and --adapter, or use --tiny."
         ) from err
-    except ValueError as err:  # not a conditioning component, or made for another base: the message says which
+    except ValueError as err:  # not a conditioning component, made for another base, or without the task
         raise SetupError(str(err)) from err
     if args.fp8_storage:
         pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)

@@ -1,9 +1,15 @@
 """Motion deblurring task: camera-shake blur along a random trajectory, plus faint sensor noise.
 
 The trajectory is the random walk of Boracchi and Foi ("Modeling the performance of image restoration from motion
-blur", TIP 2012; the model behind DeblurGAN's synthetic kernels): an inertial velocity with Gaussian jitter, a
-centripetal pull back to the start and rare abrupt shakes. The record stores the trajectory's points, so a kernel
-replays without re-running the walk; the points are centred on their mean so the blur does not shift the image.
+blur", TIP 2012; the model behind DeblurGAN's synthetic kernels), as their generator runs it: 2000 points of a
+particle whose velocity gets Gaussian jitter, a centripetal pull back to the start and rare abrupt reversals, each
+step renormalised to a fixed length, with the "anxiety" drawn from DeblurGAN's list (0.001 to 0.01). The walk runs at
+the reference scale (a 60-pixel path) and is then scaled to the kernel; it is rasterised with bilinear (sub-pixel)
+weights and centred on its mean so the blur does not shift the image. On 200 seeded draws its end-to-end distance is
+0.15 of its path length and the kernels' minor/major axis ratio 0.45, as for the reference (`tests/test_tasks.py`).
+
+A record stores the kernel itself (rounded; replayed exactly). Records written before (format 1: 64 straight-ish
+points in `trajectory`) still replay as they were made.
 """
 
 from __future__ import annotations
@@ -25,8 +31,8 @@ class MotionBlurConfig:
     name: str = "motion_blur"
     kernel_sizes: tuple[int, ...] = (9, 13, 17, 21, 25, 29)
     length_fraction: tuple[float, float] = (0.5, 1.0)  # path length relative to the kernel size
-    anxiety: tuple[float, float] = (0.0, 0.005)  # how shaky the hand is (Boracchi-Foi)
-    points: int = 64
+    anxiety: tuple[float, ...] = (0.001, 0.002, 0.003, 0.005, 0.007, 0.008, 0.009, 0.01)  # DeblurGAN's choices
+    points: int = 2000
     noise_sigma: tuple[float, float] = (0.0, 3.0)  # Gaussian read noise on the 0-255 scale
 
     task: ClassVar[str] = "motion_blur"
@@ -37,32 +43,35 @@ class MotionBlurConfig:
         return asdict(self)
 
 
+REFERENCE_LENGTH = 60.0  # the reference generator's path length (pixels on its 64 px canvas)
+KERNEL_DECIMALS = 7  # a stored kernel's rounding; replay applies exactly the stored values
+
+
 def shake_trajectory(rng: np.random.Generator, points: int, length: float, anxiety: float) -> np.ndarray:
-    """`(points, 2)` positions (x, y) of a camera-shake path of about `length` pixels, centred on its mean."""
-    step = length / (points - 1)
+    """`(points, 2)` positions (x, y) of a camera-shake path `length` pixels long, centred on its mean: Boracchi and
+    Foi's walk at the reference scale, then scaled."""
+    step = REFERENCE_LENGTH / (points - 1)
     centripetal = 0.7 * rng.uniform()
     big_shake_prob = 0.2 * rng.uniform()
     gaussian_shake = 10 * rng.uniform()
     angle = 2 * math.pi * rng.uniform()
-    velocity = complex(math.cos(angle), math.sin(angle)) * step
+    velocity = complex(math.cos(angle), math.sin(angle)) * (anxiety if anxiety > 0 else step)
     path = np.zeros(points, dtype=complex)
+    normal = rng.standard_normal((points - 1, 2))
     for t in range(points - 1):
         jump = 0j
-        if rng.uniform() < big_shake_prob * anxiety:
-            jump = (
-                2
-                * velocity
-                * complex(math.cos(math.pi + rng.uniform() - 0.5), math.sin(math.pi + rng.uniform() - 0.5))
-            )
-        jitter = complex(rng.standard_normal(), rng.standard_normal())
+        if rng.uniform() < big_shake_prob * anxiety:  # an abrupt reversal, rare
+            turn = math.pi + rng.uniform() - 0.5
+            jump = 2 * velocity * complex(math.cos(turn), math.sin(turn))
+        jitter = complex(normal[t, 0], normal[t, 1])
         velocity = velocity + jump + anxiety * (gaussian_shake * jitter - centripetal * path[t]) * step
         velocity = velocity / (abs(velocity) + 1e-12) * step
         path[t + 1] = path[t] + velocity
-    path -= path.mean()
+    path = (path - path.mean()) * (length / REFERENCE_LENGTH)
     return np.stack([path.real, path.imag], axis=1)
 
 
-def trajectory_kernel(trajectory: list[list[float]], size: int) -> np.ndarray:
+def trajectory_kernel(trajectory, size: int) -> np.ndarray:
     """Rasterise a centred path into a normalised `(size, size)` kernel with bilinear splatting."""
     kernel = np.zeros((size, size), dtype=np.float64)
     centre = size // 2
@@ -80,16 +89,28 @@ def trajectory_kernel(trajectory: list[list[float]], size: int) -> np.ndarray:
 def sample_motion_blur(config: MotionBlurConfig, rng: np.random.Generator) -> dict[str, Any]:
     size = int(rng.choice(config.kernel_sizes))
     length = float(rng.uniform(*config.length_fraction)) * (size - 1)
-    anxiety = float(rng.uniform(*config.anxiety))
+    anxiety = float(rng.choice(config.anxiety))
     trajectory = shake_trajectory(rng, config.points, length, anxiety)
+    kernel = np.round(trajectory_kernel(trajectory, size), KERNEL_DECIMALS)
     return {
+        "format": 2,
         "kernel_size": size,
-        "trajectory": [[round(float(x), 4), round(float(y), 4)] for x, y in trajectory],
+        "length": round(length, 4),
+        "anxiety": anxiety,
+        "kernel": kernel.tolist(),
         "noise": {"type": "gaussian", "sigma": float(rng.uniform(*config.noise_sigma)), "gray": False,
                   "seed": int(rng.integers(0, 2**31 - 1))},
     }  # fmt: skip
 
 
+def record_kernel(record: dict[str, Any]) -> np.ndarray:
+    """The normalised kernel a record applies (format 2 stores it; format 1 stored the trajectory)."""
+    if "kernel" in record:
+        kernel = np.asarray(record["kernel"], dtype=np.float64)
+        return kernel / kernel.sum()
+    return trajectory_kernel(record["trajectory"], record["kernel_size"])
+
+
 def apply_motion_blur(image: torch.Tensor, record: dict[str, Any]) -> torch.Tensor:
-    out = filter2d(image, trajectory_kernel(record["trajectory"], record["kernel_size"]))
+    out = filter2d(image, record_kernel(record))
     return add_noise(out, record["noise"])

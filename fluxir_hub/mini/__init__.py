@@ -10,6 +10,8 @@ from fluxir_hub.mini import load_mini_pipeline
 
 pipe = load_mini_pipeline()  # offline, CPU
 restored = pipe(lq_image, upscale=4).images[0]
+pipe = load_mini_pipeline(task="denoise")  # the all-in-one adapter (paper 002's seven tasks)
+restored = pipe(noisy_image, task="denoise").images[0]
 ```
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 MINI_DIR = Path(__file__).parent / "weights"
+ALL_IN_ONE_DIR = MINI_DIR / "all_in_one"  # the all-in-one adapter, shipped beside the pipeline's SR adapter
 MINI_DESCRIPTION = "the embedded mini FluxIR model (a small FLUX-shaped model trained offline on a CPU, not FLUX.1)"
 
 
@@ -25,10 +28,13 @@ def has_mini_weights(folder: str | Path = MINI_DIR) -> bool:
     return (Path(folder) / "model_index.json").is_file()
 
 
-def load_mini_pipeline(folder: str | Path = MINI_DIR, device: str | None = None):
+def load_mini_pipeline(folder: str | Path = MINI_DIR, device: str | None = None, task: str | None = None):
     """
     Load the shipped mini [`FluxIRPipeline`] (every component, the adapter included) from `folder`, never touching
     the network. On `device` (default: CUDA when available, else CPU), float32, progress bar off.
+
+    With a `task` other than `"sr"`, the pipeline carries the all-in-one adapter shipped beside the SR one (in
+    `folder/all_in_one`), which restores all seven tasks with their cached prompts.
     """
     import torch
 
@@ -41,5 +47,10 @@ def load_mini_pipeline(folder: str | Path = MINI_DIR, device: str | None = None)
             "reinstall the package, which ships it."
         )
     pipe = FluxIRPipeline.from_pretrained(folder, dtype=torch.float32, local_files_only=True)
+    if task not in (None, "sr"):
+        all_in_one = folder / ALL_IN_ONE_DIR.name
+        if not (all_in_one / "config.json").is_file():
+            raise FileNotFoundError(f"No all-in-one adapter in {all_in_one}: this mini model restores `sr` only.")
+        pipe.load_conditioning(all_in_one, dtype=torch.float32, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
 
-from ..testing import FLUX_SCHEDULER_CONFIG, TEXT_WIDTH, tiny_text_components
+from ..flux_configs import FLUX_SCHEDULER_CONFIG
+from ..tiny import TEXT_WIDTH, tiny_text_components
 from .config import BaseStage, VAEStage
 
 

@@ -1,7 +1,11 @@
-from .adapter_dra import DRAAdapter
+# isort: off
+# The conditioning classes register themselves when defined; this order is the order users see them in.
+from .conditioning import ConditioningMixin, conditioning_classes, conditioning_names
 from .adapter_fluxir import FluxIRAdapter, FluxIRAdapterOutput, SqueezeExcitation
-from .conditioning import ConditioningMixin
 from .conditioning_ummf import UMMFConditioner
+from .adapter_dra import DRAAdapter
+
+# isort: on
 
 __all__ = [
     "ConditioningMixin",
@@ -10,4 +14,6 @@ __all__ = [
     "FluxIRAdapterOutput",
     "SqueezeExcitation",
     "UMMFConditioner",
+    "conditioning_classes",
+    "conditioning_names",
 ]

@@ -10,7 +10,7 @@ It is trained jointly with a LoRA "diffusion adapter" on the base's attention (r
 Departures, stated: our copy of paper 004 describes the UNet variant in text and omits the DiT figure, so where it is
 silent the UNet description is followed in token form: an "adapter block" is a pre-norm MLP with a residual (the
 UNet's ResNet block without convolutions), working at a reduced width `adapter_dim` (the paper gives 80M parameters
-on SD3; `benchmarks/conditioning_params.py` counts ours at FLUX.1-dev size).
+on SD3; `tests/test_conditioning.py::test_full_size_trainable_parameters` counts ours at FLUX.1-dev size).
 
 The stages run inside the base forward through diffusers' hook registry (one [`DRAStageHook`] per base block, doing
 nothing unless the call carries the condition). The chain of features is per call: it travels in a dictionary made
@@ -19,7 +19,7 @@ for each call inside `joint_attention_kwargs`, so concurrent calls never share i
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -27,7 +27,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.hooks import ModelHook
 from diffusers.models.modeling_utils import ModelMixin
 
-from .conditioning import ConditioningMixin, check_base_geometry, install_block_hooks, pop_block_kwarg
+from .conditioning import ConditioningMixin, install_block_hooks, pop_block_kwarg, remove_block_hooks
+from .lora import ConditioningLoRA, flux_linear_targets
 
 DRA_HOOK_NAME = "dra_control"
 DRA_KWARG = "dra_control"  # the `joint_attention_kwargs` entry that carries one call's condition
@@ -85,8 +86,13 @@ class DRAAdapter(ConditioningMixin, ModelMixin, ConfigMixin):
         task_prompts, distilled_sigmas: As [`FluxIRAdapter`].
     """
 
-    uses_lora: ClassVar[bool] = True
-    lora_targets: ClassVar[tuple[str, ...]] = DRA_LORA_TARGETS
+    training_names = {"dra": {}}
+    description = "a DRA restoration adapter (with its LoRA diffusion adapter)"
+    module_file = "adapter_dra"
+    geometry_keys = GEOMETRY_KEYS
+    train_options = {"adapter_dim": "dra_adapter_dim", "lora_rank": "lora_rank"}
+    lora_targets = DRA_LORA_TARGETS
+    gradient_checkpointing_refusal = "its adapter chain runs across the base blocks that checkpointing would recompute"
 
     @register_to_config
     def __init__(
@@ -112,6 +118,8 @@ class DRAAdapter(ConditioningMixin, ModelMixin, ConfigMixin):
         inner_dim = num_attention_heads * attention_head_dim
         self.lq_embedder = nn.Linear(in_channels, adapter_dim)
         self.stages = nn.ModuleList([DRAStage(inner_dim, adapter_dim) for _ in range(num_blocks // every)])
+        geometry = {key: value for key, value in self.config.items() if key in GEOMETRY_KEYS}
+        self.lora = ConditioningLoRA(flux_linear_targets(geometry, DRA_LORA_TARGETS), lora_rank)
         self._register_empty_prompt_cache(max_sequence_length, joint_attention_dim, pooled_projection_dim)
 
     @classmethod
@@ -120,15 +128,6 @@ class DRAAdapter(ConditioningMixin, ModelMixin, ConfigMixin):
         base = transformer.config
         return cls(adapter_dim=adapter_dim, every=every, lora_rank=lora_rank, max_sequence_length=max_sequence_length,
                    **{key: base[key] for key in GEOMETRY_KEYS})  # fmt: skip
-
-    def check_compatible(self, transformer) -> None:
-        check_base_geometry(self, transformer, GEOMETRY_KEYS, "Load the base model this DRA adapter was trained on.")
-
-    def lora_config(self):
-        from peft import LoraConfig
-
-        rank = self.config.lora_rank
-        return LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=list(DRA_LORA_TARGETS))
 
     def stage_of_block(self, index: int) -> int | None:
         """The stage after base block `index` (0-based, double then single blocks), or None."""
@@ -147,6 +146,13 @@ class DRAAdapter(ConditioningMixin, ModelMixin, ConfigMixin):
             return DRAStageHook(stage, self.stages[stage] if stage is not None else None, id(self))
 
         install_block_hooks(transformer, DRA_HOOK_NAME, id(self), make_hook)
+        self.lora.install(transformer, id(self))
+
+    @staticmethod
+    def uninstall(transformer) -> None:
+        """Remove the stage hooks and the LoRA hooks from `transformer` (whichever DRA adapter installed them)."""
+        remove_block_hooks(transformer, DRA_HOOK_NAME)
+        ConditioningLoRA.uninstall(transformer)
 
     def prepare_base_call(
         self, base_kwargs: dict[str, Any], lq_latents: torch.Tensor, conditioning_scale: float = 1.0
@@ -155,6 +161,7 @@ class DRAAdapter(ConditioningMixin, ModelMixin, ConfigMixin):
         feature = self.lq_embedder(lq_latents.to(self.dtype))
         condition = {"features": {0: feature}, "scale": float(conditioning_scale)}
         attention_kwargs = {**(base_kwargs.get("joint_attention_kwargs") or {}), DRA_KWARG: condition}
+        attention_kwargs = self.lora.call_kwargs(attention_kwargs, conditioning_scale)
         return {**base_kwargs, "joint_attention_kwargs": attention_kwargs}, None
 
 
@@ -162,11 +169,11 @@ class DRAStageHook(ModelHook):
     """Runs one DRA stage after its base block (or only removes the condition from the kwargs of a block without
     one). Holds the stage by reference, so the transformer's parameters never include it."""
 
-    def __init__(self, stage_index: int | None, stage: DRAStage | None, adapter_id: int):
+    def __init__(self, stage_index: int | None, stage: DRAStage | None, owner_id: int):
         super().__init__()
         self.stage_index = stage_index
         self.stage = stage
-        self.adapter_id = adapter_id
+        self.owner_id = owner_id
 
     def new_forward(self, module: nn.Module, *args, **kwargs):
         condition, args, kwargs = pop_block_kwarg(args, kwargs, DRA_KWARG)

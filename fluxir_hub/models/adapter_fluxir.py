@@ -4,9 +4,7 @@ frozen FLUX transformer for image restoration (paper 001, §3.2, Fig. 3, Eq. 1-4
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +18,13 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.transformers.transformer_flux import FluxPosEmbed, FluxTransformer2DModel, FluxTransformerBlock
 from diffusers.utils import BaseOutput, logging
 
-from .conditioning import ConditioningMixin, install_block_hooks, pop_block_kwarg
+from .conditioning import (
+    ConditioningMixin,
+    check_base_geometry,
+    install_block_hooks,
+    pop_block_kwarg,
+    remove_block_hooks,
+)
 
 logger = logging.get_logger(__name__)
 
@@ -109,15 +113,22 @@ class FluxIRAdapter(ConditioningMixin, ModelMixin, ConfigMixin, PeftAdapterMixin
         distilled_sigmas (`list[float]`, *optional*):
             The few-step schedule this adapter was distilled for (unshifted noise levels, one per step; see
             [`fluxir_hub.schedules`]). [`FluxIRPipeline`] uses it when no step count is asked for.
+        distilled_start_lq_weight (`float`, defaults to 0): With `distilled_sigmas`: the student starts from
+            `(1 - w) noise + w LQ latent` (paper 002's LQ-anchored start), as it was distilled.
         task_prompts (`dict[str, str]`, *optional*):
             For an all-in-one adapter (paper 002): the prompt it was trained with for each restoration task, e.g.
             `{"denoise": "noise-free, clean, smooth"}`. [`FluxIRPipeline`] turns `task=` into that prompt. `None`: a
             super-resolution adapter trained on the empty prompt.
     """
 
+    training_names = {"fluxir": {}}
+    description = "a FluxIR adapter"
+    module_file = "adapter_fluxir"
+    geometry_keys = (*BASE_GEOMETRY_KEYS, "axes_dims_rope")
+    train_options = {"rank": "rank"}
+    training_stages = ("adapter", "rl", "distill")
     _supports_gradient_checkpointing = True
     _no_split_modules = ["FluxTransformerBlock"]
-    _auto_class = "AutoModel"  # config.json maps AutoModel to the saved `adapter_fluxir.py` (see hub_code)
     _skip_layerwise_casting_patterns = ["pos_embed", "norm"]
 
     @register_to_config
@@ -137,6 +148,7 @@ class FluxIRAdapter(ConditioningMixin, ModelMixin, ConfigMixin, PeftAdapterMixin
         max_sequence_length: int = 512,
         distilled_sigmas: list[float] | None = None,
         task_prompts: dict[str, str] | None = None,
+        distilled_start_lq_weight: float = 0.0,
     ):
         super().__init__()
         if rank < 1:
@@ -216,21 +228,6 @@ class FluxIRAdapter(ConditioningMixin, ModelMixin, ConfigMixin, PeftAdapterMixin
             adapter.block.load_state_dict(transformer.transformer_blocks[0].state_dict())
         return adapter
 
-    @classmethod
-    def extract_init_dict(cls, config_dict, **kwargs):
-        # `auto_map` is for AutoModel, not an argument: drop it rather than warn on every load
-        return super().extract_init_dict({k: v for k, v in config_dict.items() if k != "auto_map"}, **kwargs)
-
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
-        """[`~diffusers.ModelMixin.save_pretrained`], plus the small `adapter_fluxir.py` that lets
-        `diffusers.AutoModel.from_pretrained(folder_or_repo, trust_remote_code=True)` find this class (written first,
-        so a `push_to_hub=True` upload includes it)."""
-        from ..hub_code import ADAPTER_MODULE, write_module_file
-
-        Path(save_directory).mkdir(parents=True, exist_ok=True)
-        write_module_file(save_directory, ADAPTER_MODULE)
-        super().save_pretrained(save_directory, *args, **kwargs)
-
     # ------------------------------------------------------------------ geometry
     @property
     def num_base_blocks(self) -> int:
@@ -238,24 +235,11 @@ class FluxIRAdapter(ConditioningMixin, ModelMixin, ConfigMixin, PeftAdapterMixin
 
     def check_compatible(self, transformer: FluxTransformer2DModel) -> None:
         """Raise a `ValueError` naming every setting where `transformer` differs from the base this adapter fits."""
-        base = transformer.config
-        mismatches = [
-            f"{key}: adapter expects {self.config[key]!r}, transformer has {base.get(key)!r}"
-            for key in BASE_GEOMETRY_KEYS
-            if base.get(key) != self.config[key]
-        ]
-        if list(base.get("axes_dims_rope", [])) != list(self.config.axes_dims_rope):
-            mismatches.append(
-                f"axes_dims_rope: adapter expects {list(self.config.axes_dims_rope)}, "
-                f"transformer has {list(base['axes_dims_rope'])}"
-            )
-        if mismatches:
-            raise ValueError(
-                "This FluxIR adapter was built for a different base transformer ("
-                + "; ".join(mismatches)
-                + "). Load the base model the adapter was trained on, or build a new adapter with "
-                "`FluxIRAdapter.from_transformer(transformer)`."
-            )
+        check_base_geometry(
+            self, transformer, self.geometry_keys,
+            "Load the base model the adapter was trained on, or build a new adapter with "
+            "`FluxIRAdapter.from_transformer(transformer)`.",
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -357,10 +341,7 @@ class FluxIRAdapter(ConditioningMixin, ModelMixin, ConfigMixin, PeftAdapterMixin
     @staticmethod
     def uninstall(transformer: FluxTransformer2DModel) -> None:
         """Remove the control hooks from `transformer` (whichever adapter installed them)."""
-        for block in [*transformer.transformer_blocks, *transformer.single_transformer_blocks]:
-            registry = getattr(block, "_diffusers_hook", None)
-            if registry is not None:
-                registry.remove_hook(CONTROL_HOOK_NAME, recurse=False)
+        remove_block_hooks(transformer, CONTROL_HOOK_NAME)
 
     @staticmethod
     def control_kwargs(
@@ -422,12 +403,12 @@ class FluxIRControlHook(ModelHook):
     control. Under gradient checkpointing the recomputation receives the same kwargs and adds the same residuals.
     """
 
-    def __init__(self, index: int, image_se: SqueezeExcitation, text_se: SqueezeExcitation, adapter_id: int):
+    def __init__(self, index: int, image_se: SqueezeExcitation, text_se: SqueezeExcitation, owner_id: int):
         super().__init__()
         self.index = index
         self.image_se = image_se
         self.text_se = text_se
-        self.adapter_id = adapter_id
+        self.owner_id = owner_id
 
     def new_forward(self, module: nn.Module, *args, **kwargs):
         control, args, kwargs = pop_block_kwarg(args, kwargs, CONTROL_KWARG)

@@ -4,7 +4,7 @@ The packed LQ latent is embedded by the base's frozen `x_embedder` together with
 the image sequence (`[text; noisy image; LQ image]` in every block), with the same RoPE position ids as the target
 grid (pixel-aligned: token i of the LQ sits where token i of the output does). Its tokens are dropped from the
 output. What trains is a LoRA on the attention and MLP projections of every block (rank 16 by default), saved in
-diffusers' LoRA format beside this component's small config; [`FluxIRPipeline.load_conditioning`] loads both.
+the component itself ([`ConditioningLoRA`]: one weights file; a per-call strength, `conditioning_scale`).
 
 `mode="add"` is the ablation the paper compares against: the LQ latent added to the noisy latent before the shared
 `x_embedder` (adding the two embeddings, the embedder's bias counted once), same LoRA.
@@ -16,13 +16,14 @@ changed block). The paper does not say which it uses.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
-from .conditioning import ConditioningMixin, check_base_geometry
+from .conditioning import ConditioningMixin
+from .lora import ConditioningLoRA, flux_linear_targets, lora_parameter_count  # noqa: F401 (re-exported)
 
 UMMF_MODES = ("sequence", "add")
 # Attention and MLP projections of every double block (image and text streams) and single block, as one regex for
@@ -38,8 +39,8 @@ GEOMETRY_KEYS = ("in_channels", "num_layers", "num_single_layers", "attention_he
 
 class UMMFConditioner(ConditioningMixin, ModelMixin, ConfigMixin):
     r"""
-    The UMMF conditioning component: no weights of its own beyond the cached empty-prompt embeddings; its LoRA
-    lives in the base transformer (`pipe.load_conditioning(folder)` loads it from `pytorch_lora_weights.safetensors`).
+    The UMMF conditioning component: its LoRA on the base's projections ([`ConditioningLoRA`], applied through hooks
+    with this call's `conditioning_scale`) and the cached empty-prompt embeddings.
 
     Args:
         mode (`str`, defaults to `"sequence"`): `"sequence"` (UMMF: LQ tokens appended to the joint attention) or
@@ -52,8 +53,12 @@ class UMMFConditioner(ConditioningMixin, ModelMixin, ConfigMixin):
         distilled_sigmas (`list[float]`, *optional*): As [`FluxIRAdapter`].
     """
 
-    uses_lora: ClassVar[bool] = True
-    lora_targets: ClassVar[str] = UMMF_LORA_TARGETS
+    training_names = {"ummf": {"mode": "sequence"}, "ummf-add": {"mode": "add"}}
+    description = "UMMF conditioning (a LoRA on the base, LQ tokens in its joint attention)"
+    module_file = "conditioning_ummf"
+    geometry_keys = GEOMETRY_KEYS
+    train_options = {"lora_rank": "ummf_lora_rank"}
+    lora_targets = UMMF_LORA_TARGETS
 
     @register_to_config
     def __init__(
@@ -76,6 +81,8 @@ class UMMFConditioner(ConditioningMixin, ModelMixin, ConfigMixin):
             raise ValueError(f"`mode` must be one of {UMMF_MODES}, got {mode!r}.")
         if lora_rank < 1:
             raise ValueError(f"`lora_rank` must be a positive integer, got {lora_rank}.")
+        geometry = {key: value for key, value in self.config.items() if key in GEOMETRY_KEYS}
+        self.lora = ConditioningLoRA(flux_linear_targets(geometry, UMMF_LORA_TARGETS), lora_rank)
         self._register_empty_prompt_cache(max_sequence_length, joint_attention_dim, pooled_projection_dim)
 
     @classmethod
@@ -86,15 +93,15 @@ class UMMFConditioner(ConditioningMixin, ModelMixin, ConfigMixin):
         return cls(mode=mode, lora_rank=lora_rank, max_sequence_length=max_sequence_length,
                    **{key: base[key] for key in GEOMETRY_KEYS})  # fmt: skip
 
-    def check_compatible(self, transformer) -> None:
-        check_base_geometry(self, transformer, GEOMETRY_KEYS, "Load the base model this UMMF LoRA was trained on.")
+    def install(self, transformer) -> None:
+        """Hook the LoRA into `transformer` (once; see [`ConditioningLoRA`])."""
+        self.check_compatible(transformer)
+        self.lora.install(transformer, id(self))
 
-    def lora_config(self):
-        """peft's `LoraConfig` of this conditioning's LoRA (what `fluxir-train --conditioning ummf` adds)."""
-        from peft import LoraConfig
-
-        rank = self.config.lora_rank
-        return LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=UMMF_LORA_TARGETS)
+    @staticmethod
+    def uninstall(transformer) -> None:
+        """Remove the LoRA hooks from `transformer` (whichever component installed them)."""
+        ConditioningLoRA.uninstall(transformer)
 
     def prepare_base_call(
         self, base_kwargs: dict[str, Any], lq_latents: torch.Tensor, conditioning_scale: float = 1.0
@@ -103,11 +110,8 @@ class UMMFConditioner(ConditioningMixin, ModelMixin, ConfigMixin):
         latents = base_kwargs["hidden_states"]
         lq = lq_latents.to(latents.dtype)
         kwargs = dict(base_kwargs)
-        # The LoRA's strength: diffusers scales the LoRA layers for the duration of the call, which is module state,
-        # so two concurrent calls must not use different scales (the default 1.0 touches nothing).
-        if conditioning_scale != 1.0:
-            kwargs["joint_attention_kwargs"] = {**(base_kwargs.get("joint_attention_kwargs") or {}),
-                                                "scale": float(conditioning_scale)}  # fmt: skip
+        kwargs["joint_attention_kwargs"] = self.lora.call_kwargs(base_kwargs.get("joint_attention_kwargs"),
+                                                                 conditioning_scale)  # fmt: skip
         if self.config.mode == "add":
             kwargs["hidden_states"] = latents + lq
             return kwargs, None
@@ -115,22 +119,3 @@ class UMMFConditioner(ConditioningMixin, ModelMixin, ConfigMixin):
         kwargs["hidden_states"] = torch.cat([latents, lq], dim=1)
         kwargs["img_ids"] = torch.cat([base_kwargs["img_ids"], base_kwargs["img_ids"]], dim=0)  # shared positions
         return kwargs, lambda out: out[:, :tokens]
-
-
-def lora_parameter_count(transformer, targets: str | list[str], rank: int) -> int:
-    """Parameters of a rank-`rank` LoRA on the `nn.Linear` modules of `transformer` that peft would target (a regex
-    matched against whole names, or a list of name suffixes): `rank * (in + out)` each. Works on the meta device."""
-    import re
-
-    import torch.nn as nn
-
-    def matches(name: str) -> bool:
-        if isinstance(targets, str):
-            return re.fullmatch(targets, name) is not None
-        return any(name == t or name.endswith("." + t) for t in targets)
-
-    return sum(
-        rank * (m.in_features + m.out_features)
-        for name, m in transformer.named_modules()
-        if isinstance(m, nn.Linear) and matches(name)
-    )

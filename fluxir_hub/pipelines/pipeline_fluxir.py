@@ -172,7 +172,7 @@ def _normalise_image(image):
 
 def _ships_only_fluxir_modules(name_or_path: str | os.PathLike, kwargs: dict) -> bool:
     """Whether the pipeline at `name_or_path` names custom module files and every one is this package's own."""
-    from ..hub_code import ADAPTER_MODULE, PIPELINE_MODULE, is_our_module_file
+    from ..hub_code import PIPELINE_MODULE, is_our_module_file
 
     def fetch(filename: str) -> Path | None:
         local = Path(name_or_path) / filename
@@ -193,8 +193,9 @@ def _ships_only_fluxir_modules(name_or_path: str | os.PathLike, kwargs: dict) ->
     needed = []
     if isinstance(index.get("_class_name"), list):
         needed.append((f"{index['_class_name'][0]}.py", PIPELINE_MODULE))
-    if isinstance(index.get("adapter"), list) and index["adapter"][0] == ADAPTER_MODULE:
-        needed.append((f"adapter/{ADAPTER_MODULE}.py", ADAPTER_MODULE))
+    component = index.get("adapter")
+    if isinstance(component, list) and component[0] not in (None, "fluxir_hub"):  # a module file, not the library
+        needed.append((f"adapter/{component[0]}.py", component[0]))
     if not needed:
         return False
     for filename, module in needed:
@@ -202,6 +203,29 @@ def _ships_only_fluxir_modules(name_or_path: str | os.PathLike, kwargs: dict) ->
         if path is None or Path(filename).stem != module or not is_our_module_file(path, module):
             return False
     return True
+
+
+def resolve_task_prompt(task_prompts: dict[str, str] | None, task: str | None, prompt: str = "") -> str:
+    """
+    The text a call encodes: `prompt`, followed by the component's prompt for `task` (`task_prompts`, from an
+    all-in-one component's config).
+
+    Raises:
+        ValueError: an unknown task, or one the component was not trained for.
+    """
+    if task is None:
+        return prompt
+    get_task(task)  # an unknown task is named
+    if not task_prompts:
+        if task == "sr":  # a super-resolution adapter: trained on the empty (or the caller's) prompt
+            return prompt
+        raise ValueError(
+            f"This adapter was trained for super-resolution only (its config has no `task_prompts`), so it cannot "
+            f"do task {task!r}. Use task='sr', or load an all-in-one adapter (fluxir-train --degradation_preset mixed)."
+        )
+    if task not in task_prompts:
+        raise ValueError(f"This adapter was not trained for task {task!r}; it knows {', '.join(task_prompts)}.")
+    return f"{prompt}, {task_prompts[task]}" if prompt else task_prompts[task]
 
 
 class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
@@ -267,12 +291,13 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         """`model_index.json` naming the module files diffusers' generic loaders resolve (see `fluxir_hub.hub_code`):
         `DiffusionPipeline.from_pretrained(..., trust_remote_code=True)` then returns this class, and a pushed
         pipeline passes diffusers' download check for custom components."""
-        from ..hub_code import ADAPTER_MODULE, PIPELINE_MODULE
+        from ..hub_code import PIPELINE_MODULE
 
         data = json.loads(super().to_json_string())
         data["_class_name"] = [PIPELINE_MODULE, self.__class__.__name__]
-        if isinstance(data.get("adapter"), list) and data["adapter"][1] == "FluxIRAdapter":
-            data["adapter"] = [ADAPTER_MODULE, "FluxIRAdapter"]
+        module_file = getattr(getattr(self, "adapter", None), "module_file", None)
+        if isinstance(data.get("adapter"), list) and module_file is not None:
+            data["adapter"] = [module_file, type(self.adapter).__name__]
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
@@ -295,9 +320,9 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
 
     def load_conditioning(self, pretrained_model_name_or_path: str | os.PathLike, component=None, **kwargs) -> None:
         r"""
-        Make a saved conditioning component this pipeline's `adapter`, whichever kind it is: a FluxIR adapter, UMMF
-        (its LoRA is loaded into the transformer from `pytorch_lora_weights.safetensors`) or a DRA adapter (with its
-        LoRA diffusion adapter). The kind comes from the folder's config.
+        Make a saved conditioning component this pipeline's `adapter`, whichever kind it is (a FluxIR adapter, UMMF,
+        a DRA adapter, or any other registered [`ConditioningMixin`] class; the folder's config says which). The
+        previous component's hooks leave the transformer; the new one's are installed.
 
         Args:
             pretrained_model_name_or_path (`str` or `os.PathLike`): Hub repo id or folder.
@@ -307,26 +332,13 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         Raises:
             ValueError: the folder is not a conditioning component, or it was made for another base geometry.
         """
-        from ..models.conditioning import CONDITIONING_KINDS, load_conditioning_component
+        from ..models.conditioning import load_conditioning_component
 
         if component is None:
             component = load_conditioning_component(pretrained_model_name_or_path, **kwargs)
         component.check_compatible(self.transformer)
-        if getattr(self.transformer, "peft_config", None):  # the previous component's LoRA goes first
-            self.unload_lora_weights()
-        if component.uses_lora:
-            hub = {
-                k: kwargs[k]
-                for k in ("cache_dir", "local_files_only", "token", "revision", "subfolder")
-                if k in kwargs
-            }
-            try:
-                self.load_lora_weights(pretrained_model_name_or_path, weight_name=LORA_WEIGHTS_NAME, **hub)
-            except (OSError, ValueError) as err:
-                raise ValueError(
-                    f"{pretrained_model_name_or_path} holds {CONDITIONING_KINDS[type(component).__name__]} but its "
-                    f"LoRA ({LORA_WEIGHTS_NAME}) could not be loaded into this transformer: {err}"
-                ) from err
+        if getattr(self, "adapter", None) is not None:
+            self.adapter.uninstall(self.transformer)
         component.to(self.transformer.device)
         component.install(self.transformer)
         self.register_modules(adapter=component)
@@ -380,8 +392,8 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         r"""
         Encode prompts into T5 and pooled CLIP embeddings.
 
-        All-empty prompts use the adapter's cached empty-prompt embeddings when it has them, so the default path
-        needs no text encoder.
+        Prompts the adapter carries embeddings of (the empty prompt, and an all-in-one adapter's task prompts) come
+        from that cache, so restoring without a prompt of one's own needs no text encoder.
 
         Args:
             prompt (`str` or `list[str]`): Prompt(s) for CLIP (and T5 unless `prompt_2` is given).
@@ -404,10 +416,16 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         if prompt_embeds is None:
             prompt = [prompt] if isinstance(prompt, str) else list(prompt)
             prompt_2 = prompt if prompt_2 is None else ([prompt_2] if isinstance(prompt_2, str) else list(prompt_2))
-            if all(p == "" for p in prompt + prompt_2) and adapter is not None and adapter.has_empty_prompt_embeds:
-                cached, cached_pooled = adapter.get_empty_prompt_embeds()
-                prompt_embeds = cached.to(device)[None].expand(len(prompt), -1, -1)
-                pooled_prompt_embeds = cached_pooled.to(device)[None].expand(len(prompt), -1)
+            cached = (
+                [adapter.get_prompt_embeds(p) for p in prompt] if adapter is not None and prompt == prompt_2 else []
+            )
+            if cached and all(c is not None for c in cached) and len({c[0].shape for c in cached}) == 1:
+                if len(set(prompt)) == 1:  # one prompt for the batch: a broadcast view, as it always was
+                    prompt_embeds = cached[0][0].to(device)[None].expand(len(prompt), -1, -1)
+                    pooled_prompt_embeds = cached[0][1].to(device)[None].expand(len(prompt), -1)
+                else:
+                    prompt_embeds = torch.stack([c[0] for c in cached]).to(device)
+                    pooled_prompt_embeds = torch.stack([c[1] for c in cached]).to(device)
             else:
                 missing = [
                     name
@@ -449,18 +467,21 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         return min(512, tokenizer_2.model_max_length) if tokenizer_2 is not None else 512
 
     @torch.no_grad()
-    def cache_empty_prompt_embeds(self, max_sequence_length: int | None = None) -> None:
+    def cache_prompt_embeds(self, max_sequence_length: int | None = None) -> None:
         """
-        Encode the empty prompt once and store it in the adapter (saved with `adapter.save_pretrained`), so later
-        empty-prompt runs need no text encoder. Afterwards the text encoders can be dropped, e.g.
-        `pipe.text_encoder_2 = None`.
+        Encode the empty prompt and each of the adapter's task prompts once and store them in the adapter (saved with
+        `adapter.save_pretrained`), so later runs without a prompt of their own need no text encoder. Afterwards the
+        text encoders can be dropped, e.g. `pipe.text_encoder_2 = None`.
         """
         device = self._execution_device
         if max_sequence_length is None:
             max_sequence_length = self.default_max_sequence_length
-        pooled = self._clip_pooled_embeds([""], device)
-        embeds = self._t5_embeds([""], max_sequence_length, device)
-        self.adapter.set_empty_prompt_embeds(embeds[0], pooled[0])
+        for prompt in ["", *(self.adapter.config.get("task_prompts") or {}).values()]:  # one at a time: as a call
+            pooled = self._clip_pooled_embeds([prompt], device)
+            embeds = self._t5_embeds([prompt], max_sequence_length, device)
+            self.adapter.set_prompt_embeds(prompt, embeds[0], pooled[0])
+
+    cache_empty_prompt_embeds = cache_prompt_embeds  # the name before task prompts were cached too
 
     # ------------------------------------------------------------------ checks
     def check_inputs(
@@ -788,27 +809,12 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         Raises:
             ValueError: an unknown task, or one the adapter was not trained for.
         """
-        if task is None:
-            return prompt, 4 if upscale is None else upscale
-        spec = get_task(task)
         if upscale is None:
-            upscale = 4 if spec.resizes else 1
-        known = getattr(self.adapter.config, "task_prompts", None) if self.adapter is not None else None
-        if not known:
-            if task == "sr":  # a super-resolution adapter: trained on the empty (or the caller's) prompt
-                return prompt, upscale
-            raise ValueError(
-                f"This adapter was trained for super-resolution only (its config has no `task_prompts`), so it cannot "
-                f"do task {task!r}. Use task='sr', or load an all-in-one adapter (fluxir-train "
-                "--degradation_preset mixed)."
-            )
-        if task not in known:
-            raise ValueError(f"This adapter was not trained for task {task!r}; it knows {', '.join(known)}.")
-
-        def join(caption: str) -> str:
-            return f"{caption}, {known[task]}" if caption else known[task]
-
-        return (join(prompt) if isinstance(prompt, str) else [join(p) for p in prompt]), upscale
+            upscale = 4 if task is None or get_task(task).resizes else 1
+        known = self.adapter.config.get("task_prompts") if self.adapter is not None else None
+        if isinstance(prompt, str):
+            return resolve_task_prompt(known, task, prompt), upscale
+        return [resolve_task_prompt(known, task, p) for p in prompt], upscale
 
     # ------------------------------------------------------------------ call
     @torch.no_grad()
@@ -951,9 +957,11 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
                 raise ValueError(f"`sigmas` must be a decreasing list of noise levels in (0, 1], got {sigmas}.")
             num_inference_steps = len(sigmas)
         distilled = getattr(self.adapter.config, "distilled_sigmas", None) if self.adapter is not None else None
+        start_lq_weight = 0.0  # a student distilled from an LQ-mixed start begins there on its own schedule
         if sigmas is None and num_inference_steps is None:
             if distilled:
                 sigmas, num_inference_steps = [float(x) for x in distilled], len(distilled)
+                start_lq_weight = float(self.adapter.config.get("distilled_start_lq_weight") or 0.0)
             else:
                 num_inference_steps = DEFAULT_NUM_INFERENCE_STEPS
         elif sigmas is None and distilled and num_inference_steps != len(distilled):
@@ -1007,7 +1015,10 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
 
         # 3. LQ resized to the output size and encoded; starting noise.
         lq_pixels, lq_latents = self.prepare_lq(images, width, height, device, dtype)
+        caller_latents = latents is not None
         latents = self.prepare_latents(batch_size, width, height, dtype, device, generator, latents)
+        if start_lq_weight and not caller_latents:
+            latents = (1 - start_lq_weight) * latents + start_lq_weight * lq_latents
         token_height, token_width = height // (self.vae_scale_factor * 2), width // (self.vae_scale_factor * 2)
 
         # 4. Timesteps with FLUX's resolution-dependent shift (for tiles, the tile's token count sets the shift).

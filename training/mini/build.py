@@ -3,17 +3,23 @@
     fluxir-build-mini                         # every stage into ./mini-build, then ship to fluxir_hub/mini/weights
     fluxir-build-mini --work-dir /tmp/mb      # resumes: finished stages are kept, killed stages continue
     fluxir-build-mini --scale 0.02 --output-dir /tmp/smoke   # a quick smoke run (fewer steps), never the shipped weights
+    fluxir-build-mini --device cuda           # the same build on a GPU
 
 Stages, each resumable and deterministic for `--seed`:
 
-1. `vae`     AutoencoderKL (16 latent channels, 8x) trained on patches of the training photos.
-2. `base`    FluxTransformer2DModel trained as an empty-prompt flow-matching generator on those photos' latents.
-3. `fluxgen` FluxGen on the base: generate, score (offline NR-IQA), select, degrade (seesr, x4), export.
-4. `adapter` `fluxir-train` on the FluxGen pairs: the FluxIR adapter, rank 32, pixel loss on.
-5. `ship`    a `FluxIRPipeline` folder (every component, the adapter inside) and its model card.
-6. `eval`    `fluxir-eval` on crops of the held-out photos: bicubic vs mini FluxIR, PSNR / SSIM / PIQE.
+1. `photos`  fetch the registry's Debian photographs (`apt-get download` + `dpkg -x`), checked by sha256.
+2. `vae`     AutoencoderKL (16 latent channels, 8x) trained on patches of the training photos until its PSNR on
+             validation crops of training photos stops rising.
+3. `base`    FluxTransformer2DModel trained as an empty-prompt flow-matching generator on the training photos' latents.
+4. `fluxgen` FluxGen on the base: generate, score (offline NR-IQA), select, degrade (seesr, x4), export.
+5. `adapter` `fluxir-train` on the FluxGen pairs: the FluxIR adapter, rank 32, pixel loss on.
+6. `tasks`   the all-in-one adapter: the SR adapter fine-tuned on the FluxGen images degraded with `mixed` (paper 002's
+             seven tasks), each task's prompt cached in it.
+7. `ship`    a `FluxIRPipeline` folder (every component, the SR adapter inside), the all-in-one adapter beside it.
+8. `eval`    `fluxir-eval` on crops of the held-out photos: the VAE's own round trip, bicubic and mini FluxIR; a gallery
+             of every task; the model card.
 
-The held-out photos (`fluxir_hub.mini.photos`) never enter stages 1-4.
+The held-out photos (`fluxir_hub.mini.photos`) never enter stages 2-6, and choose nothing.
 """
 
 from __future__ import annotations
@@ -26,21 +32,39 @@ import time
 from pathlib import Path
 
 from fluxir_hub.files import atomic_write_text
-from fluxir_hub.mini import MINI_DIR
+from fluxir_hub.mini import ALL_IN_ONE_DIR, MINI_DIR
 from fluxir_hub.mini.config import CONFIG_NAME, MiniBuildConfig
-from fluxir_hub.mini.photos import PHOTOS, load_photo, photo_names, photos_as_tensors
+from fluxir_hub.mini.photos import (
+    PHOTOS,
+    PhotoUnavailableError,
+    check_training_photos,
+    default_photos_dir,
+    load_photo,
+    photo_names,
+    photos_as_tensors,
+)
 
-STAGES = ("vae", "base", "fluxgen", "adapter", "ship", "eval")
+STAGES = ("photos", "vae", "base", "fluxgen", "adapter", "tasks", "ship", "eval")
 REPORT_NAME = "build_report.json"
+HELDOUT_CURVE_CROPS = 2  # 256 px crops per held-out photo on the VAE's curve (reported, never used to decide)
 
 
 class MiniBuild:
     """The stages of one build in `work_dir`; each records its result in `build_report.json` when done."""
 
-    def __init__(self, config: MiniBuildConfig, work_dir: Path, output_dir: Path):
+    def __init__(
+        self,
+        config: MiniBuildConfig,
+        work_dir: Path,
+        output_dir: Path,
+        photos_dir: Path | None = None,
+        device: str = "cpu",
+    ):
         self.config = config
         self.work = Path(work_dir)
         self.output_dir = Path(output_dir)
+        self.photos_dir = Path(photos_dir) if photos_dir else default_photos_dir()
+        self.device = device
         self.report_path = self.work / REPORT_NAME
         self.report = json.loads(self.report_path.read_text()) if self.report_path.exists() else {}
 
@@ -64,6 +88,14 @@ class MiniBuild:
     def adapter_dir(self) -> Path:
         return self.work / "adapter"
 
+    @property
+    def all_in_one_dir(self) -> Path:
+        return self.work / "all-in-one"
+
+    @property
+    def shipped_all_in_one_dir(self) -> Path:
+        return self.output_dir / ALL_IN_ONE_DIR.name
+
     def check_setup(self) -> None:
         stored = MiniBuildConfig.load(self.work)
         if stored is not None and stored.to_dict() != self.config.to_dict():
@@ -71,37 +103,67 @@ class MiniBuild:
                 f"{self.work} holds a build with other settings (see {self.work / CONFIG_NAME}); use another "
                 "--work-dir, or delete it to start over."
             )
-        missing = []
-        for photo in PHOTOS:
-            try:
-                load_photo(photo.name)
-            except Exception as err:  # missing scikit-image or data file
-                missing.append(f"{photo.name} ({err})")
-        if missing:
-            raise ValueError(
-                f"The build needs every photo in fluxir_hub.mini.photos; unavailable: {'; '.join(missing)}"
-            )
         if len(photo_names("heldout")) < 3 or len(photo_names("train")) < 3:
             raise ValueError("The build needs at least 3 training and 3 held-out photos.")
         self.work.mkdir(parents=True, exist_ok=True)
         self.config.save(self.work)
 
-    # ------------------------------------------------------------------ stages
-    def run_vae(self) -> None:
-        from .stages import reconstruction_psnr, train_vae
+    def check_photos(self) -> None:
+        """Every registry photo loads with the right content, or one message names each missing one."""
+        missing = []
+        for photo in PHOTOS:
+            try:
+                load_photo(photo.name, self.photos_dir)
+            except PhotoUnavailableError as err:
+                missing.append(str(err))
+            except Exception as err:  # e.g. scikit-image or matplotlib missing
+                missing.append(f"{photo.name}: {err}")
+        if missing:
+            raise ValueError(
+                f"{len(missing)} photo(s) unavailable; run `fluxir-build-mini --stages photos` (or pass --photos-dir "
+                f"to a folder that holds them). First: {missing[0]}"
+            )
 
-        train = photos_as_tensors(photo_names("train"))
-        vae, losses = train_vae(self.config.vae, train, self.config.seed, self.work)
+    def training_photos(self, exclude: list[str] | tuple = ()) -> list:
+        """The training split as `(3, H, W)` tensors in [-1, 1]; a held-out photo here is refused."""
+        names = [n for n in photo_names("train") if n not in exclude]
+        check_training_photos(names)
+        return photos_as_tensors(names, self.photos_dir)
+
+    # ------------------------------------------------------------------ stages
+    def run_photos(self) -> None:
+        from .fetch_photos import PhotoFetchError, fetch_photos
+
+        try:
+            fetched = fetch_photos(self.photos_dir)
+        except PhotoFetchError as err:
+            raise ValueError(str(err)) from err
+        self.check_photos()
+        self.record("photos", folder=str(self.photos_dir), fetched=len(fetched), photos=len(PHOTOS),
+                    train=len(photo_names("train")), heldout=len(photo_names("heldout")))  # fmt: skip
+
+    def run_vae(self) -> None:
+        from .stages import fixed_crops, reconstruction_psnr, train_vae
+
+        self.check_photos()
+        stage, seed = self.config.vae, self.config.seed
+        check_training_photos(stage.validation_photos)
+        validation = fixed_crops(photos_as_tensors(stage.validation_photos, self.photos_dir),
+                                 stage.validation_crops, 256, seed)  # fmt: skip
+        heldout = photos_as_tensors(photo_names("heldout"), self.photos_dir)
+        curve_crops = fixed_crops(heldout, HELDOUT_CURVE_CROPS, 256, seed + 1)
+        vae, result = train_vae(stage, self.training_photos(stage.validation_photos), validation, curve_crops, seed,
+                                self.work, self.device)  # fmt: skip
+        vae.to("cpu")
         vae.save_pretrained(self.work / "vae")
-        heldout = photos_as_tensors(photo_names("heldout"))
+        last = result.curve[-1] if result.curve else {}
         self.record(
-            "vae",
-            final_loss=sum(losses[-50:]) / len(losses[-50:]),
-            train_psnr=round(reconstruction_psnr(vae, train), 2),
-            heldout_psnr=round(reconstruction_psnr(vae, heldout), 2),  # reported, never used to choose anything
-            shift_factor=vae.config.shift_factor,
+            "vae", steps=len(result.losses), final_loss=sum(result.losses[-50:]) / len(result.losses[-50:]),
+            val_psnr=last.get("val_psnr"), heldout_crop_psnr=last.get("heldout_psnr"),  # 256 px crops, reported only
+            heldout_photo_psnr=round(reconstruction_psnr(vae, heldout), 2), curve=result.curve,
+            cooldown_start=result.schedule.get("cooldown_start"), shift_factor=vae.config.shift_factor,
             scaling_factor=vae.config.scaling_factor,
-        )
+        )  # fmt: skip
 
     def run_base(self) -> None:
         from diffusers import AutoencoderKL, FluxPipeline
@@ -110,17 +172,24 @@ class MiniBuild:
 
         from .stages import train_base
 
+        self.check_photos()
         vae = AutoencoderKL.from_pretrained(self.work / "vae").eval()
         scheduler = build_scheduler()
-        train = photos_as_tensors(photo_names("train"))
-        transformer, losses = train_base(
-            self.config.base, vae, train, self.config.seed, self.work, dict(scheduler.config)
+        transformer, result = train_base(
+            self.config.base,
+            vae,
+            self.training_photos(),
+            self.config.seed,
+            self.work,
+            dict(scheduler.config),
+            self.device,
         )
+        transformer.to("cpu")
         pipe = FluxPipeline(
             scheduler=scheduler, vae=vae, transformer=transformer.eval(), **text_components(self.config.seed)
         )
         pipe.save_pretrained(self.base_dir)
-        self.record("base", final_loss=sum(losses[-50:]) / len(losses[-50:]))
+        self.record("base", steps=len(result.losses), final_loss=sum(result.losses[-50:]) / len(result.losses[-50:]))
 
     def run_fluxgen(self) -> None:
         from dataset_builder.cli import main as fluxgen
@@ -163,63 +232,117 @@ class MiniBuild:
         losses = [h["loss"] for h in history]
         self.record("adapter", final_loss=sum(losses[-50:]) / max(1, len(losses[-50:])))
 
+    def mixed_dataset(self) -> Path:
+        """The FluxGen images with `mixed` LQs, paper 002's seven tasks (the kept images are reused; only the
+        degradation is redone)."""
+        from dataset_builder.cli import main as fluxgen
+
+        source, folder = self.work / "fluxgen", self.work / "fluxgen-mixed"
+        if not (folder / "dataset" / "README.md").exists():
+            if not folder.exists():
+                shutil.copytree(source, folder, ignore=shutil.ignore_patterns("lq", "dataset"))
+            for stage in ("degrade", "export"):
+                if fluxgen([stage, "-o", str(folder), "--preset", "mixed", "--resume"]) != 0:
+                    raise ValueError(f"`fluxgen {stage}` failed; its message is above.")
+        return folder / "dataset"
+
+    def all_in_one_config(self, output_dir: Path, **overrides):
+        """The `fluxir-train` settings of the shipped all-in-one adapter (the SR adapter's, fine-tuned)."""
+        stage = self.config.tasks
+        settings = {
+            "dataset": str(self.mixed_dataset()), "adapter_init": str(self.adapter_dir), "task_prompts": "on",
+            "max_train_steps": stage.steps, "train_batch_size": stage.batch_size,
+            "crop_sizes": [f"{stage.crop_size}x{stage.crop_size}"], "learning_rate": stage.learning_rate,
+            "lr_warmup_steps": min(50, stage.steps // 10),
+        }  # fmt: skip
+        return self.adapter_config(output_dir, **{**settings, **overrides})
+
+    def run_tasks(self) -> None:
+        from ..trainer import Trainer
+
+        history = Trainer(self.all_in_one_config(self.all_in_one_dir)).train()
+        losses = [h["loss"] for h in history]
+        self.record("tasks", final_loss=sum(losses[-50:]) / max(1, len(losses[-50:])))
+
     def run_ship(self) -> None:
+        import torch
+
         from fluxir_hub import FluxIRAdapter, FluxIRPipeline
 
         if self.output_dir.exists():
             shutil.rmtree(self.output_dir)
         adapter = FluxIRAdapter.from_pretrained(self.adapter_dir)
         pipe = FluxIRPipeline.from_pretrained(self.base_dir, adapter=adapter)
+        pipe.vae.to(dtype=getattr(torch, self.config.vae.storage_dtype))  # load_mini_pipeline casts it back
         pipe.save_pretrained(self.output_dir)
+        FluxIRAdapter.from_pretrained(self.all_in_one_dir).save_pretrained(self.shipped_all_in_one_dir)
         self.config.save(self.output_dir)
-        self.record("ship", folder=str(self.output_dir), megabytes=round(folder_megabytes(self.output_dir), 2))
+        megabytes = folder_megabytes(self.output_dir) + folder_megabytes(self.shipped_all_in_one_dir)
+        self.record("ship", folder=str(self.output_dir), all_in_one=str(self.shipped_all_in_one_dir),
+                    megabytes=round(megabytes, 2))  # fmt: skip
 
     @property
     def bench_dir(self) -> Path:
         return self.work / "bench"
 
-    def build_bench(self) -> Path:
-        """The held-out benchmark: seeded crops of the held-out photos, degraded like the training pairs."""
-        from fluxir_hub.cli.evaluate import main as fluxir_eval
-
-        stage = self.config.eval
+    def heldout_photo_folder(self) -> Path:
         photos = self.work / "heldout-photos"
         photos.mkdir(parents=True, exist_ok=True)
         for name in photo_names("heldout"):
-            load_photo(name).save(photos / f"{name}.png")
-        argv = ["build", "div2k-val", "--source", str(photos), "--count", str(stage.count), "--crop", str(stage.crop),
-                "--scale", str(stage.scale), "--preset", stage.preset, "--seed", str(self.config.seed),
-                "-o", str(self.bench_dir)]  # fmt: skip
-        if fluxir_eval(argv) != 0:
-            raise ValueError("`fluxir-eval build` failed; its message is above.")
-        return self.bench_dir
+            if not (photos / f"{name}.png").exists():
+                load_photo(name, self.photos_dir).save(photos / f"{name}.png")
+        return photos
 
-    def run_eval(self) -> None:
+    def build_bench(self, kind: str = "div2k-val", count: int | None = None) -> Path:
+        """A held-out benchmark: seeded crops of the held-out photos, degraded like the training pairs (`div2k-val`,
+        `seesr` x4) or with each of the seven tasks (`tasks`, `count` crops per task)."""
         from fluxir_hub.cli.evaluate import main as fluxir_eval
 
         stage = self.config.eval
+        count = stage.count if count is None else count
+        bench = self.bench_dir if kind == "div2k-val" else self.work / f"bench-tasks-{count}"
+        argv = ["build", kind, "--source", str(self.heldout_photo_folder()), "--count", str(count), "--crop",
+                str(stage.crop), "--scale", str(stage.scale), "--seed", str(self.config.seed), "-o", str(bench)]  # fmt: skip
+        if kind == "div2k-val":
+            argv += ["--preset", stage.preset]
+        if fluxir_eval(argv) != 0:
+            raise ValueError(f"`fluxir-eval build {kind}` failed; its message is above.")
+        return bench
+
+    def run_eval(self) -> None:
+        from fluxir_hub.cli.evaluate import main as fluxir_eval
+        from fluxir_hub.mini import load_mini_pipeline
+
+        from .gallery import render_gallery, vae_round_trip
+
+        stage = self.config.eval
         bench, results, report = self.build_bench(), self.work / "results", self.work / "report"
+        vae_round_trip(
+            load_mini_pipeline(self.output_dir, device="cpu").vae, bench, results / "heldout" / "vae-round-trip"
+        )
         steps = [
             ["restore", str(bench), "-o", str(results / "heldout" / "bicubic"), "--method", "bicubic",
              "--upscale", str(stage.scale)],
             ["restore", str(bench), "-o", str(results / "heldout" / "mini-fluxir"), "--method", "fluxir",
              "--model", str(self.output_dir), "--upscale", str(stage.scale),
              "--steps", str(stage.num_inference_steps)],
-            ["score", "--bench", f"heldout={bench}", "--results", str(results), "--methods", "bicubic", "mini-fluxir",
-             "--metrics", "PSNR,SSIM,PIQE", "-o", str(report)],
+            ["score", "--bench", f"heldout={bench}", "--results", str(results), "--methods", "vae-round-trip",
+             "bicubic", "mini-fluxir", "--metrics", "PSNR,SSIM,PIQE", "-o", str(report)],
         ]  # fmt: skip
         for argv in steps:
             if fluxir_eval(argv) != 0:
                 raise ValueError(f"`fluxir-eval {argv[0]}` failed; its message is above.")
         summary = json.loads((report / "summary.json").read_text())
-        self.record("eval", **{key.split("/")[1]: value["means"] for key, value in summary.items()})
+        means = {key.split("/")[1]: value["means"] for key, value in summary.items()}
+        gallery = render_gallery(self, self.output_dir / "gallery.jpg")
+        self.record("eval", **means, gallery=gallery)
 
     def run(self, stages: list[str]) -> None:
         self.check_setup()
         for stage in STAGES:
             if stage not in stages:
                 continue
-            if self.done(stage) and stage not in ("ship", "eval"):
+            if self.done(stage) and stage not in ("photos", "ship", "eval"):
                 print(f"[{stage}] done earlier; kept.")
                 continue
             print(f"[{stage}] starting.")
@@ -246,10 +369,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fluxir-build-mini", description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", default="mini-build", help="where the stages keep their outputs (resumable)")
     parser.add_argument("--output-dir", default=str(MINI_DIR), help=f"where the model ships (default {MINI_DIR})")
+    parser.add_argument(
+        "--photos-dir", default=None,
+        help=f"where the photos are fetched to or supplied by hand (default {default_photos_dir()})",
+    )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace the weights already in --output-dir")
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every stage's steps (0.02: smoke test)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the VAE and base stages train there)")
     from fluxir_hub.cli import add_common_arguments
 
     add_common_arguments(parser)
@@ -284,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.scale != 1.0:
         config = config.scaled(args.scale)
     try:
-        MiniBuild(config, Path(args.work_dir), output_dir).run(args.stages)
+        MiniBuild(config, Path(args.work_dir), output_dir, args.photos_dir, args.device).run(args.stages)
     except ValueError as err:
         print(f"fluxir-build-mini: {err}", file=sys.stderr)
         return 2

@@ -1,27 +1,51 @@
-"""The mini model's card: how it was made, on what data, and what it measures on the held-out photos."""
+"""The mini model's card: how it was made, on what data (with each photo's source and licence), and what it
+measures on the held-out photos, beside the VAE's own round trip."""
 
 from __future__ import annotations
 
 from fluxir_hub.mini.config import MiniBuildConfig
-from fluxir_hub.mini.photos import PHOTOS
+from fluxir_hub.mini.photos import PHOTOS, Photo
+from fluxir_hub.tasks import TASKS
 
 
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.2f}" if abs(value) >= 10 else f"{value:.4f}"
 
 
+def _source(photo: Photo) -> str:
+    if photo.source == "debian":
+        return f"Debian `{photo.package}` {photo.version}, `{photo.path}`"
+    if photo.source == "matplotlib":
+        return f"matplotlib sample data, `{photo.path}`"
+    return f"scikit-image, `skimage.data.{photo.path}()`"
+
+
 def render_model_card(config: MiniBuildConfig, report: dict) -> str:
     stages = report.get("stages", {})
     seconds = report.get("seconds", {})
     vae, fluxgen, evaluation = stages.get("vae", {}), stages.get("fluxgen", {}), stages.get("eval", {})
-    photo_rows = "\n".join(f"| `{p.name}` | {p.split} | {p.credit} | {p.licence} |" for p in PHOTOS)
+    photo_rows = "\n".join(f"| `{p.name}` | {p.split} | {_source(p)} | {p.credit} | {p.licence} |" for p in PHOTOS)
+    methods = [("vae-round-trip", "VAE round trip (ceiling)"), ("bicubic", "bicubic"), ("mini-fluxir", "mini FluxIR")]
     metric_rows = "\n".join(
-        f"| {metric} | {_fmt(evaluation.get('bicubic', {}).get(metric))} | "
-        f"{_fmt(evaluation.get('mini-fluxir', {}).get(metric))} |"
+        f"| {metric} | " + " | ".join(_fmt(evaluation.get(key, {}).get(metric)) for key, _ in methods) + " |"
         for metric in ("PSNR", "SSIM", "PIQE")
+    )
+    curve = vae.get("curve") or []
+    curve_rows = "\n".join(
+        f"| {point['step']} | {point['minutes']:.1f} | {point['val_psnr']:.2f} | {point['heldout_psnr']:.2f} |"
+        for point in curve[:: max(1, len(curve) // 12)] + curve[-1:]
     )
     counts = fluxgen.get("counts", {})
     timing = ", ".join(f"{stage} {int(s)} s" for stage, s in seconds.items())
+    v, b, a, t = config.vae, config.base, config.adapter, config.tasks
+    gallery = evaluation.get("gallery")
+    gallery_section = (
+        f"\n## Gallery\n\nHeld-out crops (never trained on), one per task: the input, its bicubic upscale (for "
+        f"super-resolution; the same-size tasks show the input), the mini model's restoration and the ground truth.\n\n"
+        f"![gallery]({gallery['file']})\n"
+        if gallery
+        else ""
+    )
     return f"""---
 license: apache-2.0
 library_name: diffusers
@@ -39,56 +63,66 @@ A small FLUX-shaped restoration model made by `fluxir-build-mini`: the whole "ac
 in miniature, so FluxIR Hub restores real photos out of the box where FLUX.1 cannot run (no GPU, no Hub access), and
 so every algorithm in the project can be measured. It has the classes and layout of FLUX.1 (diffusers
 `AutoencoderKL` with 16 latent channels and a scale/shift, `FluxTransformer2DModel` with double and single blocks and a
-distilled-guidance input, CLIP and T5 text encoders) at a size that trains in under an hour on two CPU cores. The text
-encoders are random and frozen: this is an empty-prompt model, and prompts do not steer it.
+distilled-guidance input, CLIP and T5 text encoders) at a size that trains in about an hour and a half on two CPU
+cores. The text encoders are random and frozen: prompts do not steer it, but the all-in-one adapter's task prompts
+(cached in it) tell it the task.
 
 ```python
 from fluxir_hub.mini import load_mini_pipeline
 
 pipe = load_mini_pipeline()
 restored = pipe(low_quality_image, upscale=4, num_inference_steps=20).images[0]
+pipe = load_mini_pipeline(task="denoise")  # the all-in-one adapter in all_in_one/: seven tasks
+restored = pipe(noisy_image, task="denoise").images[0]
 ```
-
+{gallery_section}
 ## How it was made (seed {config.seed})
 
 | stage | what | settings |
 |---|---|---|
-| vae | AutoencoderKL trained as an autoencoder (L1) on random {config.vae.patch_size} px patches of the training photos | channels {config.vae.block_out_channels}, {config.vae.steps} steps of batch {config.vae.batch_size}; shift {vae.get("shift_factor", 0):.4f}, scale {vae.get("scaling_factor", 0):.4f} measured on its latents |
-| base | FluxTransformer2DModel trained as an empty-prompt flow-matching generator (paper 001 Eq. 7-8, FLUX's resolution shift) on those photos' latents | {config.base.num_layers} double + {config.base.num_single_layers} single blocks, {config.base.num_attention_heads} heads of {config.base.attention_head_dim}; {config.base.steps} steps of batch {config.base.batch_size} at {config.base.patch_sizes} px |
+| vae | AutoencoderKL trained as an autoencoder ({v.loss.upper()}) on random {v.patch_size} px patches of the training photos until its round-trip PSNR on {len(v.validation_photos) * v.validation_crops} validation crops of training photos ({", ".join(v.validation_photos)}, held out of this stage only) stopped rising | channels {v.block_out_channels}, {v.layers_per_block} layer(s) per block; {vae.get("steps", "n/a")} steps of batch {v.batch_size}, lr {v.learning_rate} until the plateau at step {vae.get("cooldown_start", "n/a")}, then decayed; shift {vae.get("shift_factor", 0):.4f}, scale {vae.get("scaling_factor", 0):.4f} measured on its latents; stored as {v.storage_dtype} |
+| base | FluxTransformer2DModel trained as an empty-prompt flow-matching generator (paper 001 Eq. 7-8, FLUX's resolution shift) on all training photos' latents | {b.num_layers} double + {b.num_single_layers} single blocks, {b.num_attention_heads} heads of {b.attention_head_dim}; {b.steps} steps of batch {b.batch_size} at {b.patch_sizes} px |
 | fluxgen | `fluxgen run` on the base: {config.fluxgen.num_images} images at {config.fluxgen.width}x{config.fluxgen.height}, {config.fluxgen.num_inference_steps} steps, guidance {config.fluxgen.guidance_scale}; scored with {", ".join(config.fluxgen.metrics)}; top {100 - 100 * config.fluxgen.quantile:g} % kept; `{config.fluxgen.preset}` x{config.fluxgen.scale} | kept {counts.get("kept", "n/a")} of {counts.get("scored", "n/a")} |
-| adapter | `fluxir-train` on those pairs: the FluxIR adapter, rank {config.adapter.rank}, pixel loss weight {config.adapter.pixel_loss_weight} | {config.adapter.steps} steps of batch {config.adapter.batch_size}, {config.adapter.crop_size} px crops, lr {config.adapter.learning_rate} |
+| adapter | `fluxir-train` on those pairs: the FluxIR adapter, rank {a.rank}, pixel loss weight {a.pixel_loss_weight} | {a.steps} steps of batch {a.batch_size}, {a.crop_size} px crops, lr {a.learning_rate} |
+| tasks | the all-in-one adapter (`all_in_one/`): the SR adapter fine-tuned on the FluxGen images degraded with `mixed` (paper 002's seven tasks: {", ".join(TASKS)}), with each task's prompt, cached in it | {t.steps} steps of batch {t.batch_size}, {t.crop_size} px crops, lr {t.learning_rate} |
 
 Time per stage on the build machine: {timing or "n/a"}.
 
 ## Data
 
-Only the colour photographs that ship with scikit-image. The held-out photos never enter any training stage (VAE,
-base, FluxGen, adapter); they are only used to measure.
+Real photographs only: scikit-image's colour photos, matplotlib's sample photo and the photographs in Debian's
+wallpaper packages (fetched by the build's `photos` stage, each checked against its sha256). The held-out photos never
+enter any training stage (VAE, base, FluxGen, adapters) and choose no setting; they are only used to measure.
 
-| photo | split | credit | licence |
-|---|---|---|---|
+| photo | split | source | credit | licence |
+|---|---|---|---|---|
 {photo_rows}
 
 ## Measured
 
-VAE reconstruction PSNR: {_fmt(vae.get("train_psnr"))} dB on the training photos, {_fmt(vae.get("heldout_psnr"))} dB on the
-held-out photos (whole images).
+The VAE's round trip while it trained (256 px crops; the held-out column is measured alongside and decides nothing):
+
+| step | minutes | validation crops PSNR | held-out crops PSNR |
+|---|---|---|---|
+{curve_rows}
+
+Whole held-out photos: {_fmt(vae.get("heldout_photo_psnr"))} dB.
 
 Held-out benchmark: {config.eval.count} seeded {config.eval.crop} px crops of the held-out photos, degraded with
 `{config.eval.preset}` x{config.eval.scale} (as FluxGen degrades), restored x{config.eval.scale} with
-{config.eval.num_inference_steps} steps and the pipeline's defaults; `fluxir-eval` scores:
+{config.eval.num_inference_steps} steps and the pipeline's defaults; `fluxir-eval` scores (the VAE round trip encodes and
+decodes the ground truth: no method decoding through this VAE can beat it):
 
-| metric | bicubic | mini FluxIR |
-|---|---|---|
+| metric | VAE round trip (ceiling) | bicubic | mini FluxIR |
+|---|---|---|---|
 {metric_rows}
 
 PSNR and SSIM: higher is better; PIQE: lower is better. `python benchmarks/mini_ablation.py` measures the adapter
-against its ablations (zero adapter, no pixel loss, rank 8, no restoration sampling strategy, test-time scaling,
-training on real patches instead of FluxGen data).
+against its ablations and `python benchmarks/mini_tasks.py` the all-in-one adapter per task.
 
 ## Limits
 
-A few million parameters trained for minutes on {len([p for p in PHOTOS if p.split == "train"])} photos: it restores
-colour and structure and sharpens, but invents little detail, and it has never seen faces, text or most of the world.
-Use a FLUX.1-based FluxIR adapter for real work.
+A few million parameters trained on a CPU on {len([p for p in PHOTOS if p.split == "train"])} photos: it restores
+colour and structure and sharpens, but invents little detail, and it has seen few faces, no text and little of the
+world. Use a FLUX.1-based FluxIR adapter for real work.
 """
