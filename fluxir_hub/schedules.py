@@ -55,17 +55,28 @@ def shifted_sigmas(sigmas: Sequence[float], image_seq_len: int, scheduler_config
 
 
 def euler_trajectory(
-    velocity: Callable[[torch.Tensor, float], torch.Tensor], start: torch.Tensor, sigmas: torch.Tensor
+    velocity: Callable[[torch.Tensor, float], torch.Tensor],
+    start: torch.Tensor,
+    sigmas: Sequence[float] | torch.Tensor,
+    checkpointed: bool = False,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """
-    Follow the flow ODE from `start` (at `sigmas[0]`) with Euler steps through `sigmas` (shifted, ending at 0).
-    `velocity(x, sigma)` is the model. Returns the `len(sigmas)` states (the start included) and the
-    `len(sigmas) - 1` velocities, each shaped like `start`.
+    Follow the flow ODE from `start` (at `sigmas[0]`) with Euler steps through `sigmas` (any decreasing noise levels:
+    a whole shifted schedule ending at 0, a part of one, or a student's jumps). `velocity(x, sigma)` is the model.
+    Returns the `len(sigmas)` states (the start included) and the `len(sigmas) - 1` velocities, each shaped like
+    `start`. With `checkpointed`, each step's activations are recomputed in the backward pass instead of kept (a
+    rollout with gradients at one step's memory). The one Euler rollout of training: schedule pricing, the
+    distillation teacher and student, and the RL stage's reference and policy.
     """
     states, velocities = [start], []
     x = start
     for i in range(len(sigmas) - 1):
-        v = velocity(x, float(sigmas[i]))
+        if checkpointed:
+            from torch.utils.checkpoint import checkpoint
+
+            v = checkpoint(velocity, x, float(sigmas[i]), use_reentrant=False)
+        else:
+            v = velocity(x, float(sigmas[i]))
         x = x + (float(sigmas[i + 1]) - float(sigmas[i])) * v
         states.append(x)
         velocities.append(v)

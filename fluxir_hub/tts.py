@@ -33,6 +33,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -246,3 +247,130 @@ class TTSConfig:
     def combine(self, scores: torch.Tensor) -> torch.Tensor:
         """`(V, N, B)` scores -> `(N, B)`: the single reward as is, several verifiers by mean rank."""
         return scores[0] if scores.shape[0] == 1 else rank_scores(scores)
+
+
+Predict = Callable[[torch.Tensor, torch.Tensor, str], torch.Tensor]  # (latents, flow times, cache name) -> velocity
+Decode = Callable[[torch.Tensor, float], torch.Tensor]  # (latents, scale) -> images in [0, 1]
+Guide = Callable[[torch.Tensor, float], torch.Tensor]  # (stepped latents, restoration clock) -> pulled latents
+
+
+class TestTimeSearch:
+    r"""
+    The search of one pipeline call (see the module docstring): a round of candidates at each branching step, each
+    judged by its MSPDE, the beam's survivors carried from round to round, and best-of-M at the end. Sampling itself
+    stays with the caller, which hands over three callables:
+
+    Args:
+        config ([`TTSConfig`]): The search's settings.
+        num_inference_steps (`int`): Steps of the call's schedule.
+        lq_pixels (`torch.Tensor` of shape `(B, 3, H, W)`): The resized LQ images in [-1, 1] (the verifiers' reference).
+        predict (`Callable`): `(latents (B * P, N, C), flow times (B * P,), cache name) -> velocity`, with the call's
+            conditioning repeated for the `P` survivors of each image.
+        decode (`Callable`): `(latents, scale) -> images (B * P, 3, h, w)` in [0, 1], decoded at `scale` of the size.
+        guide (`Callable`): `(stepped latents, clock) -> latents`, the call's restoration sampling strategy.
+        generator: The call's generator(s) (a list: one per image).
+
+    After the call, `rewards` holds each image's best combined score per round, `nfe` the evaluations it spent and
+    `survivors` how many latents per image it carries (`P`).
+    """
+
+    def __init__(self, config: TTSConfig, num_inference_steps: int, lq_pixels: torch.Tensor, predict: Predict,
+                 decode: Decode, guide: Guide, generator=None):  # fmt: skip
+        self.config = config
+        self.steps = set(config.resolved_branch_steps(num_inference_steps)) if config.num_candidates > 1 else set()
+        self.lq_pixels, self.predict, self.decode, self.guide = lq_pixels, predict, decode, guide
+        self.generator = generator
+        self.batch = lq_pixels.shape[0]
+        self.survivors, self.nfe = 1, 0
+        self.rewards: list[list[float]] | None = [[] for _ in range(self.batch)] if self.steps else None
+
+    def _scores(self, images: torch.Tensor, parents: int) -> torch.Tensor:
+        """`(V, B * parents)` verifier scores of images (image-major), against the LQ at their size."""
+        lq = F.interpolate((self.lq_pixels.float() + 1) / 2, size=images.shape[-2:], mode="area")
+        lq = lq.repeat_interleave(parents, dim=0)
+        return torch.stack([
+            torch.as_tensor(v(images, lq), dtype=torch.float32).reshape(-1).cpu() for v in self.config.get_verifiers()
+        ])  # fmt: skip
+
+    def _estimate(self, z: torch.Tensor, c: int, step_index: int, sigmas: list[float]) -> torch.Tensor:
+        """MSPDE of a stepped candidate: where it would end (its clean latent)."""
+        config, parents = self.config, z.shape[0] // self.batch
+        s_next = float(sigmas[step_index + 1])
+        if config.mspde_mode == "partial":  # S steps along the schedule, then a one-shot clean estimate
+            path = [float(x) for x in sigmas[step_index + 1 : step_index + 2 + config.mspde_steps]]
+        else:  # k coarse Euler steps to the clean end
+            path = [float(x) for x in np.linspace(s_next, 0.0, config.mspde_steps + 1)]
+        for a, b in zip(path[:-1], path[1:], strict=True):
+            step_t = torch.full((z.shape[0],), a, device=z.device, dtype=z.dtype)
+            z = z + (b - a) * self.predict(z, step_t, f"tts-estimate-{c}")
+            self.nfe += parents  # evaluations per image: one per survivor
+        if config.mspde_mode == "partial":
+            step_t = torch.full((z.shape[0],), path[-1], device=z.device, dtype=z.dtype)
+            z = z - path[-1] * self.predict(z, step_t, f"tts-estimate-{c}")
+            self.nfe += parents
+        return z
+
+    def step(
+        self, latents: torch.Tensor, velocity: torch.Tensor, step_index: int, sigmas: list[float], clock: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""
+        At a branching step, one round: `N` candidates per image from the `P` survivors `latents` (image-major,
+        `(B * P, N, C)`) with their `velocity`, each stepped, pulled toward the LQ (`clock`) and estimated; the `M`
+        (beam width) best per image are returned with their velocities, best first. At other steps, the input.
+        """
+        if step_index not in self.steps:
+            return latents, velocity
+        from diffusers.utils.torch_utils import randn_tensor
+
+        config = self.config
+        s, s_next = float(sigmas[step_index]), float(sigmas[step_index + 1])
+        parents = latents.shape[0] // self.batch
+        children = config.num_candidates // parents
+        timestep = torch.full((latents.shape[0],), s, device=latents.device, dtype=latents.dtype)
+        generator = self.generator
+        if isinstance(generator, list):  # one generator per image: each draws for all of its survivors
+            generator = [g for g in generator for _ in range(parents)]
+        # Candidate c of survivor p: c = 0 is the survivor itself; the others are perturbed copies.
+        candidates, velocities = [latents], [velocity]
+        for c in range(1, children):
+            noise = randn_tensor(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+            if config.perturbation == "zero_drift":
+                candidate = latents + config.noise_scale * math.sqrt(max(s - s_next, 0.0)) * noise
+            else:
+                candidate = (1 - s) * (latents - s * velocity) + s * noise  # re-noised clean estimate
+            candidates.append(candidate)
+            velocities.append(self.predict(candidate, timestep, f"tts-candidate-{c}"))
+            self.nfe += parents  # evaluations per image: one per survivor
+        scores = []  # per candidate c: (V, B * P)
+        for c, (candidate, candidate_velocity) in enumerate(zip(candidates, velocities, strict=True)):
+            z = self.guide(candidate + (s_next - s) * candidate_velocity, clock)
+            estimate = self._estimate(z, c, step_index, sigmas)
+            scores.append(self._scores(self.decode(estimate, config.decode_scale), parents))
+        # (V, candidates) per image: candidate index = p * children + c, survivors' candidates in order
+        raw = torch.stack(scores, dim=1).view(-1, children, self.batch, parents)
+        raw = raw.permute(0, 3, 1, 2).reshape(raw.shape[0], parents * children, self.batch)
+        combined = config.combine(raw)  # (N, B), higher is better
+        keep = torch.sort(-combined, dim=0, stable=True).indices[: config.beam_width]  # (M, B), best first
+        stacked_z = torch.stack(candidates).view(children, self.batch, parents, *latents.shape[1:])
+        stacked_v = torch.stack(velocities).view(children, self.batch, parents, *latents.shape[1:])
+        chosen, chosen_v = [], []
+        for b in range(self.batch):
+            for index in keep[:, b].tolist():
+                p, c = divmod(index, children)
+                chosen.append(stacked_z[c, b, p])
+                chosen_v.append(stacked_v[c, b, p])
+        for b, reward in enumerate(combined.gather(0, keep[:1])[0].tolist()):
+            self.rewards[b].append(reward)
+        self.survivors = len(chosen) // self.batch
+        return torch.stack(chosen), torch.stack(chosen_v)
+
+    def finish(self, latents: torch.Tensor) -> torch.Tensor:
+        """Best-of-M at the end of a beam search: each image's survivors `(B * M, N, C)` decoded, scored, and the
+        best kept `(B, N, C)`; a greedy search's latents as they are."""
+        if self.survivors == 1:
+            return latents
+        images = self.decode(latents, self.config.decode_scale)
+        raw = self._scores(images, self.survivors)
+        combined = self.config.combine(raw.view(-1, self.batch, self.survivors).permute(0, 2, 1))  # (M, B)
+        best = torch.sort(-combined, dim=0, stable=True).indices[0]
+        return latents.view(self.batch, self.survivors, *latents.shape[1:])[torch.arange(self.batch), best]

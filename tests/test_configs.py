@@ -11,3 +11,51 @@ def test_shipped_training_config_loads_with_the_papers_numbers():
     assert config.crop_pairs == [(1024, 768), (768, 768), (512, 768)] and config.crop_mode == "center"
     assert config.train_batch_size * config.gradient_accumulation_steps * 4 == 64  # 4 GPUs, paper's batch 64
     config.validate()
+
+
+def test_sections_hold_the_settings_under_their_flat_names():
+    from training.config import SECTIONS, OptimConfig, RLConfig
+
+    config = TrainConfig(learning_rate=3e-4, rl_alpha=[1.0, 1.5], dataset="org/pairs")
+    assert isinstance(config.optim, OptimConfig) and isinstance(config.rl, RLConfig)
+    assert config.optim.learning_rate == config.learning_rate == 3e-4 and config.rl.rl_alpha == [1.0, 1.5]
+    config.learning_rate = 1e-5  # a flat write lands in its section
+    assert config.optim.learning_rate == 1e-5
+    names = [f for cls in SECTIONS.values() for f in cls.__dataclass_fields__]
+    assert len(names) == len(set(names)) == len(config.to_dict())  # every flat name in exactly one section
+    nested = config.to_nested_dict()
+    assert nested["optim"]["learning_rate"] == 1e-5 and TrainConfig.from_dict(nested) == config
+    try:
+        TrainConfig(learnig_rate=1.0)
+    except TypeError as err:
+        assert "learnig_rate" in str(err)
+    else:
+        raise AssertionError("an unknown setting was accepted")
+
+
+def test_each_section_checks_its_own_values_and_all_problems_come_at_once():
+    config = TrainConfig(dataset="x", learning_rate=-1.0, rl_alpha=[0.5, 2.0], crop_mode="middle", rank=0)
+    assert config.optim.problems() == ["`learning_rate` must be a finite, non-negative number, got -1.0."]
+    assert config.rl.problems() == ["`rl_alpha` must be a range [low, high) with 1 <= low < high, got [0.5, 2.0]."]
+    assert config.data.problems() == ["`crop_mode` must be 'random' or 'center', got 'middle'."]
+    assert config.model.problems() == ["`rank` must be a positive integer, got 0."]
+    try:
+        config.validate()
+    except ValueError as err:
+        assert str(err).startswith("4 problems in the training configuration:")
+    else:
+        raise AssertionError("an invalid configuration passed")
+
+
+def test_a_configuration_saved_before_the_newer_settings_still_loads(tmp_path):
+    """`train_config.json` of earlier versions: flat, without the settings added since (they take their defaults)."""
+    import json
+
+    saved = TrainConfig(dataset="x", learning_rate=2e-5).to_dict()
+    for newer in ("rl_loss_form", "distill_distance", "distill_start_lq_weight"):
+        saved.pop(newer)
+    saved["distill_gt_weight"] = 300.0  # the old default was a number
+    (tmp_path / "train_config.json").write_text(json.dumps(saved))
+    loaded = TrainConfig.from_file(tmp_path / "train_config.json")
+    assert loaded.learning_rate == 2e-5 and loaded.rl_loss_form == "one-step" and loaded.distill_gt_weight == 300.0
+    loaded.validate()

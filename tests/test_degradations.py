@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from dataset_builder import PRESETS, apply_degradation, degrade, sample_degradation
-from dataset_builder.degradations import add_noise, filter2d
-from dataset_builder.kernels import KERNEL_TYPES, make_kernel
+from fluxir_hub.degradations.kernels import KERNEL_TYPES, make_kernel
+from fluxir_hub.degradations.ops import add_noise, filter2d
 from fluxir_hub.degradations.realesrgan import SR_PRESETS
 
 from .helpers import photo
@@ -149,7 +149,7 @@ def test_stage2_sinc_reaches_low_cutoffs_and_plateau_beta_is_drawn_as_basicsr(dr
 
 
 def test_usm_mask_is_per_channel_as_basicsr():
-    from dataset_builder.degradations import usm_sharpen
+    from fluxir_hub.degradations.ops import usm_sharpen
 
     image = torch.full((1, 3, 64, 64), 0.5)
     image[:, 0, :, 32:] = 0.9  # an edge in the red channel only

@@ -365,3 +365,34 @@ def test_task_prompts_are_cached_in_the_adapter_and_the_loader_skips_text_encode
     assert load(prompt=None).text_encoder_2 is not None  # any prompt may come (the Space's text box)
     with pytest.raises(ValueError, match="not trained for task 'desnow'"):
         load(task="desnow")
+
+
+def test_a_new_degradation_family_is_one_class_that_records_and_replays():
+    """Subclassing `TaskDegradation` with a task registers the family: `degrade` samples it, a record replays by its
+    task name alone, and no table elsewhere changes."""
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from fluxir_hub.degradations.family import TaskDegradation, family_of
+
+    @dataclass(frozen=True)
+    class Fade(TaskDegradation):
+        name: str = "fade"
+        strength: tuple[float, float] = (0.2, 0.6)
+        task: ClassVar[str] = "fade_test"
+
+        def sample(self, rng, hq_size):
+            return {"strength": float(rng.uniform(*self.strength))}
+
+        @staticmethod
+        def apply(image, record):
+            return image * (1 - record["strength"]) + 0.5 * record["strength"]
+
+    assert family_of("fade_test") is Fade
+    hq = photo("coffee", (32, 32))
+    result = degrade(hq, Fade(), seed=3)
+    assert result.task == "fade_test" and 0.2 <= result.params["fade_test"]["strength"] <= 0.6
+    assert np.array_equal(np.asarray(apply_degradation(result.hq, result.params)), np.asarray(result.lq))
+    assert np.asarray(result.lq, dtype=float).std() < np.asarray(hq, dtype=float).std()  # it did fade
+    with pytest.raises(ValueError, match="task 'fog' is unknown to this version"):
+        apply_degradation(hq, {**result.params, "task": "fog"})

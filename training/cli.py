@@ -23,11 +23,12 @@ def build_parser():
 
     from fluxir_hub.cli import add_common_arguments
 
-    from .config import TrainConfig
+    from .config import SECTIONS
 
-    # no abbreviations: a typo such as --learning_rat must be refused, not taken for --learning_rate
+    # One typed section per concern (training.config), flat option names. No abbreviations: a typo such as
+    # --learning_rat must be refused, not taken for --learning_rate.
     parser = HfArgumentParser(
-        TrainConfig, prog="fluxir-train", description=__doc__.splitlines()[0], allow_abbrev=False
+        list(SECTIONS.values()), prog="fluxir-train", description=__doc__.splitlines()[0], allow_abbrev=False
     )
     parser.add_argument("--config", help="YAML or JSON file of TrainConfig keys (options override it)")
     add_common_arguments(parser)
@@ -37,6 +38,7 @@ def build_parser():
 def parse_config(argv: list[str] | None):
     """`(TrainConfig, verbosity)` from the command line; file values become defaults the options override."""
     import argparse
+    from dataclasses import asdict
 
     from .config import TrainConfig
 
@@ -47,8 +49,8 @@ def parse_config(argv: list[str] | None):
     if known.config:
         file_config = TrainConfig.from_file(known.config)  # refuses unknown keys, names them
         parser.set_defaults(**file_config.to_dict())
-    config, extra = parser.parse_args_into_dataclasses(args=argv)
-    return config, extra.verbose
+    *sections, extra = parser.parse_args_into_dataclasses(args=argv)
+    return TrainConfig(**{key: value for section in sections for key, value in asdict(section).items()}), extra.verbose
 
 
 def main(argv: list[str] | None = None) -> int:

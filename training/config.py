@@ -1,13 +1,20 @@
-"""Typed training configuration: a YAML/JSON file plus `--key value` overrides, saved with every checkpoint."""
+"""Typed training configuration: a YAML/JSON file plus `--key value` overrides, saved with every checkpoint.
+
+[`TrainConfig`] nests one typed section per concern (`run`: the stage, `model`, `data`, `optim`, `objective`, `rl`, `distill`,
+`checkpoints`, `validation`), each checking its own values; the configuration adds the checks that span sections and
+reports every problem at once. Settings keep their flat names everywhere a user meets them: `fluxir-train --rl_alpha`,
+`TrainConfig(rl_alpha=...)`, `config.rl_alpha` (= `config.rl.rl_alpha`) and the flat `train_config.json`, so saved
+configurations and command lines of earlier versions work unchanged.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import types
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
 
 CONFIG_NAME = "train_config.json"
 
@@ -23,9 +30,61 @@ def _help(text: str) -> dict[str, str]:
     return {"help": text}
 
 
+class _Section:
+    """A section of [`TrainConfig`]: typed fields and the checks of its own values."""
+
+    def check_types(self) -> list[str]:
+        """Every field holds a value of its declared type (numbers given as text, e.g. `--max_train_steps abc`, are
+        refused here rather than deep in the training loop)."""
+        hints = get_type_hints(type(self))
+        return [
+            f"`{f.name}` must be {_describe(hints[f.name])}, got {getattr(self, f.name)!r} "
+            f"({type(getattr(self, f.name)).__name__})."
+            for f in fields(self)
+            if not _matches(getattr(self, f.name), hints[f.name])
+        ]
+
+    def problems(self) -> list[str]:
+        """The section's own problems, one message each."""
+        return []
+
+    def _non_negative(self, *names: str) -> list[str]:
+        return [
+            f"`{name}` must be a finite, non-negative number, got {getattr(self, name)}."
+            for name in names
+            if getattr(self, name) is not None
+            and not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0)
+        ]
+
+    def _positive(self, *names: str) -> list[str]:
+        return [f"`{n}` must be a positive integer, got {getattr(self, n)}." for n in names if getattr(self, n) < 1]
+
+
 @dataclass
-class TrainConfig:
-    # models
+class StageConfig(_Section):
+    """Which training stage runs, and the teacher trajectory the rl and distill stages share."""
+
+    stage: str = field(
+        default="adapter",
+        metadata=_help(
+            "adapter (train the FluxIR adapter), rl (RL trajectory tuning of `adapter_init`) or distill (few-step "
+            "student of `adapter_init`)"
+        ),
+    )
+    teacher_steps: int = field(
+        default=20, metadata=_help("distill, rl: Euler steps of the teacher's (reference policy's) trajectory")
+    )
+
+    def problems(self) -> list[str]:
+        if self.stage not in ("adapter", "rl", "distill"):
+            return [f"`stage` must be 'adapter', 'rl' or 'distill', got {self.stage!r}."]
+        return self._positive("teacher_steps")
+
+
+@dataclass
+class ModelConfig(_Section):
+    """The base model and the conditioning component that trains on it."""
+
     pretrained_model: str = field(
         default="black-forest-labs/FLUX.1-dev",
         metadata=_help(
@@ -39,8 +98,40 @@ class TrainConfig:
             "Start from this trained adapter (Hub id or folder) instead of copying the base (from_transformer)"
         ),
     )
+    conditioning: str = field(
+        default="fluxir",
+        metadata=_help(
+            "fluxir (the FluxIR adapter), ummf (LQ tokens in the joint attention + LoRA, paper 003), ummf-add (the LQ "
+            "latent added to the noisy tokens + the same LoRA: UMMF's ablation) or dra (DRA's restoration adapter + "
+            "a LoRA diffusion adapter, paper 004)"
+        ),
+    )
     rank: int = field(default=32, metadata=_help("Rank r of every SE layer (paper 001 Table 2 picks 32)"))
-    # data: a FluxGen dataset (Hub id or folder) or a folder of HQ images degraded on the fly
+    ummf_lora_rank: int = field(default=16, metadata=_help("ummf: rank of the LoRA on every attention and MLP"))
+    dra_adapter_dim: int = field(default=320, metadata=_help("dra: width of the adapter stages"))
+    use_lora: bool = field(
+        default=False,
+        metadata=_help('Train a LoRA "diffusion adapter" on the base attention jointly (paper 004 §3.2)'),
+    )
+    lora_rank: int = field(default=32, metadata=_help("Rank of that LoRA (also DRA's diffusion adapter)"))
+
+    def problems(self) -> list[str]:
+        out = self._positive("rank", "ummf_lora_rank", "dra_adapter_dim", "lora_rank")
+        from fluxir_hub.models import conditioning_names
+
+        names = list(conditioning_names())
+        if self.conditioning not in names:
+            return out + [f"`conditioning` must be {', '.join(names[:-1])} or {names[-1]}, got {self.conditioning!r}."]
+        kind = conditioning_names()[self.conditioning][0]
+        if self.use_lora and kind.lora_targets is not None:
+            out.append(f"`--conditioning {self.conditioning}` brings its own LoRA; leave `use_lora` off.")
+        return out
+
+
+@dataclass
+class DataConfig(_Section):
+    """The training pairs: a FluxGen dataset (Hub id or folder), or HQ images degraded on the fly."""
+
     dataset: str | None = field(
         default=None, metadata=_help("A FluxGen dataset: Hub id or local folder with hq/lq image columns")
     )
@@ -85,7 +176,80 @@ class TrainConfig:
         default="prompt", metadata=_help("Dataset column with the prompt of each pair (None: empty prompts)")
     )
     prompt_drop_rate: float = field(default=0.1, metadata=_help("Fraction of prompts replaced by the empty prompt"))
-    # optimisation (paper 001 §4.1: AdamW, lr 1e-5, batch 64 over 4 GPUs)
+
+    def __post_init__(self) -> None:
+        # Crops also come as [width, height] pairs (older configs); keep one form, "WIDTHxHEIGHT".
+        self.crop_sizes = [
+            f"{c[0]}x{c[1]}" if isinstance(c, (list, tuple)) and len(c) == 2 else c for c in self.crop_sizes
+        ]
+
+    @property
+    def crop_pairs(self) -> list[tuple[int, int]]:
+        """`crop_sizes` as `(width, height)` pairs."""
+        pairs = []
+        for crop in self.crop_sizes:
+            try:
+                width, height = (int(v) for v in str(crop).lower().split("x"))
+            except ValueError:
+                raise ValueError(f"Crop sizes are WIDTHxHEIGHT, e.g. 1024x768; got {crop!r}.") from None
+            pairs.append((width, height))
+        return pairs
+
+    @property
+    def degradation_config(self):
+        """The on-the-fly degradation preset, with `task_weights` applied to `mixed`."""
+        from fluxir_hub.degradations import PRESETS, MixedConfig, parse_weights
+
+        if self.task_weights is not None:
+            return MixedConfig(weights=parse_weights(self.task_weights))
+        return PRESETS[self.degradation_preset]
+
+    def problems(self) -> list[str]:
+        out = []
+        if (self.dataset is None) == (self.hq_folder is None):
+            out.append("Give exactly one data source: `dataset` (FluxGen id or folder) or `hq_folder`.")
+        if self.hq_folder is not None and not Path(self.hq_folder).is_dir():
+            out.append(f"`hq_folder` {self.hq_folder} is not a folder.")
+        if self.scale < 1:
+            out.append(f"`scale` must be a positive integer, got {self.scale}.")
+        try:
+            pairs = self.crop_pairs
+        except ValueError as err:
+            pairs = None
+            out.append(str(err))
+        if pairs is not None and (not pairs or any(s[0] % 16 or s[1] % 16 or min(s) < 16 for s in pairs)):
+            out.append(f"`crop_sizes` must be WIDTHxHEIGHT sizes in multiples of 16, got {self.crop_sizes}.")
+        elif pairs and self.scale >= 1 and any(s[0] % (16 * self.scale) or s[1] % (16 * self.scale) for s in pairs):
+            out.append(
+                f"Each crop side must be a multiple of {16 * self.scale} so the LQ crop is a whole number of pixels "
+                f"at x{self.scale} and packs into 2x2 latent tokens; got {self.crop_sizes}."
+            )
+        if self.crop_mode not in ("random", "center"):
+            out.append(f"`crop_mode` must be 'random' or 'center', got {self.crop_mode!r}.")
+        if not 0 <= self.prompt_drop_rate <= 1:
+            out.append(f"`prompt_drop_rate` must be in [0, 1], got {self.prompt_drop_rate}.")
+        if self.task_prompts not in ("auto", "on", "off"):
+            out.append(f"`task_prompts` must be auto, on or off, got {self.task_prompts!r}.")
+        from fluxir_hub.degradations import PRESETS
+
+        if self.degradation_preset not in PRESETS:
+            out.append(
+                f"Unknown `degradation_preset` {self.degradation_preset!r}; choose one of {', '.join(PRESETS)}."
+            )
+        elif self.task_weights is not None and self.degradation_preset != "mixed":
+            out.append("`task_weights` needs `degradation_preset mixed`.")
+        else:
+            try:
+                self.degradation_config  # noqa: B018 (checks the task weights)
+            except ValueError as err:
+                out.append(str(err))
+        return out
+
+
+@dataclass
+class OptimConfig(_Section):
+    """Optimisation (paper 001 §4.1: AdamW, lr 1e-5, batch 64 over 4 GPUs) and precision."""
+
     seed: int = field(
         default=0,
         metadata=_help("Seed of data order, crops, degradations and noise (a resumed run continues exactly)"),
@@ -104,20 +268,26 @@ class TrainConfig:
     adam_epsilon: float = field(default=1e-8, metadata=_help("AdamW epsilon"))
     use_8bit_adam: bool = field(default=False, metadata=_help("bitsandbytes' 8-bit AdamW (less optimiser memory)"))
     max_grad_norm: float = field(default=1.0, metadata=_help("Gradient clipping norm (0: off)"))
-    # Defaults that fit one 80 GB GPU at full size: a bf16 frozen base (fp32 base + T5 alone is 62 GiB) and
-    # checkpointed activations. On a CPU, pass `--mixed_precision no --gradient_checkpointing false` for speed.
     mixed_precision: str = field(
         default="bf16", metadata=_help("no, fp16 or bf16 (the frozen base is stored in this precision)")
     )
     gradient_checkpointing: bool = field(
         default=True, metadata=_help("Recompute activations in the backward pass (much less memory)")
     )
-    use_ema: bool = field(
-        default=False,
-        metadata=_help("Keep an exponential moving average of the adapter's weights (saved instead of the raw ones)"),
-    )
-    ema_decay: float = field(default=0.9999, metadata=_help("EMA decay"))
-    # objective (paper 001 §3.3)
+
+    def problems(self) -> list[str]:
+        out = [] if 0 <= self.seed < 2**63 else [f"`seed` must be from 0 to 2**63 - 1, got {self.seed}."]
+        out += self._non_negative("learning_rate", "max_grad_norm")
+        out += self._positive("train_batch_size", "gradient_accumulation_steps", "max_train_steps")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            out.append(f"`mixed_precision` must be no, fp16 or bf16, got {self.mixed_precision!r}.")
+        return out
+
+
+@dataclass
+class ObjectiveConfig(_Section):
+    """The flow-matching objective every stage builds on, and the adapter stage's pixel loss (paper 001 §3.3)."""
+
     timestep_eps: float = field(
         default=0.05, metadata=_help("eps of the clamped-uniform timestep sampler (paper 001 Eq. 5-6)")
     )
@@ -132,18 +302,66 @@ class TrainConfig:
         default=64,
         metadata=_help("Side (latent pixels) of the random crop decoded for the pixel loss; None: the whole latent"),
     )
-    # few-step distillation (paper 002 §5, `--stage distill`): a copy of a trained adapter learns K-jump sampling
-    stage: str = field(
-        default="adapter",
+
+    def problems(self) -> list[str]:
+        out = self._non_negative("timestep_eps", "guidance_scale")
+        if self.pixel_loss_form not in ("printed", "x0"):
+            out.append(f"`pixel_loss_form` must be 'printed' or 'x0', got {self.pixel_loss_form!r}.")
+        return out
+
+
+@dataclass
+class RLConfig(_Section):
+    """`--stage rl` (paper 002 §4): modulated-SDE exploration from a reference copy, the best rollout kept."""
+
+    rl_rollouts: int = field(
+        default=4, metadata=_help("rl: exploratory rollouts per pair (besides the reference's own ODE path)")
+    )
+    rl_perturb_steps: list[int] = field(
+        default_factory=lambda: [2, 3, 4, 5, 6, 7, 8],
+        metadata=_help("rl: Euler step indices one of which (drawn per batch) is replaced by the modulated SDE step"),
+    )
+    rl_alpha: list[float] = field(
+        default_factory=lambda: [1.0, 2.0], metadata=_help("rl: range [low, high) of the overshoot factor alpha")
+    )
+    rl_traj_weight: float = field(
+        default=1.0, metadata=_help("rl: weight of the policy's step against the kept rollout's state (authors: 1)")
+    )
+    rl_gt_weight: float = field(
+        default=1.0,
+        metadata=_help("rl: weight of the policy's clean-image estimate from the kept state against GT (authors: 1)"),
+    )
+    rl_base_weight: float = field(default=1.0, metadata=_help("rl: weight of the ordinary flow-matching loss"))
+    rl_loss_form: str = field(
+        default="one-step",
         metadata=_help(
-            "adapter (train the FluxIR adapter), rl (RL trajectory tuning of `adapter_init`) or distill (few-step "
-            "student of `adapter_init`)"
+            "rl: one-step (the policy's single step from the reference state and its one-jump clean estimate) or "
+            "rollout (the authors': the policy's own ODE from the start, with gradients, checkpointed per step, "
+            "for both L_traj and L_GT)"
         ),
     )
-    num_student_steps: int = field(default=4, metadata=_help("distill: steps K of the student (1, 2, 4, ...)"))
-    teacher_steps: int = field(
-        default=20, metadata=_help("distill, rl: Euler steps of the teacher's (reference policy's) trajectory")
+    rl_refresh_steps: int = field(
+        default=50, metadata=_help("rl: copy the policy into the reference every this many optimizer steps")
     )
+
+    def problems(self) -> list[str]:
+        out = self._non_negative("rl_traj_weight", "rl_gt_weight", "rl_base_weight") + self._positive(
+            "rl_refresh_steps"
+        )
+        if len(self.rl_alpha) != 2 or not 1 <= self.rl_alpha[0] < self.rl_alpha[1]:
+            out.append(f"`rl_alpha` must be a range [low, high) with 1 <= low < high, got {self.rl_alpha}.")
+        if self.rl_rollouts < 0:
+            out.append(f"`rl_rollouts` must be >= 0 (0: no exploration), got {self.rl_rollouts}.")
+        if self.rl_loss_form not in ("one-step", "rollout"):
+            out.append(f"`rl_loss_form` must be one-step or rollout, got {self.rl_loss_form!r}.")
+        return out
+
+
+@dataclass
+class DistillConfig(_Section):
+    """`--stage distill` (paper 002 §5): a copy of a trained adapter learns K-jump sampling."""
+
+    num_student_steps: int = field(default=4, metadata=_help("distill: steps K of the student (1, 2, 4, ...)"))
     distill_schedule: str = field(
         default="cost-aware",
         metadata=_help("distill: cost-aware (least summed jump cost on the teacher's grid) or uniform"),
@@ -178,54 +396,39 @@ class TrainConfig:
     distill_base_weight: float = field(
         default=1.0, metadata=_help("distill: weight of the ordinary flow-matching loss")
     )
-    # RL trajectory tuning (paper 002 §4, `--stage rl`): modulated-SDE exploration from a reference copy, best rollout kept
-    rl_rollouts: int = field(
-        default=4, metadata=_help("rl: exploratory rollouts per pair (besides the reference's own ODE path)")
-    )
-    rl_perturb_steps: list[int] = field(
-        default_factory=lambda: [2, 3, 4, 5, 6, 7, 8],
-        metadata=_help("rl: Euler step indices one of which (drawn per batch) is replaced by the modulated SDE step"),
-    )
-    rl_alpha: list[float] = field(
-        default_factory=lambda: [1.0, 2.0], metadata=_help("rl: range [low, high) of the overshoot factor alpha")
-    )
-    rl_traj_weight: float = field(
-        default=1.0, metadata=_help("rl: weight of the policy's step against the kept rollout's state (authors: 1)")
-    )
-    rl_gt_weight: float = field(
-        default=1.0,
-        metadata=_help("rl: weight of the policy's clean-image estimate from the kept state against GT (authors: 1)"),
-    )
-    rl_base_weight: float = field(default=1.0, metadata=_help("rl: weight of the ordinary flow-matching loss"))
-    rl_loss_form: str = field(
-        default="one-step",
-        metadata=_help(
-            "rl: one-step (the policy's single step from the reference state and its one-jump clean estimate) or "
-            "rollout (the authors': the policy's own ODE from the start, with gradients, checkpointed per step, "
-            "for both L_traj and L_GT)"
-        ),
-    )
-    rl_refresh_steps: int = field(
-        default=50, metadata=_help("rl: copy the policy into the reference every this many optimizer steps")
-    )
-    # optional LoRA "diffusion adapter" on the base attention (paper 004 §3.2)
-    use_lora: bool = field(
-        default=False,
-        metadata=_help('Train a LoRA "diffusion adapter" on the base attention jointly (paper 004 §3.2)'),
-    )
-    lora_rank: int = field(default=32, metadata=_help("Rank of that LoRA (also DRA's diffusion adapter)"))
-    # how the LQ image conditions the base (paper 001's adapter, paper 003's UMMF, paper 004's DRA adapter)
-    conditioning: str = field(
-        default="fluxir",
-        metadata=_help(
-            "fluxir (the FluxIR adapter), ummf (LQ tokens in the joint attention + LoRA, paper 003), ummf-add (the LQ "
-            "latent added to the noisy tokens + the same LoRA: UMMF's ablation) or dra (DRA's restoration adapter + "
-            "a LoRA diffusion adapter, paper 004)"
-        ),
-    )
-    ummf_lora_rank: int = field(default=16, metadata=_help("ummf: rank of the LoRA on every attention and MLP"))
-    dra_adapter_dim: int = field(default=320, metadata=_help("dra: width of the adapter stages"))
-    # checkpoints, validation, logging, publishing
+
+    def problems(self) -> list[str]:
+        out = self._non_negative("distill_intermediate_weight", "distill_teacher_weight", "distill_gt_weight",
+                                 "distill_base_weight", "distill_start_lq_weight")  # fmt: skip
+        out += self._positive("num_student_steps", "schedule_search_batches")
+        if self.distill_schedule not in ("cost-aware", "uniform"):
+            out.append(f"`distill_schedule` must be 'cost-aware' or 'uniform', got {self.distill_schedule!r}.")
+        if self.distill_distance not in ("auto", "mse", "l1"):
+            out.append(f"`distill_distance` must be auto, mse or l1, got {self.distill_distance!r}.")
+        if not 0 <= self.distill_start_lq_weight < 1:
+            out.append(f"`distill_start_lq_weight` must be in [0, 1), got {self.distill_start_lq_weight}.")
+        return out
+
+    @property
+    def resolved_distill_gt_weight(self) -> float:
+        """The ground-truth weight: the given one, else the authors' for this K (their 4-step student x600, 2- and
+        1-step x300)."""
+        if self.distill_gt_weight is not None:
+            return self.distill_gt_weight
+        return 600.0 if self.num_student_steps >= 4 else 300.0
+
+    @property
+    def resolved_distill_distance(self) -> str:
+        """The distance: the given one, else the authors' (L1 for a 1-step student, MSE otherwise)."""
+        if self.distill_distance != "auto":
+            return self.distill_distance
+        return "l1" if self.num_student_steps == 1 else "mse"
+
+
+@dataclass
+class CheckpointConfig(_Section):
+    """Where the run writes, how often it checkpoints and resumes, and the EMA of the trained weights."""
+
     output_dir: str = field(
         default="fluxir-adapter", metadata=_help("Where checkpoints, the final adapter and its card go")
     )
@@ -234,6 +437,26 @@ class TrainConfig:
         default=3, metadata=_help("Keep at most this many checkpoints (None: all)")
     )
     resume_from_checkpoint: str | None = field(default=None, metadata=_help('Resume: "latest" or a checkpoint folder'))
+    use_ema: bool = field(
+        default=False,
+        metadata=_help("Keep an exponential moving average of the adapter's weights (saved instead of the raw ones)"),
+    )
+    ema_decay: float = field(default=0.9999, metadata=_help("EMA decay"))
+
+    def problems(self) -> list[str]:
+        out = self._positive("checkpointing_steps") + self._non_negative("ema_decay")
+        if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
+            out.append(
+                f"`checkpoints_total_limit` must be at least 1 (or null for no limit), got "
+                f"{self.checkpoints_total_limit}: a limit of 0 would delete every checkpoint."
+            )
+        return out
+
+
+@dataclass
+class ValidationConfig(_Section):
+    """Validation restorations, trackers and publishing to the Hub."""
+
     validation_steps: int | None = field(
         default=500, metadata=_help("Restore validation images every this many steps (None: never)")
     )
@@ -249,32 +472,70 @@ class TrainConfig:
     hub_model_id: str | None = field(default=None, metadata=_help("Hub model repo for push_to_hub (org/name)"))
     hub_private: bool = field(default=False, metadata=_help("Create that repo as private"))
 
-    def __post_init__(self) -> None:
-        # Crops also come as [width, height] pairs (older configs); keep one form, "WIDTHxHEIGHT".
-        self.crop_sizes = [
-            f"{c[0]}x{c[1]}" if isinstance(c, (list, tuple)) and len(c) == 2 else c for c in self.crop_sizes
-        ]
+    def problems(self) -> list[str]:
+        out = self._positive("num_validation_images", "validation_inference_steps")
+        if self.push_to_hub and not self.hub_model_id:
+            out.append("`push_to_hub` needs `hub_model_id` (e.g. your-org/fluxir-adapter).")
+        return out
 
-    @property
-    def crop_pairs(self) -> list[tuple[int, int]]:
-        """`crop_sizes` as `(width, height)` pairs."""
-        pairs = []
-        for crop in self.crop_sizes:
-            try:
-                width, height = (int(v) for v in str(crop).lower().split("x"))
-            except ValueError:
-                raise ValueError(f"Crop sizes are WIDTHxHEIGHT, e.g. 1024x768; got {crop!r}.") from None
-            pairs.append((width, height))
-        return pairs
 
-    def check_types(self) -> None:
-        """Every field holds a value of its declared type (numbers given as text, e.g. `--max_train_steps abc`,
-        are refused here rather than deep in the training loop)."""
-        hints = get_type_hints(TrainConfig)
-        for f in fields(self):
-            value, expected = getattr(self, f.name), hints[f.name]
-            if not _matches(value, expected):
-                raise ValueError(f"`{f.name}` must be {_describe(expected)}, got {value!r} ({type(value).__name__}).")
+SECTIONS: dict[str, type[_Section]] = {
+    "run": StageConfig, "model": ModelConfig, "data": DataConfig, "optim": OptimConfig,
+    "objective": ObjectiveConfig, "rl": RLConfig, "distill": DistillConfig, "checkpoints": CheckpointConfig,
+    "validation": ValidationConfig,
+}  # fmt: skip
+_SECTION_OF = {f.name: section for section, cls in SECTIONS.items() for f in fields(cls)}
+
+
+class TrainConfig:
+    """
+    Every setting of `fluxir-train`, in typed sections (see the module docstring): `TrainConfig(learning_rate=1e-5,
+    dataset="org/pairs")` takes the flat names, `config.optim.learning_rate` and `config.learning_rate` read the same
+    value, [`validate`] reports every problem in one message.
+    """
+
+    sections: ClassVar[dict[str, type[_Section]]] = SECTIONS
+
+    def __init__(self, **settings: Any):
+        unknown = sorted(set(settings) - set(_SECTION_OF))
+        if unknown:
+            raise TypeError(f"TrainConfig got unknown setting(s) {unknown}; known: {sorted(_SECTION_OF)}.")
+        for name, cls in SECTIONS.items():
+            values = {key: value for key, value in settings.items() if _SECTION_OF[key] == name}
+            object.__setattr__(self, name, cls(**values))
+
+    def __getattr__(self, name: str) -> Any:  # a flat name reads its section's field
+        section = _SECTION_OF.get(name)
+        if section is None:
+            for owner in ("data", "distill"):  # derived values of a section, e.g. `crop_pairs`
+                if hasattr(type(self.__dict__.get(owner)), name):
+                    return getattr(self.__dict__[owner], name)
+            raise AttributeError(f"'TrainConfig' has no setting {name!r}")
+        return getattr(self.__dict__[section], name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SECTION_OF:
+            setattr(self.__dict__[_SECTION_OF[name]], name, value)
+        elif name in SECTIONS:
+            object.__setattr__(self, name, value)
+        else:
+            raise AttributeError(f"'TrainConfig' has no setting {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TrainConfig) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"TrainConfig({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
+
+    @classmethod
+    def setting_names(cls) -> list[str]:
+        return list(_SECTION_OF)
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """The default value of setting `name`."""
+        f = next(f for f in fields(SECTIONS[_SECTION_OF[name]]) if f.name == name)
+        return f.default_factory() if f.default is MISSING else f.default
 
     def validate(self) -> None:
         """Check every setting; all problems are reported together in one `ValueError`, one line each."""
@@ -287,198 +548,78 @@ class TrainConfig:
             )
 
     def problems(self) -> list[str]:
-        """Every problem of this configuration, one message each (empty when it is valid)."""
-        try:
-            self.check_types()
-        except ValueError as err:  # the value checks below need the declared types
-            return [str(err)]
-        out: list[str] = []
+        """Every problem of this configuration, one message each (empty when it is valid): each section's own, then
+        those between sections."""
+        typed = [p for name in SECTIONS for p in getattr(self, name).check_types()]
+        if typed:  # the value checks need the declared types
+            return typed
+        return [p for name in SECTIONS for p in getattr(self, name).problems()] + self._cross_section_problems()
 
-        def check(ok: bool, message: str) -> None:
-            if not ok:
-                out.append(message)
-
-        check(0 <= self.seed < 2**63, f"`seed` must be from 0 to 2**63 - 1, got {self.seed}.")
-        check(
-            self.checkpoints_total_limit is None or self.checkpoints_total_limit >= 1,
-            f"`checkpoints_total_limit` must be at least 1 (or null for no limit), got {self.checkpoints_total_limit}: "
-            "a limit of 0 would delete every checkpoint.",
-        )
-        non_negative = ["learning_rate", "max_grad_norm", "ema_decay", "timestep_eps", "guidance_scale"]
-        non_negative += ["rl_traj_weight", "rl_gt_weight", "rl_base_weight", "distill_intermediate_weight"]
-        non_negative += ["distill_teacher_weight", "distill_base_weight", "distill_start_lq_weight"]
-        if self.distill_gt_weight is not None:
-            non_negative.append("distill_gt_weight")
-        for name in non_negative:
-            value = getattr(self, name)
-            check(math.isfinite(value) and value >= 0, f"`{name}` must be a finite, non-negative number, got {value}.")
-        positive = ["train_batch_size", "gradient_accumulation_steps", "max_train_steps", "rank", "lora_rank"]
-        positive += ["checkpointing_steps", "num_validation_images", "validation_inference_steps", "ummf_lora_rank"]
-        positive += ["dra_adapter_dim", "teacher_steps", "schedule_search_batches", "num_student_steps"]
-        positive += ["rl_refresh_steps"]
-        for name in positive:
-            check(getattr(self, name) >= 1, f"`{name}` must be a positive integer, got {getattr(self, name)}.")
-        check(
-            (self.dataset is None) != (self.hq_folder is None),
-            "Give exactly one data source: `dataset` (FluxGen id or folder) or `hq_folder`.",
-        )
-        check(
-            self.hq_folder is None or Path(self.hq_folder).is_dir(), f"`hq_folder` {self.hq_folder} is not a folder."
-        )
-        try:
-            pairs = self.crop_pairs
-        except ValueError as err:
-            out.append(str(err))
-        else:
-            if not pairs or any(s[0] % 16 or s[1] % 16 or min(s) < 16 for s in pairs):
-                out.append(f"`crop_sizes` must be WIDTHxHEIGHT sizes in multiples of 16, got {self.crop_sizes}.")
-            elif self.scale >= 1 and any(s[0] % (16 * self.scale) or s[1] % (16 * self.scale) for s in pairs):
-                out.append(
-                    f"Each crop side must be a multiple of {16 * self.scale} so the LQ crop is a whole number of "
-                    f"pixels at x{self.scale} and packs into 2x2 latent tokens; got {self.crop_sizes}."
-                )
-        check(self.scale >= 1, f"`scale` must be a positive integer, got {self.scale}.")
-        check(
-            self.crop_mode in ("random", "center"),
-            f"`crop_mode` must be 'random' or 'center', got {self.crop_mode!r}.",
-        )
-        check(
-            self.mixed_precision in ("no", "fp16", "bf16"),
-            f"`mixed_precision` must be no, fp16 or bf16, got {self.mixed_precision!r}.",
-        )
-        check(
-            self.pixel_loss_form in ("printed", "x0"),
-            f"`pixel_loss_form` must be 'printed' or 'x0', got {self.pixel_loss_form!r}.",
-        )
-        check(0 <= self.prompt_drop_rate <= 1, f"`prompt_drop_rate` must be in [0, 1], got {self.prompt_drop_rate}.")
-        check(
-            self.task_prompts in ("auto", "on", "off"),
-            f"`task_prompts` must be auto, on or off, got {self.task_prompts!r}.",
-        )
-        from fluxir_hub.degradations import PRESETS
-
-        if self.degradation_preset not in PRESETS:
-            out.append(
-                f"Unknown `degradation_preset` {self.degradation_preset!r}; choose one of {', '.join(PRESETS)}."
-            )
-        elif self.task_weights is not None and self.degradation_preset != "mixed":
-            out.append("`task_weights` needs `degradation_preset mixed`.")
-        else:
-            try:
-                self.degradation_config  # noqa: B018 (checks the task weights)
-            except ValueError as err:
-                out.append(str(err))
-        out += self._conditioning_problems() + self._stage_problems()
-        check(
-            not self.push_to_hub or bool(self.hub_model_id),
-            "`push_to_hub` needs `hub_model_id` (e.g. your-org/fluxir-adapter).",
-        )
-        return out
-
-    def _conditioning_problems(self) -> list[str]:
+    def _cross_section_problems(self) -> list[str]:
+        stage = self.run.stage
+        if stage not in ("adapter", "rl", "distill"):
+            return []
+        out = []
         from fluxir_hub.models import conditioning_names
 
-        names = list(conditioning_names())
-        if self.conditioning not in names:
-            return [f"`conditioning` must be {', '.join(names[:-1])} or {names[-1]}, got {self.conditioning!r}."]
-        cls = conditioning_names()[self.conditioning][0]
-        out = []
-        if self.stage in ("rl", "distill") and self.stage not in cls.training_stages:
-            able = [name for name, (other, _) in conditioning_names().items() if self.stage in other.training_stages]
+        kind = conditioning_names().get(self.conditioning, (None, None))[0]
+        if kind is not None and stage in ("rl", "distill") and stage not in kind.training_stages:
+            able = [name for name, (other, _) in conditioning_names().items() if stage in other.training_stages]
             out.append(
-                f"`--stage {self.stage}` works with `--conditioning {' or '.join(able)}` only: {self.conditioning} "
-                f"supports `--stage {' or '.join(cls.training_stages)}`."
+                f"`--stage {stage}` works with `--conditioning {' or '.join(able)}` only: {self.conditioning} supports "
+                f"`--stage {' or '.join(kind.training_stages)}`."
             )
-        if self.use_lora and cls.lora_targets is not None:
-            out.append(f"`--conditioning {self.conditioning}` brings its own LoRA; leave `use_lora` off.")
-        if self.gradient_checkpointing and cls.gradient_checkpointing_refusal:
+        if kind is not None and self.gradient_checkpointing and kind.gradient_checkpointing_refusal:
             out.append(
                 f"`--conditioning {self.conditioning}` needs `--gradient_checkpointing false`: "
-                f"{cls.gradient_checkpointing_refusal}."
+                f"{kind.gradient_checkpointing_refusal}."
             )
-        return out
-
-    def _stage_problems(self) -> list[str]:
-        out = []
-        # rl_* and distill_* values are checked whatever the stage (a bad value is bad before it is used), except
-        # where they depend on the shared `teacher_steps`
-        if self.stage == "rl" and (
-            not self.rl_perturb_steps or any(not 0 <= k < self.teacher_steps - 1 for k in self.rl_perturb_steps)
-        ):
+        if stage != "adapter" and not self.adapter_init:
+            what = "tunes a trained adapter" if stage == "rl" else "needs the trained adapter to distil"
             out.append(
-                f"`rl_perturb_steps` must be step indices from 0 to teacher_steps - 2 ({self.teacher_steps - 2}), "
-                f"got {self.rl_perturb_steps}."
+                f"`--stage {stage}` {what}: pass it as `--adapter_init` (Hub id or folder). Train one first with the "
+                "default `--stage adapter`."
             )
-        if len(self.rl_alpha) != 2 or not 1 <= self.rl_alpha[0] < self.rl_alpha[1]:
-            out.append(f"`rl_alpha` must be a range [low, high) with 1 <= low < high, got {self.rl_alpha}.")
-        if self.rl_rollouts < 0:
-            out.append(f"`rl_rollouts` must be >= 0 (0: no exploration), got {self.rl_rollouts}.")
-        if self.distill_schedule not in ("cost-aware", "uniform"):
-            out.append(f"`distill_schedule` must be 'cost-aware' or 'uniform', got {self.distill_schedule!r}.")
-        if self.distill_distance not in ("auto", "mse", "l1"):
-            out.append(f"`distill_distance` must be auto, mse or l1, got {self.distill_distance!r}.")
-        if not 0 <= self.distill_start_lq_weight < 1:
-            out.append(f"`distill_start_lq_weight` must be in [0, 1), got {self.distill_start_lq_weight}.")
-        if self.rl_loss_form not in ("one-step", "rollout"):
-            out.append(f"`rl_loss_form` must be one-step or rollout, got {self.rl_loss_form!r}.")
-        if self.stage not in ("adapter", "rl", "distill"):
-            return out + [f"`stage` must be 'adapter', 'rl' or 'distill', got {self.stage!r}."]
-        if self.stage != "adapter" and not self.adapter_init:
-            what = "tunes a trained adapter" if self.stage == "rl" else "needs the trained adapter to distil"
-            out.append(
-                f"`--stage {self.stage}` {what}: pass it as `--adapter_init` (Hub id or folder). Train one first with "
-                "the default `--stage adapter`."
-            )
-        if self.stage != "adapter" and self.use_lora:
-            who = "RL tuning" if self.stage == "rl" else "a distilled student"
+        if stage != "adapter" and self.use_lora:
+            who = "RL tuning" if stage == "rl" else "a distilled student"
             out.append(f"`use_lora` is for `--stage adapter`; {who} trains the adapter only.")
-        if self.stage == "distill":
-            if not 1 <= self.num_student_steps < self.teacher_steps:
-                out.append(
-                    f"`num_student_steps` must be from 1 to teacher_steps - 1 ({self.teacher_steps - 1}), got "
-                    f"{self.num_student_steps}."
-                )
-            elif self.distill_schedule == "uniform" and self.teacher_steps % self.num_student_steps:
-                out.append(
-                    f"A uniform {self.num_student_steps}-step schedule lies on the teacher's grid only when it divides "
-                    f"teacher_steps ({self.teacher_steps}); use the cost-aware schedule or another step count."
-                )
+        steps = self.teacher_steps
+        if stage == "rl" and (not self.rl_perturb_steps or any(not 0 <= k < steps - 1 for k in self.rl_perturb_steps)):
+            out.append(
+                f"`rl_perturb_steps` must be step indices from 0 to teacher_steps - 2 ({steps - 2}), got "
+                f"{self.rl_perturb_steps}."
+            )
+        if stage == "distill" and not 1 <= self.num_student_steps < steps:
+            out.append(
+                f"`num_student_steps` must be from 1 to teacher_steps - 1 ({steps - 1}), got {self.num_student_steps}."
+            )
+        elif stage == "distill" and self.distill_schedule == "uniform" and steps % self.num_student_steps:
+            out.append(
+                f"A uniform {self.num_student_steps}-step schedule lies on the teacher's grid only when it divides "
+                f"teacher_steps ({steps}); use the cost-aware schedule or another step count."
+            )
         return out
-
-    @property
-    def resolved_distill_gt_weight(self) -> float:
-        """The ground-truth weight of the distill stage: the given one, else the authors' for this K (their 4-step
-        student x600, 2- and 1-step x300)."""
-        if self.distill_gt_weight is not None:
-            return self.distill_gt_weight
-        return 600.0 if self.num_student_steps >= 4 else 300.0
-
-    @property
-    def resolved_distill_distance(self) -> str:
-        """The distill stage's distance: the given one, else the authors' (L1 for a 1-step student, MSE otherwise)."""
-        if self.distill_distance != "auto":
-            return self.distill_distance
-        return "l1" if self.num_student_steps == 1 else "mse"
-
-    @property
-    def degradation_config(self):
-        """The on-the-fly degradation preset, with `task_weights` applied to `mixed`."""
-        from fluxir_hub.degradations import PRESETS, MixedConfig, parse_weights
-
-        if self.task_weights is not None:
-            return MixedConfig(weights=parse_weights(self.task_weights))
-        return PRESETS[self.degradation_preset]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The flat settings (as `train_config.json` stores them)."""
+        return {key: value for name in SECTIONS for key, value in asdict(getattr(self, name)).items()}
+
+    def to_nested_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: asdict(getattr(self, name)) for name in SECTIONS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        """From flat settings, or sections of them (`{"optim": {"learning_rate": ...}}`); unknown keys are refused."""
+        flat = {}
+        for key, value in data.items():
+            if key in SECTIONS and isinstance(value, dict):
+                flat.update(value)
+            else:
+                flat[key] = value
+        unknown = sorted(set(flat) - set(_SECTION_OF))
         if unknown:
-            raise ValueError(f"Unknown config key(s) {unknown}. Known keys: {sorted(known)}.")
-        return cls(**data)
+            raise ValueError(f"Unknown config key(s) {unknown}. Known keys: {sorted(_SECTION_OF)}.")
+        return cls(**flat)
 
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
@@ -501,6 +642,17 @@ class TrainConfig:
     def differences(self, other: TrainConfig) -> list[str]:
         a, b = self.to_dict(), other.to_dict()
         return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in sorted(a) if a[k] != b[k] and k not in RESUMABLE_KEYS]
+
+    def check_types(self) -> None:
+        """Raise a `ValueError` for the first setting whose value is not of its declared type."""
+        typed = [p for name in SECTIONS for p in getattr(self, name).check_types()]
+        if typed:
+            raise ValueError(typed[0])
+
+
+def setting_types() -> dict[str, Any]:
+    """The declared type of every flat setting."""
+    return {key: hint for cls in SECTIONS.values() for key, hint in get_type_hints(cls).items()}
 
 
 def _matches(value: Any, expected: Any) -> bool:
@@ -536,7 +688,7 @@ def parse_overrides(config: TrainConfig, items: list[str]) -> TrainConfig:
     import yaml
 
     data = config.to_dict()
-    hints = get_type_hints(TrainConfig)
+    hints = setting_types()
     for item in items:
         if "=" not in item:
             raise ValueError(f"Override {item!r} must look like key=value.")

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from fluxir_hub import FluxIRAdapter
+from fluxir_hub.models.conditioning import hooks_of
 from fluxir_hub.schedules import (
     cheapest_schedule,
     euler_trajectory,
@@ -55,11 +56,23 @@ class DistillSchedule:
 
 
 class Distiller:
-    """Holds the frozen teacher, the schedule and the loss of the distill stage."""
+    """The distill stage (the `training.objectives.Stage` protocol): the frozen teacher, the schedule and the loss.
 
-    def __init__(self, config, student: FluxIRAdapter, scheduler_config, dtype: torch.dtype = torch.float32):
+    Args:
+        config: The training configuration.
+        student ([`FluxIRAdapter`]): The copy being distilled (installed on `transformer`).
+        model: The trainer's controlled model (the student on the base, with gradients).
+        transformer: The frozen base the teacher's hooks go on while it rolls out.
+        scheduler_config: FLUX's scheduler config (the resolution shift).
+        dtype: The frozen base's dtype.
+        base: The objective whose velocity MSE is the "base" term (`training.objectives.AdapterObjective`).
+    """
+
+    def __init__(self, config, student: FluxIRAdapter, model, transformer, scheduler_config,
+                 dtype: torch.dtype = torch.float32, base=None):  # fmt: skip
         self.config = config
         self.dtype = dtype
+        self.model, self.transformer, self.base = model, transformer, base
         self.student = student
         self.teacher = copy.deepcopy(student).requires_grad_(False).eval()
         self.scheduler_config = scheduler_config
@@ -67,9 +80,7 @@ class Distiller:
         self.schedule: DistillSchedule | None = None
 
     def teacher_velocity(self, transformer, latents, lq, embeds, pooled, sigma, img_ids, txt_ids, guidance):
-        """The teacher's velocity: its hooks installed on the shared base for the call (the student's go back after
-        the rollout, before anything that needs gradients)."""
-        self.teacher.install(transformer)
+        """The teacher's velocity (its hooks must be on the shared base: [`hooks_of`])."""
         timestep = torch.full((latents.shape[0],), float(sigma), device=latents.device)
         return controlled_velocity(transformer, self.teacher, latents, lq, embeds, pooled, timestep, img_ids, txt_ids,
                                    guidance)  # fmt: skip
@@ -77,7 +88,7 @@ class Distiller:
     def teacher_rollout(self, transformer, start, lq, embeds, pooled, img_ids, txt_ids, guidance):
         """The teacher's states on its grid (the start included) and its velocities, without gradients."""
         sigmas = shifted_sigmas(self.teacher_grid, start.shape[1], self.scheduler_config)
-        with torch.no_grad():
+        with torch.no_grad(), hooks_of(self.teacher, transformer, then=self.student):
             states, velocities = euler_trajectory(
                 lambda x, s: self.teacher_velocity(
                     transformer, x.to(self.dtype), lq, embeds, pooled, s, img_ids, txt_ids, guidance
@@ -85,7 +96,6 @@ class Distiller:
                 start.float(),
                 sigmas,
             )
-        self.student.install(transformer)  # the student's hooks again before anything that needs gradients
         return states, velocities, sigmas
 
     def choose_schedule(self, rollouts: list[tuple[list, list, torch.Tensor]]) -> DistillSchedule:
@@ -119,26 +129,33 @@ class Distiller:
         w = self.config.distill_start_lq_weight
         return z1 if w == 0 else (1 - w) * z1 + w * lq.to(z1.dtype)
 
-    def loss(self, model, transformer, z0, z1, lq, embeds, pooled, img_ids, txt_ids, guidance, base_loss):
-        """The distillation loss for one batch of packed latents (`z0` data, `z1` noise), and its parts."""
-        config, schedule = self.config, self.schedule
+    def loss(self, batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """The distillation loss of one [`~training.objectives.LatentBatch`], and its parts."""
+        config, schedule, model = self.config, self.schedule, self.model
+        base_loss, logs, _, _ = self.base.velocity_terms(batch)
+        (z0, z1), lq, embeds, pooled = batch.packed, batch.lq, batch.embeds, batch.pooled
+        img_ids, txt_ids, guidance = batch.img_ids, batch.txt_ids, batch.guidance
         start = self.start(z1, lq)
-        states, _, sigmas = self.teacher_rollout(transformer, start, lq, embeds, pooled, img_ids, txt_ids, guidance)
+        states, _, sigmas = self.teacher_rollout(
+            self.transformer, start, lq, embeds, pooled, img_ids, txt_ids, guidance
+        )
         distance = F.l1_loss if config.resolved_distill_distance == "l1" else F.mse_loss
-        x = start
+
+        def student(x: torch.Tensor, sigma: float) -> torch.Tensor:
+            t = torch.full((z1.shape[0],), float(sigma), device=z1.device)
+            return model(x.to(self.dtype), lq, embeds, pooled, t, img_ids, txt_ids, guidance).float()
+
+        jumps = euler_trajectory(student, start.float(), [sigmas[i] for i in schedule.indices])[0]
         intermediate = z1.new_zeros(())
-        for a, b in zip(schedule.indices[:-1], schedule.indices[1:], strict=True):
-            t = torch.full((z1.shape[0],), float(sigmas[a]), device=z1.device)
-            v = model(x.to(self.dtype), lq, embeds, pooled, t, img_ids, txt_ids, guidance).float()
-            x = x.float() + (float(sigmas[b]) - float(sigmas[a])) * v
-            if b < len(sigmas) - 1:
-                intermediate = intermediate + distance(x, states[b])
+        for state, index in zip(jumps[1:-1], schedule.indices[1:-1], strict=True):  # the student at its jumps
+            intermediate = intermediate + distance(state, states[index])
+        x = jumps[-1]
         to_teacher = distance(x, states[-1])
         to_gt = distance(x, z0.float())
         loss = (
             config.distill_intermediate_weight * intermediate + config.distill_teacher_weight * to_teacher
             + config.resolved_distill_gt_weight * to_gt + config.distill_base_weight * base_loss
         )  # fmt: skip
-        logs = {"loss_intermediate": intermediate.item(), "loss_teacher": to_teacher.item(),
-                "loss_gt": to_gt.item(), "loss_base": base_loss.item()}  # fmt: skip
+        logs.update({"loss_intermediate": intermediate.item(), "loss_teacher": to_teacher.item(),
+                     "loss_gt": to_gt.item(), "loss_base": base_loss.item(), "loss": loss.item()})  # fmt: skip
         return loss, logs

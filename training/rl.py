@@ -26,11 +26,11 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 
 from fluxir_hub import FluxIRAdapter
 from fluxir_hub.latents import unpack_latents
-from fluxir_hub.schedules import shifted_sigmas, uniform_sigmas
+from fluxir_hub.models.conditioning import hooks_of
+from fluxir_hub.schedules import euler_trajectory, shifted_sigmas, uniform_sigmas
 
 from .model import controlled_velocity
 
@@ -66,11 +66,24 @@ def modulated_sde_step(
 
 
 class RLTuner:
-    """The reference policy, the exploration and the loss of the rl stage."""
+    """The rl stage (the `training.objectives.Stage` protocol): the reference policy, the exploration and the loss.
 
-    def __init__(self, config, policy: FluxIRAdapter, scheduler_config, decode, dtype: torch.dtype = torch.float32):
+    Args:
+        config: The training configuration.
+        policy ([`FluxIRAdapter`]): The adapter being tuned (installed on `transformer`).
+        model: The trainer's controlled model (the policy on the base, with gradients).
+        transformer: The frozen base the reference's hooks go on while it rolls out.
+        scheduler_config: FLUX's scheduler config (the resolution shift).
+        decode: Latents `(B, C, h, w)` -> images in [-1, 1].
+        dtype: The frozen base's dtype.
+        base: The objective whose velocity MSE is the "base" term (`training.objectives.AdapterObjective`).
+    """
+
+    def __init__(self, config, policy: FluxIRAdapter, model, transformer, scheduler_config, decode,
+                 dtype: torch.dtype = torch.float32, base=None):  # fmt: skip
         self.config = config
         self.dtype = dtype
+        self.model, self.transformer, self.base = model, transformer, base
         self.policy = policy
         self.reference = copy.deepcopy(policy).requires_grad_(False).eval()
         self.scheduler_config = scheduler_config
@@ -82,7 +95,7 @@ class RLTuner:
         self.reference.load_state_dict(self.policy.state_dict())
 
     def reference_velocity(self, transformer, latents, lq, embeds, pooled, sigma, img_ids, txt_ids, guidance):
-        self.reference.install(transformer)  # the reference's hooks on the shared base for the call
+        """The reference's velocity (its hooks must be on the shared base: [`hooks_of`])."""
         timestep = torch.full((latents.shape[0],), float(sigma), device=latents.device)
         return controlled_velocity(transformer, self.reference, latents.to(self.dtype), lq, embeds, pooled, timestep,
                                    img_ids, txt_ids, guidance).float()  # fmt: skip
@@ -102,34 +115,28 @@ class RLTuner:
         sigmas = shifted_sigmas(self.grid, z1.shape[1], self.scheduler_config)
         steps = config.rl_perturb_steps
         k = int(steps[int(torch.randint(len(steps), (1,), generator=generator))])
-        x = z1.float()
-
-        def velocity(x, sigma):
-            return self.reference_velocity(transformer, x, lq, embeds, pooled, sigma, img_ids, txt_ids, guidance)
-
-        for i in range(k):
-            x = x + (float(sigmas[i + 1]) - float(sigmas[i])) * velocity(x, sigmas[i])
-        x_k = x
-        v_k = velocity(x_k, sigmas[k])
         n = config.rl_rollouts
-        low, high = config.rl_alpha
-        alpha = low + (high - low) * torch.rand((n * b,), generator=generator)
-        noise = torch.randn((n * b, *x_k.shape[1:]), generator=generator).to(x_k)
-        branches = torch.cat([
-            x_k + (float(sigmas[k + 1]) - float(sigmas[k])) * v_k,  # branch 0: the reference's own ODE step
-            modulated_sde_step(x_k.repeat(n, 1, 1), v_k.repeat(n, 1, 1), float(sigmas[k]), float(sigmas[k + 1]),
-                               alpha, noise),
-        ])  # fmt: skip
 
         def rep(t):  # the conditioning of every branch
             return t.repeat(n + 1, *([1] * (t.dim() - 1)))
 
-        y = branches
-        for i in range(k + 1, len(sigmas) - 1):
-            v = self.reference_velocity(transformer, y, rep(lq), rep(embeds), rep(pooled), sigmas[i], img_ids, txt_ids,
-                                        rep(guidance))  # fmt: skip
-            y = y + (float(sigmas[i + 1]) - float(sigmas[i])) * v
-        self.policy.install(transformer)  # the policy's hooks again before anything that needs gradients
+        def velocity(x, sigma, rows: int = 1):
+            conditioning = (lq, embeds, pooled) if rows == 1 else (rep(lq), rep(embeds), rep(pooled))
+            g = guidance if rows == 1 else rep(guidance)
+            return self.reference_velocity(transformer, x, *conditioning, sigma, img_ids, txt_ids, g)
+
+        with hooks_of(self.reference, transformer, then=self.policy):  # the policy's hooks back for the gradients
+            x_k = euler_trajectory(velocity, z1.float(), sigmas[: k + 1])[0][-1]
+            v_k = velocity(x_k, sigmas[k])
+            low, high = config.rl_alpha
+            alpha = low + (high - low) * torch.rand((n * b,), generator=generator)
+            noise = torch.randn((n * b, *x_k.shape[1:]), generator=generator).to(x_k)
+            branches = torch.cat([
+                x_k + (float(sigmas[k + 1]) - float(sigmas[k])) * v_k,  # branch 0: the reference's own ODE step
+                modulated_sde_step(x_k.repeat(n, 1, 1), v_k.repeat(n, 1, 1), float(sigmas[k]), float(sigmas[k + 1]),
+                                   alpha, noise),
+            ])  # fmt: skip
+            y = euler_trajectory(lambda x, s: velocity(x, s, rows=n + 1), branches, sigmas[k + 1 :])[0][-1]
         h, w = size
         pixels = self.decode(unpack_latents(y, h, w)).float()
         reward = -((pixels - rep(hq_pixels).float()) ** 2).flatten(1).mean(1)  # (n + 1) * b
@@ -138,13 +145,16 @@ class RLTuner:
         kept = branches.view(n + 1, b, *branches.shape[1:])[best, torch.arange(b)]
         return k, sigmas, x_k, kept, reward[best, torch.arange(b)], reward[0]
 
-    def loss(self, model, transformer, z0, z1, lq, embeds, pooled, img_ids, txt_ids, guidance, base_loss, hq_pixels,
-             generator, size):  # fmt: skip
-        """The RL loss for one batch of packed latents (`z0` data, `z1` noise), and its parts."""
-        config = self.config
+    def loss(self, batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """The RL loss of one [`~training.objectives.LatentBatch`], and its parts."""
+        config, model = self.config, self.model
+        base_loss, logs, _, _ = self.base.velocity_terms(batch)
+        (z0, z1), lq, embeds, pooled = batch.packed, batch.lq, batch.embeds, batch.pooled
+        img_ids, txt_ids, guidance = batch.img_ids, batch.txt_ids, batch.guidance
         k, sigmas, x_k, kept, kept_reward, ode_reward = self.explore(
-            transformer, z0, z1, lq, embeds, pooled, img_ids, txt_ids, guidance, hq_pixels, generator, size
-        )
+            self.transformer, z0, z1, lq, embeds, pooled, img_ids, txt_ids, guidance, batch.hq_pixels,
+            batch.generator, batch.size,
+        )  # fmt: skip
         b = z1.shape[0]
 
         def policy(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -152,13 +162,8 @@ class RLTuner:
             return model(x.to(self.dtype), lq, embeds, pooled, t, img_ids, txt_ids, guidance).float()
 
         if config.rl_loss_form == "rollout":  # the policy's own ODE from the start, checkpointed per step
-            x, traj = z1.float(), None
-            for i in range(len(sigmas) - 1):
-                velocity = checkpoint(policy, x, float(sigmas[i]), use_reentrant=False)
-                x = x + (float(sigmas[i + 1]) - float(sigmas[i])) * velocity
-                if i == k:
-                    traj = F.mse_loss(x, kept)
-            to_gt = F.mse_loss(x, z0.float())
+            states = euler_trajectory(policy, z1.float(), sigmas, checkpointed=True)[0]
+            traj, to_gt = F.mse_loss(states[k + 1], kept), F.mse_loss(states[-1], z0.float())
         else:  # one step from the reference state; one jump to a clean estimate from the kept state
             step = x_k + (float(sigmas[k + 1]) - float(sigmas[k])) * policy(x_k, sigmas[k])
             traj = F.mse_loss(step, kept)
@@ -166,7 +171,8 @@ class RLTuner:
             to_gt = F.mse_loss(estimate, z0.float())
         loss = config.rl_traj_weight * traj + config.rl_gt_weight * to_gt + config.rl_base_weight * base_loss
         gain = (kept_reward - ode_reward).mean().item()  # >= 0: how much the kept branch beat the ODE path
-        logs = {"loss_traj": traj.item(), "loss_gt": to_gt.item(), "loss_base": base_loss.item(), "rl_step": k,
-                "reward_ode": ode_reward.mean().item(), "reward_gain": gain,
-                "psnr_ode": float(10 * math.log10(4 / max(1e-12, -ode_reward.mean().item())))}  # fmt: skip
+        logs.update({"loss_traj": traj.item(), "loss_gt": to_gt.item(), "loss_base": base_loss.item(), "rl_step": k,
+                     "reward_ode": ode_reward.mean().item(), "reward_gain": gain,
+                     "psnr_ode": float(10 * math.log10(4 / max(1e-12, -ode_reward.mean().item()))),
+                     "loss": loss.item()})  # fmt: skip
         return loss, logs

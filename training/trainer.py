@@ -18,7 +18,7 @@ from accelerate.utils import ProjectConfiguration
 from tqdm.auto import tqdm
 
 from fluxir_hub import FluxIRAdapter, FluxIRPipeline
-from fluxir_hub.latents import image_ids, pack_latents, unpack_latents
+from fluxir_hub.latents import image_ids, pack_latents
 from fluxir_hub.models.adapter_dra import DRA_LORA_TARGETS
 from fluxir_hub.pipelines.pipeline_fluxir import LORA_WEIGHTS_NAME
 
@@ -34,7 +34,8 @@ from .checkpoint import (
 from .config import CONFIG_NAME, TrainConfig
 from .data import PairSource, iterate_batches
 from .model import ControlledTransformer, freeze_unreachable_parameters, training_attention_backends
-from .timesteps import interpolate, pixel_loss, random_latent_crop, sample_timesteps, velocity_loss
+from .objectives import AdapterObjective, LatentBatch
+from .timesteps import sample_timesteps
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +112,7 @@ class Trainer:
     def __init__(self, config: TrainConfig):
         config.validate()
         self.config = config
-        self.distiller = None  # set up by `setup` for `--stage distill`
-        self.rl_tuner = None  # set up by `setup` for `--stage rl`
+        self.objective = None  # the stage's loss (`training.objectives.Stage`), set up by `setup`
         self.output_dir = Path(config.output_dir)
         self.accelerator = Accelerator(
             gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -235,19 +235,24 @@ class Trainer:
             from diffusers.training_utils import EMAModel
 
             self.ema = EMAModel([p for p in adapter.parameters() if p.requires_grad], decay=config.ema_decay)
+        base = AdapterObjective(self.model, self.decode, config, self.weight_dtype, accelerator.autocast,
+                                pixel_loss_on=config.stage == "adapter")  # fmt: skip
+        stage_args = (config, adapter, self.model, models.transformer, models.scheduler.config)
         if config.stage == "rl":
             from .rl import RLTuner
 
-            self.rl_tuner = RLTuner(config, adapter, models.scheduler.config, self.decode, self.weight_dtype)
-        if config.stage == "distill":
+            self.objective = RLTuner(*stage_args, self.decode, self.weight_dtype, base=base)
+        elif config.stage == "distill":
             from .distill import Distiller
 
-            self.distiller = Distiller(config, adapter, models.scheduler.config, self.weight_dtype)
+            self.objective = Distiller(*stage_args, self.weight_dtype, base=base)
             self.search_schedule()
+        else:
+            self.objective = base
         self.global_step = 0
         self.resume_checkpoint()
-        if self.rl_tuner is not None and self.resumed:  # the reference restarts from the resumed policy
-            self.rl_tuner.refresh()
+        if config.stage == "rl" and self.resumed:  # the reference restarts from the resumed policy
+            self.objective.refresh()
         if self.ema is not None and not self.resumed:
             self.ema.to(device)
         if accelerator.is_main_process and config.report_to != "none":
@@ -264,8 +269,9 @@ class Trainer:
         latents = latents / vae.config.scaling_factor + vae.config.shift_factor
         return vae.decode(latents.to(vae.dtype), return_dict=False)[0]
 
-    def compute_loss(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
-        config, device = self.config, self.accelerator.device
+    def latent_batch(self, batch: dict, generator: torch.Generator) -> LatentBatch:
+        """Encode a data batch once for the stage: latents, conditioning, flow times (paper 001 Eq. 5-6) and noise."""
+        config, device, dtype = self.config, self.accelerator.device, self.weight_dtype
         with torch.no_grad():
             z0, z_lq = self.encode(batch["hq"]), self.encode(batch["lq"])
             prompt_embeds, pooled, txt_ids = self.pipe.encode_prompt(
@@ -274,42 +280,16 @@ class Trainer:
         b, _, h, w = z0.shape
         t = sample_timesteps(b, config.timestep_eps, generator).to(device)
         z1 = torch.randn(z0.shape, generator=generator).to(device)
-        z_t = interpolate(z0, z1, t)
-        v_target = z1 - z0
-        guidance = torch.full((b,), config.guidance_scale, device=device)
-        v_pred = self.model(
-            pack_latents(z_t).to(self.weight_dtype), pack_latents(z_lq).to(self.weight_dtype),
-            prompt_embeds.to(self.weight_dtype), pooled.to(self.weight_dtype), t, image_ids(h // 2, w // 2, device=device),
-            txt_ids, guidance,
+        return LatentBatch(
+            z0=z0, z1=z1, lq=pack_latents(z_lq).to(dtype), embeds=prompt_embeds.to(dtype), pooled=pooled.to(dtype),
+            img_ids=image_ids(h // 2, w // 2, device=device), txt_ids=txt_ids,
+            guidance=torch.full((b,), config.guidance_scale, device=device), t=t, hq_pixels=batch["hq"].to(device),
+            generator=generator,
         )  # fmt: skip
-        v_pred = unpack_latents(v_pred.float(), h, w)
-        loss_mse = velocity_loss(v_pred, v_target)
-        logs = {"loss_mse": loss_mse.item()}
-        loss = loss_mse
-        if config.pixel_loss_weight > 0 and config.stage == "adapter":
-            crop = random_latent_crop([z0, z_t, v_pred, v_target], config.pixel_loss_crop, generator)
-            with self.accelerator.autocast():
-                loss_pixel = pixel_loss(self.decode, crop[0], crop[1], crop[2], crop[3], t, config.pixel_loss_form)
-            loss = loss + config.pixel_loss_weight * loss_pixel
-            logs["loss_pixel"] = loss_pixel.item()
-        if self.distiller is not None:
-            loss, distill_logs = self.distiller.loss(
-                self.model, self.models.transformer, pack_latents(z0), pack_latents(z1),
-                pack_latents(z_lq).to(self.weight_dtype), prompt_embeds.to(self.weight_dtype),
-                pooled.to(self.weight_dtype), image_ids(h // 2, w // 2, device=device), txt_ids, guidance,
-                base_loss=loss,
-            )  # fmt: skip
-            logs.update(distill_logs)
-        if self.rl_tuner is not None:
-            loss, rl_logs = self.rl_tuner.loss(
-                self.model, self.models.transformer, pack_latents(z0), pack_latents(z1),
-                pack_latents(z_lq).to(self.weight_dtype), prompt_embeds.to(self.weight_dtype),
-                pooled.to(self.weight_dtype), image_ids(h // 2, w // 2, device=device), txt_ids, guidance,
-                base_loss=loss, hq_pixels=batch["hq"].to(device), generator=generator, size=(h, w),
-            )  # fmt: skip
-            logs.update(rl_logs)
-        logs["loss"] = loss.item()
-        return loss, logs
+
+    def compute_loss(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        """The stage's loss (and its logged parts) on one data batch."""
+        return self.objective.loss(self.latent_batch(batch, generator))
 
     def search_schedule(self) -> None:
         """Distill stage: price the jumps on the teacher's trajectories of the first few training batches and fix the
@@ -329,12 +309,12 @@ class Trainer:
             z1 = pack_latents(torch.randn(z0.shape, generator=generator).to(device))
             guidance = torch.full((b,), config.guidance_scale, device=device)
             lq = pack_latents(z_lq).to(self.weight_dtype)
-            states, velocities, sigmas = self.distiller.teacher_rollout(
-                self.models.transformer, self.distiller.start(z1, lq), lq, embeds.to(self.weight_dtype),
+            states, velocities, sigmas = self.objective.teacher_rollout(
+                self.models.transformer, self.objective.start(z1, lq), lq, embeds.to(self.weight_dtype),
                 pooled.to(self.weight_dtype), image_ids(h // 2, w // 2, device=device), txt_ids, guidance,
             )  # fmt: skip
             rollouts.append((states, velocities, sigmas))
-        schedule = self.distiller.choose_schedule(rollouts)
+        schedule = self.objective.choose_schedule(rollouts)
         if self.accelerator.is_main_process:
             schedule.save(self.output_dir)
         logger.info(
@@ -374,8 +354,8 @@ class Trainer:
             if self.ema is not None:
                 self.ema.step([p for p in self.adapter.parameters() if p.requires_grad])
             self.global_step += 1
-            if self.rl_tuner is not None and self.global_step % config.rl_refresh_steps == 0:
-                self.rl_tuner.refresh()
+            if config.stage == "rl" and self.global_step % config.rl_refresh_steps == 0:
+                self.objective.refresh()
             step_logs["lr"] = self.lr_scheduler.get_last_lr()[0]
             history.append(step_logs)
             accelerator.log(step_logs, step=self.global_step)

@@ -14,17 +14,18 @@ brightness: brighter than Lv et al.'s); records without a `model` were made with
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from .family import TaskDegradation
 from .ops import noise_field
 
 
 @dataclass(frozen=True)
-class LowLightConfig:
+class LowLightConfig(TaskDegradation):
     name: str = "low_light"
     model: str = "lv2021"  # or "exposure" (the earlier model)
     alpha: tuple[float, float] = (0.9, 1.0)  # lv2021: linear scale before the gamma
@@ -37,11 +38,13 @@ class LowLightConfig:
     read_noise: tuple[float, float] = (0.0005, 0.005)  # standard deviation in linear light
 
     task: ClassVar[str] = "low_light"
-    usm_sharpen: ClassVar[bool] = False
-    sharpen_target: ClassVar[bool] = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def sample(self, rng: np.random.Generator, hq_size: tuple[int, int]) -> dict[str, Any]:
+        return sample_low_light(self, rng)
+
+    @staticmethod
+    def apply(image: torch.Tensor, record: dict[str, Any]) -> torch.Tensor:
+        return apply_low_light(image, record)
 
 
 def sample_low_light(config: LowLightConfig, rng: np.random.Generator) -> dict[str, Any]:

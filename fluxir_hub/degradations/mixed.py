@@ -12,7 +12,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..tasks import TASKS, get_task
+from ..tasks import get_task
+from .family import TaskDegradation, family_of
+from .realesrgan import SR_PRESETS, DegradationConfig
 
 DEFAULT_WEIGHTS = {"sr": 5.0, "motion_blur": 2.0, "denoise": 2.0, "low_light": 1.0, "underwater": 1.0,
                    "raindrop": 1.0, "desnow": 1.0}  # fmt: skip
@@ -22,7 +24,7 @@ DEFAULT_WEIGHTS = {"sr": 5.0, "motion_blur": 2.0, "denoise": 2.0, "low_light": 1
 class MixedConfig:
     name: str = "mixed"
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
-    sr_preset: str = "seesr"  # the preset of the super-resolution pairs
+    sr: DegradationConfig = field(default_factory=lambda: SR_PRESETS["seesr"])  # the super-resolution pairs' preset
 
     task: ClassVar[str] = "mixed"
 
@@ -36,18 +38,15 @@ class MixedConfig:
 
     @property
     def usm_sharpen(self) -> bool:
-        from .presets import PRESETS
-
-        return PRESETS[self.sr_preset].usm_sharpen
+        return self.sr.usm_sharpen
 
     @property
     def sharpen_target(self) -> bool:
-        from .presets import PRESETS
+        return self.sr.sharpen_target
 
-        return PRESETS[self.sr_preset].sharpen_target
-
-    def preset_for(self, task: str) -> str:
-        return self.sr_preset if task == "sr" else TASKS[task].preset
+    def preset_for(self, task: str) -> DegradationConfig | TaskDegradation:
+        """The config that degrades a pair of `task`: `sr`, else the task family's defaults."""
+        return self.sr if task == "sr" else family_of(task)()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

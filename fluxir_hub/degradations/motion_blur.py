@@ -15,17 +15,18 @@ points in `trajectory`) still replay as they were made.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from .family import TaskDegradation
 from .ops import add_noise, filter2d
 
 
 @dataclass(frozen=True)
-class MotionBlurConfig:
+class MotionBlurConfig(TaskDegradation):
     """Ranges of the camera-shake model (kernel sizes in pixels of the HQ image)."""
 
     name: str = "motion_blur"
@@ -36,11 +37,13 @@ class MotionBlurConfig:
     noise_sigma: tuple[float, float] = (0.0, 3.0)  # Gaussian read noise on the 0-255 scale
 
     task: ClassVar[str] = "motion_blur"
-    usm_sharpen: ClassVar[bool] = False
-    sharpen_target: ClassVar[bool] = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def sample(self, rng: np.random.Generator, hq_size: tuple[int, int]) -> dict[str, Any]:
+        return sample_motion_blur(self, rng)
+
+    @staticmethod
+    def apply(image: torch.Tensor, record: dict[str, Any]) -> torch.Tensor:
+        return apply_motion_blur(image, record)
 
 
 REFERENCE_LENGTH = 60.0  # the reference generator's path length (pixels on its 64 px canvas)

@@ -8,19 +8,20 @@ strengths.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from .family import TaskDegradation
 from .ops import add_noise, jpeg, noise_field
 
 NOISE_KINDS = ("gaussian", "poisson", "camera")
 
 
 @dataclass(frozen=True)
-class NoiseConfig:
+class NoiseConfig(TaskDegradation):
     name: str = "denoise"
     kind_probs: tuple[float, float, float] = (0.4, 0.2, 0.4)  # gaussian, poisson, camera
     gaussian_sigma: tuple[float, float] = (5.0, 50.0)  # 0-255 scale
@@ -32,11 +33,13 @@ class NoiseConfig:
     jpeg_quality: tuple[float, float] = (70.0, 95.0)  # camera
 
     task: ClassVar[str] = "denoise"
-    usm_sharpen: ClassVar[bool] = False
-    sharpen_target: ClassVar[bool] = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def sample(self, rng: np.random.Generator, hq_size: tuple[int, int]) -> dict[str, Any]:
+        return sample_noise(self, rng)
+
+    @staticmethod
+    def apply(image: torch.Tensor, record: dict[str, Any]) -> torch.Tensor:
+        return apply_noise(image, record)
 
 
 def sample_noise(config: NoiseConfig, rng: np.random.Generator) -> dict[str, Any]:

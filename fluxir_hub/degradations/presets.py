@@ -18,12 +18,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .low_light import LowLightConfig, apply_low_light, sample_low_light
+from .family import TaskDegradation, family_of
+from .low_light import LowLightConfig
 from .mixed import MixedConfig, draw_task
-from .motion_blur import MotionBlurConfig, apply_motion_blur, sample_motion_blur
-from .noise import NoiseConfig, apply_noise, sample_noise
+from .motion_blur import MotionBlurConfig
+from .noise import NoiseConfig
 from .ops import to_image, to_tensor
-from .raindrop import RaindropConfig, apply_raindrop, sample_raindrop
+from .raindrop import RaindropConfig
 from .realesrgan import (
     FORMAT_VERSION,
     SR_PRESETS,
@@ -32,11 +33,10 @@ from .realesrgan import (
     sample_realesrgan,
     sharpened_target,
 )
-from .snow import SnowConfig, apply_snow, sample_snow
-from .underwater import UnderwaterConfig, apply_underwater, sample_underwater
+from .snow import SnowConfig
+from .underwater import UnderwaterConfig
 
-TaskConfig = MotionBlurConfig | LowLightConfig | UnderwaterConfig | NoiseConfig | RaindropConfig | SnowConfig
-PresetConfig = DegradationConfig | TaskConfig | MixedConfig
+PresetConfig = DegradationConfig | TaskDegradation | MixedConfig
 
 PRESETS: dict[str, PresetConfig] = {
     **SR_PRESETS,
@@ -47,24 +47,6 @@ PRESETS: dict[str, PresetConfig] = {
     "raindrop": RaindropConfig(),
     "desnow": SnowConfig(),
     "mixed": MixedConfig(),
-}
-
-_SAMPLERS = {
-    "motion_blur": lambda config, rng, size: sample_motion_blur(config, rng),
-    "low_light": lambda config, rng, size: sample_low_light(config, rng),
-    "underwater": lambda config, rng, size: sample_underwater(config, rng),
-    "denoise": lambda config, rng, size: sample_noise(config, rng),
-    "raindrop": sample_raindrop,
-    "desnow": lambda config, rng, size: sample_snow(config, rng),
-}
-_APPLIERS = {
-    "sr": apply_realesrgan,
-    "motion_blur": apply_motion_blur,
-    "low_light": apply_low_light,
-    "underwater": apply_underwater,
-    "denoise": apply_noise,
-    "raindrop": apply_raindrop,
-    "desnow": apply_snow,
 }
 
 
@@ -138,7 +120,7 @@ def sample_degradation(
         "hq_size": [width, height],
         "usm_sharpen": False,
         "target": "hq",
-        config.task: _SAMPLERS[config.task](config, rng, (width, height)),
+        config.task: config.sample(rng, (width, height)),
     }
 
 
@@ -165,13 +147,9 @@ def apply_degradation(hq: Image.Image | torch.Tensor, params: dict[str, Any], de
     if [width, height] != list(params["hq_size"]):
         raise ValueError(f"The record was sampled for a {params['hq_size']} image, got {width}x{height}.")
     task = record_task(params)
-    if task not in _APPLIERS:
-        raise ValueError(
-            f"The record's task {task!r} is unknown to this version; choose one of {', '.join(_APPLIERS)}."
-        )
     if task == "sr":
         return to_image(apply_realesrgan(tensor, params))
-    return to_image(_APPLIERS[task](tensor, params[task]))
+    return to_image(family_of(task).apply(tensor, params[task]))
 
 
 def degrade(
@@ -207,7 +185,7 @@ def degrade(
     if sharpen_target and not config.usm_sharpen:
         raise ValueError(f"Preset {config.name!r} does not sharpen, so it has no sharpened target to use.")
     params = sample_degradation(config, hq.size, scale=scale, seed=seed)
-    task_config = get_preset(params.get("task_preset", params["preset"]))
+    task_config = config.preset_for(record_task(params)) if isinstance(config, MixedConfig) else config
     sharpen = task_config.sharpen_target if sharpen_target is None else sharpen_target
     if sharpen and record_task(params) == "sr" and task_config.usm_sharpen:
         hq = sharpened_target(hq, device)

@@ -9,18 +9,19 @@ Drops are recorded one by one (centre, radii, lens power, blur), so the record r
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .family import TaskDegradation
 from .ops import blur_sigma
 
 
 @dataclass(frozen=True)
-class RaindropConfig:
+class RaindropConfig(TaskDegradation):
     name: str = "raindrop"
     count: tuple[int, int] = (8, 40)
     radius_fraction: tuple[float, float] = (0.015, 0.07)  # of the short side
@@ -31,11 +32,13 @@ class RaindropConfig:
     rim_darkening: tuple[float, float] = (0.05, 0.25)
 
     task: ClassVar[str] = "raindrop"
-    usm_sharpen: ClassVar[bool] = False
-    sharpen_target: ClassVar[bool] = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def sample(self, rng: np.random.Generator, hq_size: tuple[int, int]) -> dict[str, Any]:
+        return sample_raindrop(self, rng, hq_size)
+
+    @staticmethod
+    def apply(image: torch.Tensor, record: dict[str, Any]) -> torch.Tensor:
+        return apply_raindrop(image, record)
 
 
 def sample_raindrop(config: RaindropConfig, rng: np.random.Generator, hq_size: tuple[int, int]) -> dict[str, Any]:

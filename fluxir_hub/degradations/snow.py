@@ -9,17 +9,18 @@ the reduced visibility.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from .family import TaskDegradation
 from .ops import blur_sigma, filter2d, uniform_field
 
 
 @dataclass(frozen=True)
-class SnowConfig:
+class SnowConfig(TaskDegradation):
     name: str = "desnow"
     layers: tuple[int, int] = (2, 4)
     density: tuple[float, float] = (0.0005, 0.004)  # flakes per pixel, far layer; nearer layers have fewer
@@ -32,11 +33,13 @@ class SnowConfig:
     haze_light: tuple[float, float] = (0.7, 0.95)
 
     task: ClassVar[str] = "desnow"
-    usm_sharpen: ClassVar[bool] = False
-    sharpen_target: ClassVar[bool] = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def sample(self, rng: np.random.Generator, hq_size: tuple[int, int]) -> dict[str, Any]:
+        return sample_snow(self, rng)
+
+    @staticmethod
+    def apply(image: torch.Tensor, record: dict[str, Any]) -> torch.Tensor:
+        return apply_snow(image, record)
 
 
 def sample_snow(config: SnowConfig, rng: np.random.Generator) -> dict[str, Any]:

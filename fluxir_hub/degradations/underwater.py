@@ -9,17 +9,18 @@ forward-scattering blur follows.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from .family import TaskDegradation
 from .ops import blur_sigma
 
 
 @dataclass(frozen=True)
-class UnderwaterConfig:
+class UnderwaterConfig(TaskDegradation):
     name: str = "underwater"
     near: tuple[float, float] = (0.5, 3.0)  # metres
     far: tuple[float, float] = (3.0, 10.0)
@@ -29,11 +30,13 @@ class UnderwaterConfig:
     forward_scatter_sigma: tuple[float, float] = (0.0, 1.5)  # pixels
 
     task: ClassVar[str] = "underwater"
-    usm_sharpen: ClassVar[bool] = False
-    sharpen_target: ClassVar[bool] = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def sample(self, rng: np.random.Generator, hq_size: tuple[int, int]) -> dict[str, Any]:
+        return sample_underwater(self, rng)
+
+    @staticmethod
+    def apply(image: torch.Tensor, record: dict[str, Any]) -> torch.Tensor:
+        return apply_underwater(image, record)
 
 
 def sample_underwater(config: UnderwaterConfig, rng: np.random.Generator) -> dict[str, Any]:

@@ -9,6 +9,7 @@ text encoder.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -362,6 +363,20 @@ def _component_file(path, filename: str, kwargs: dict) -> Path | None:
         return Path(hf_hub_download(str(path), filename, subfolder=subfolder or None, **hub))
     except (EntryNotFoundError, LocalEntryNotFoundError):
         return None
+
+
+@contextlib.contextmanager
+def hooks_of(component, transformer, then=None):
+    """
+    Run a block with `component`'s hooks on `transformer` (a frozen copy: a distillation teacher, an RL reference),
+    then put `then`'s back (the copy being trained), so anything that needs gradients afterwards sees its hooks.
+    """
+    component.install(transformer)
+    try:
+        yield component
+    finally:
+        if then is not None:
+            then.install(transformer)
 
 
 def remove_block_hooks(transformer, name: str) -> None:

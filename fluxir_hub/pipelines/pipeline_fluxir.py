@@ -9,6 +9,7 @@ import json
 import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from ..sampling import (
 from ..schedules import resolution_shift
 from ..tasks import get_task
 from ..tiling import tiled_map
-from ..tts import TTSConfig
+from ..tts import TestTimeSearch, TTSConfig
 from .pipeline_output import FluxIRPipelineOutput
 
 logger = logging.get_logger(__name__)
@@ -203,6 +204,23 @@ def _ships_only_fluxir_modules(name_or_path: str | os.PathLike, kwargs: dict) ->
         if path is None or Path(filename).stem != module or not is_our_module_file(path, module):
             return False
     return True
+
+
+@dataclass
+class CallPlan:
+    """A call's inputs with every default resolved ([`FluxIRPipeline.resolve_call`])."""
+
+    images: list  # upright RGB PIL images or `(3, H, W)` tensors in [0, 1], one per output
+    prompt: str | list[str]
+    upscale: float
+    num_inference_steps: int
+    sigmas: Any  # the unshifted noise levels, one per step
+    start_lq_weight: float  # > 0: start from `(1 - w) noise + w LQ latent` (a distilled student's start)
+    restoration_weight: float
+    color_fix: str
+    max_sequence_length: int
+    tile_size: int | None
+    tile_overlap: int
 
 
 def resolve_task_prompt(task_prompts: dict[str, str] | None, task: str | None, prompt: str = "") -> str:
@@ -483,7 +501,59 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
 
     cache_empty_prompt_embeds = cache_prompt_embeds  # the name before task prompts were cached too
 
-    # ------------------------------------------------------------------ checks
+    # ------------------------------------------------------------------ resolving and checking a call
+    def resolve_call(
+        self, image, prompt, task, captioner, upscale, num_inference_steps, sigmas, restoration_weight, color_fix,
+        tile_size, tile_overlap, num_images_per_prompt, max_sequence_length, prompt_embeds,
+    ) -> CallPlan:  # fmt: skip
+        """Every default of a call resolved, in one place: the task's prompt, size and fidelity settings, the
+        captioner's prompt, the adapter's distilled schedule (and start), the T5 length, automatic tiles. The
+        arguments are `__call__`'s; [`check_inputs`] checks the result."""
+        prompt, upscale = self.task_prompt(task, prompt, upscale)
+        spec = get_task(task) if task is not None else None
+        if color_fix is None:
+            color_fix = spec.color_fix if spec else "wavelet"
+        if restoration_weight is None:
+            weight = spec.restoration_weight if spec else None
+            restoration_weight = DEFAULT_RESTORATION_WEIGHT if weight is None else weight
+        # Upright RGB first: EXIF rotation changes the size the checks and the output are based on.
+        images = [_normalise_image(im) for im in _as_image_list(image)]
+        if captioner is not None and prompt_embeds is None and (prompt == "" or prompt == [""] * len(images)):
+            captions = [str(captioner(_to_pil(im))) for im in images]
+            prompt, _ = self.task_prompt(task, captions if len(captions) > 1 else captions[0], upscale)
+        start_lq_weight = 0.0  # a student distilled from an LQ-mixed start begins there on its own schedule
+        distilled = self.adapter.config.get("distilled_sigmas") if self.adapter is not None else None
+        if sigmas is not None:
+            sigmas = [float(x) for x in sigmas]
+            num_inference_steps = len(sigmas)
+        elif num_inference_steps is None and distilled:
+            sigmas, num_inference_steps = [float(x) for x in distilled], len(distilled)
+            start_lq_weight = float(self.adapter.config.get("distilled_start_lq_weight") or 0.0)
+        elif num_inference_steps is None:
+            num_inference_steps = DEFAULT_NUM_INFERENCE_STEPS
+        elif distilled and num_inference_steps != len(distilled):
+            logger.warning(
+                f"This adapter was distilled for {len(distilled)} steps; {num_inference_steps} steps run the uniform "
+                "schedule it was not trained for. Leave `num_inference_steps` unset to use its own schedule."
+            )
+        if sigmas is None and isinstance(num_inference_steps, int) and num_inference_steps >= 1:
+            sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
+        if isinstance(num_images_per_prompt, int) and num_images_per_prompt > 1:  # each input that many times
+            images = [im for im in images for _ in range(num_images_per_prompt)]
+            if isinstance(prompt, list) and len(prompt) > 1:
+                prompt = [p for p in prompt for _ in range(num_images_per_prompt)]
+        if max_sequence_length is None:
+            max_sequence_length = self.default_max_sequence_length
+        if tile_size == "auto":
+            width, height = output_size(*_image_size(images[0]), upscale, self.output_multiple) if images else (0, 0)
+            tile_size = self.auto_tile_size(width, height, max_sequence_length)
+        if tile_overlap is None:
+            tile_overlap = (tile_size or 0) // 4 // self.output_multiple * self.output_multiple
+        if prompt_embeds is not None:
+            prompt = [""] * prompt_embeds.shape[0]
+        return CallPlan(images, prompt, upscale, num_inference_steps, sigmas, start_lq_weight, restoration_weight,
+                        color_fix, max_sequence_length, tile_size, tile_overlap)  # fmt: skip
+
     def check_inputs(
         self,
         images: list,
@@ -503,7 +573,23 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         prompt_embeds: torch.Tensor | None,
         pooled_prompt_embeds: torch.Tensor | None,
         callback_on_step_end_tensor_inputs: list[str] | None,
+        sigmas=None,
+        num_images_per_prompt: int = 1,
+        restoration_schedule: str = "step",
+        tts: TTSConfig | None = None,
     ) -> None:
+        if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
+            raise ValueError(f"`num_images_per_prompt` must be a positive integer, got {num_images_per_prompt!r}.")
+        if sigmas is not None and (
+            len(sigmas) == 0
+            or any(not 0 < x <= 1 for x in sigmas)
+            or any(a <= b for a, b in zip(sigmas[:-1], sigmas[1:], strict=True))
+        ):
+            raise ValueError(f"`sigmas` must be a decreasing list of noise levels in (0, 1], got {list(sigmas)}.")
+        if restoration_schedule not in RESTORATION_SCHEDULES:
+            raise ValueError(
+                f"`restoration_schedule` must be one of {RESTORATION_SCHEDULES}, got {restoration_schedule!r}."
+            )
         if not images:
             raise ValueError("`image` is empty: pass at least one image.")
         sizes = {_image_size(image) for image in images}
@@ -566,6 +652,8 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
                 raise ValueError(
                     f"`callback_on_step_end_tensor_inputs` may name {self._callback_tensor_inputs}, got {unknown}."
                 )
+        if tts is not None:
+            tts.validate(num_inference_steps)
 
     # ------------------------------------------------------------------ latents
     def prepare_lq(
@@ -678,117 +766,6 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         return tiled_map(run_tile, grid, tile_tokens, overlap_tokens).reshape(batch, -1, channels)
 
     # ------------------------------------------------------------------ test-time scaling
-    def select_candidate(
-        self,
-        latents: torch.Tensor,
-        velocity: torch.Tensor,
-        step_index: int,
-        sigmas: list[float],
-        tts: TTSConfig,
-        lq_pixels: torch.Tensor,
-        generator: torch.Generator | list[torch.Generator] | None,
-        restoration_weight: float,
-        restoration_threshold: float,
-        velocity_kwargs: dict[str, Any],
-        restoration_x: float | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, list[float], int]:
-        r"""
-        One round of the test-time search (see [`fluxir_hub.tts`]) at step `step_index` of the shifted `sigmas`.
-
-        Args:
-            latents, velocity (`torch.Tensor` of shape `(B * P, N, C)`): The `P` survivors of each of `B` images
-                (image-major) and their velocities at this step; `velocity_kwargs` are repeated to match.
-            restoration_x (`float`, *optional*): This step's restoration-sampling clock (defaults to the sigma).
-
-        Returns:
-            `(latents, velocity, rewards, nfe)`: the `M` (beam width) best candidates per image at this step's noise
-            level and their velocities `(B * M, N, C)` (image-major, best first), each image's best combined score,
-            and the transformer evaluations spent here.
-        """
-        s, s_next = float(sigmas[step_index]), float(sigmas[step_index + 1])
-        batch = lq_pixels.shape[0]
-        parents = latents.shape[0] // batch
-        children = tts.num_candidates // parents
-        verifiers = tts.get_verifiers()
-        timestep = torch.full((latents.shape[0],), s, device=latents.device, dtype=latents.dtype)
-        if isinstance(generator, list):  # one generator per image: each draws for all of its survivors
-            generator = [g for g in generator for _ in range(parents)]
-        # Candidate c of survivor p: c = 0 is the survivor itself; the others are perturbed copies.
-        candidates, velocities, nfe = [latents], [velocity], 0
-        for c in range(1, children):
-            noise = randn_tensor(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
-            if tts.perturbation == "zero_drift":
-                candidate = latents + tts.noise_scale * math.sqrt(max(s - s_next, 0.0)) * noise
-            else:
-                candidate = (1 - s) * (latents - s * velocity) + s * noise  # re-noised clean estimate
-            candidates.append(candidate)
-            velocities.append(
-                self.predict_velocity(candidate, timestep=timestep, cache_name=f"tts-candidate-{c}", **velocity_kwargs)
-            )
-            nfe += parents  # evaluations per image: one per survivor
-        width, height = lq_pixels.shape[-1], lq_pixels.shape[-2]
-        lq_small = None
-        scores = []  # per candidate c: (V, B * P)
-        for c, (candidate, candidate_velocity) in enumerate(zip(candidates, velocities, strict=True)):
-            z = candidate + (s_next - s) * candidate_velocity
-            z = apply_restoration_guidance(
-                z, velocity_kwargs["lq_latents"], s if restoration_x is None else restoration_x, restoration_weight,
-                restoration_threshold,
-            )  # fmt: skip
-            if tts.mspde_mode == "partial":  # S steps along the schedule, then a one-shot clean estimate
-                path = [float(x) for x in sigmas[step_index + 1 : step_index + 2 + tts.mspde_steps]]
-            else:  # k coarse Euler steps to the clean end
-                path = [float(x) for x in np.linspace(s_next, 0.0, tts.mspde_steps + 1)]
-            for a, b in zip(path[:-1], path[1:], strict=True):
-                step_t = torch.full((z.shape[0],), a, device=z.device, dtype=z.dtype)
-                estimate = self.predict_velocity(z, timestep=step_t, cache_name=f"tts-estimate-{c}", **velocity_kwargs)
-                z = z + (b - a) * estimate
-                nfe += parents  # evaluations per image: one per survivor
-            if tts.mspde_mode == "partial":
-                step_t = torch.full((z.shape[0],), path[-1], device=z.device, dtype=z.dtype)
-                estimate = self.predict_velocity(z, timestep=step_t, cache_name=f"tts-estimate-{c}", **velocity_kwargs)
-                z = z - path[-1] * estimate
-                nfe += parents  # evaluations per image: one per survivor
-            image = self._decode_for_reward(z, width, height, tts.decode_scale)
-            if lq_small is None:
-                lq_small = torch.nn.functional.interpolate(
-                    (lq_pixels.float() + 1) / 2, size=image.shape[-2:], mode="area"
-                ).repeat_interleave(parents, dim=0)
-            scores.append(torch.stack([
-                torch.as_tensor(v(image, lq_small), dtype=torch.float32).reshape(-1).cpu() for v in verifiers
-            ]))  # fmt: skip
-        # (V, candidates) per image: candidate index = p * children + c, survivors' candidates in order
-        raw = torch.stack(scores, dim=1).view(len(verifiers), children, batch, parents)
-        raw = raw.permute(0, 3, 1, 2).reshape(len(verifiers), parents * children, batch)
-        combined = tts.combine(raw)  # (N, B), higher is better
-        keep = torch.sort(-combined, dim=0, stable=True).indices[: tts.beam_width]  # (M, B), best first
-        stacked_z = torch.stack(candidates).view(children, batch, parents, *latents.shape[1:])
-        stacked_v = torch.stack(velocities).view(children, batch, parents, *latents.shape[1:])
-        chosen, chosen_v = [], []
-        for b in range(batch):
-            for index in keep[:, b].tolist():
-                p, c = divmod(index, children)
-                chosen.append(stacked_z[c, b, p])
-                chosen_v.append(stacked_v[c, b, p])
-        rewards = combined.gather(0, keep[:1])[0].tolist()
-        return torch.stack(chosen), torch.stack(chosen_v), rewards, nfe
-
-    def select_final(
-        self, latents: torch.Tensor, tts: TTSConfig, lq_pixels: torch.Tensor, width: int, height: int
-    ) -> torch.Tensor:
-        """Best-of-M at the end of a beam search: each image's survivors `(B * M, N, C)` decoded, scored by the
-        verifiers, and the best kept `(B, N, C)`."""
-        batch = lq_pixels.shape[0]
-        survivors = latents.shape[0] // batch
-        images = self._decode_for_reward(latents, width, height, tts.decode_scale)
-        lq_small = torch.nn.functional.interpolate((lq_pixels.float() + 1) / 2, size=images.shape[-2:], mode="area")
-        lq_small = lq_small.repeat_interleave(survivors, dim=0)
-        raw = torch.stack([torch.as_tensor(v(images, lq_small), dtype=torch.float32).reshape(-1).cpu()
-                           for v in tts.get_verifiers()])  # fmt: skip
-        combined = tts.combine(raw.view(-1, batch, survivors).permute(0, 2, 1))  # (M, B)
-        best = torch.sort(-combined, dim=0, stable=True).indices[0]
-        return latents.view(batch, survivors, *latents.shape[1:])[torch.arange(batch), best]
-
     def _decode_for_reward(self, latents: torch.Tensor, width: int, height: int, scale: float) -> torch.Tensor:
         """Packed latents -> images in [0, 1], decoded at `scale` of the output size (latent downsampled first)."""
         latents = unpack_latents(latents, height // self.vae_scale_factor, width // self.vae_scale_factor)
@@ -932,111 +909,57 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         callback_on_step_end_tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
 
-        # 1. Check inputs.
-        prompt, upscale = self.task_prompt(task, prompt, upscale)
-        spec = get_task(task) if task is not None else None
-        if color_fix is None:
-            color_fix = spec.color_fix if spec else "wavelet"
-        if restoration_weight is None:
-            weight = spec.restoration_weight if spec else None
-            restoration_weight = DEFAULT_RESTORATION_WEIGHT if weight is None else weight
-        # Upright RGB first: EXIF rotation changes the size the checks and the output are based on.
-        images = [_normalise_image(im) for im in _as_image_list(image)]
-        if captioner is not None and prompt_embeds is None and (prompt == "" or prompt == [""] * len(images)):
-            captions = [str(captioner(_to_pil(im))) for im in images]
-            prompt, _ = self.task_prompt(task, captions if len(captions) > 1 else captions[0], upscale)
-        if not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
-            raise ValueError(f"`num_images_per_prompt` must be a positive integer, got {num_images_per_prompt!r}.")
-        if sigmas is not None:
-            sigmas = [float(x) for x in sigmas]
-            if (
-                not sigmas
-                or any(not 0 < x <= 1 for x in sigmas)
-                or any(a <= b for a, b in zip(sigmas[:-1], sigmas[1:], strict=True))
-            ):
-                raise ValueError(f"`sigmas` must be a decreasing list of noise levels in (0, 1], got {sigmas}.")
-            num_inference_steps = len(sigmas)
-        distilled = getattr(self.adapter.config, "distilled_sigmas", None) if self.adapter is not None else None
-        start_lq_weight = 0.0  # a student distilled from an LQ-mixed start begins there on its own schedule
-        if sigmas is None and num_inference_steps is None:
-            if distilled:
-                sigmas, num_inference_steps = [float(x) for x in distilled], len(distilled)
-                start_lq_weight = float(self.adapter.config.get("distilled_start_lq_weight") or 0.0)
-            else:
-                num_inference_steps = DEFAULT_NUM_INFERENCE_STEPS
-        elif sigmas is None and distilled and num_inference_steps != len(distilled):
-            logger.warning(
-                f"This adapter was distilled for {len(distilled)} steps; {num_inference_steps} steps run the uniform "
-                "schedule it was not trained for. Leave `num_inference_steps` unset to use its own schedule."
-            )
-        if num_images_per_prompt > 1:  # each input restored that many times, with different noise
-            images = [im for im in images for _ in range(num_images_per_prompt)]
-            if isinstance(prompt, list) and len(prompt) > 1:
-                prompt = [p for p in prompt for _ in range(num_images_per_prompt)]
-        if max_sequence_length is None:
-            max_sequence_length = self.default_max_sequence_length
-        if tile_size == "auto":
-            width, height = output_size(*_image_size(images[0]), upscale, self.output_multiple) if images else (0, 0)
-            tile_size = self.auto_tile_size(width, height, max_sequence_length)
-        if tile_overlap is None:
-            tile_overlap = (tile_size or 0) // 4 // self.output_multiple * self.output_multiple
-        if prompt_embeds is not None:
-            prompt = [""] * prompt_embeds.shape[0]
-        if tts is not None:
-            tts.validate(num_inference_steps)
-        if restoration_schedule not in RESTORATION_SCHEDULES:
-            raise ValueError(
-                f"`restoration_schedule` must be one of {RESTORATION_SCHEDULES}, got {restoration_schedule!r}."
-            )
+        # 1. Resolve the call's defaults (task, distilled schedule, captioner, tiles), then check every input.
+        plan = self.resolve_call(
+            image, prompt, task, captioner, upscale, num_inference_steps, sigmas, restoration_weight, color_fix,
+            tile_size, tile_overlap, num_images_per_prompt, max_sequence_length, prompt_embeds,
+        )  # fmt: skip
         self.check_inputs(
-            images, prompt, upscale, num_inference_steps, guidance_scale, conditioning_scale, restoration_weight,
-            restoration_threshold, color_fix, tile_size, tile_overlap, output_type, max_output_pixels,
-            max_sequence_length, prompt_embeds, pooled_prompt_embeds, callback_on_step_end_tensor_inputs,
+            plan.images, plan.prompt, plan.upscale, plan.num_inference_steps, guidance_scale, conditioning_scale,
+            plan.restoration_weight, restoration_threshold, plan.color_fix, plan.tile_size, plan.tile_overlap,
+            output_type, max_output_pixels, plan.max_sequence_length, prompt_embeds, pooled_prompt_embeds,
+            callback_on_step_end_tensor_inputs, plan.sigmas, num_images_per_prompt, restoration_schedule, tts,
         )  # fmt: skip
         self._guidance_scale = guidance_scale
         self._joint_attention_kwargs = joint_attention_kwargs
         self._interrupt = False
 
-        batch_size = len(images)
-        width, height = output_size(*_image_size(images[0]), upscale, self.output_multiple)
+        batch_size = len(plan.images)
+        width, height = output_size(*_image_size(plan.images[0]), plan.upscale, self.output_multiple)
         device = self._execution_device
         dtype = self.transformer.dtype
 
-        # 2. Prompt embeddings (cached for the empty prompt).
+        # 2. Prompt embeddings (the adapter's cached ones for the empty prompt and task prompts).
+        prompt = plan.prompt
         prompts = [prompt] * batch_size if isinstance(prompt, str) else list(prompt) * (batch_size // len(prompt))
         if isinstance(prompt_2, list) and len(prompt_2) == 1:
             prompt_2 = prompt_2 * batch_size
         prompt_embeds, pooled_prompt_embeds, txt_ids = self.encode_prompt(
-            prompts, prompt_2, device, prompt_embeds, pooled_prompt_embeds, max_sequence_length
+            prompts, prompt_2, device, prompt_embeds, pooled_prompt_embeds, plan.max_sequence_length
         )
         if prompt_embeds.shape[0] == 1 and batch_size > 1:
             prompt_embeds = prompt_embeds.expand(batch_size, -1, -1)
             pooled_prompt_embeds = pooled_prompt_embeds.expand(batch_size, -1)
 
-        # 3. LQ resized to the output size and encoded; starting noise.
-        lq_pixels, lq_latents = self.prepare_lq(images, width, height, device, dtype)
-        caller_latents = latents is not None
+        # 3. LQ resized to the output size and encoded; starting noise (a student's LQ-mixed start, if it has one).
+        lq_pixels, lq_latents = self.prepare_lq(plan.images, width, height, device, dtype)
+        start_lq_weight = plan.start_lq_weight if latents is None else 0.0
         latents = self.prepare_latents(batch_size, width, height, dtype, device, generator, latents)
-        if start_lq_weight and not caller_latents:
+        if start_lq_weight:
             latents = (1 - start_lq_weight) * latents + start_lq_weight * lq_latents
         token_height, token_width = height // (self.vae_scale_factor * 2), width // (self.vae_scale_factor * 2)
 
         # 4. Timesteps with FLUX's resolution-dependent shift (for tiles, the tile's token count sets the shift).
-        tile_tokens = None if tile_size is None else tile_size // (self.vae_scale_factor * 2)
-        overlap_tokens = tile_overlap // (self.vae_scale_factor * 2)
-        seq_len = (
-            token_height * token_width
-            if tile_tokens is None
-            else min(token_height, tile_tokens) * min(token_width, tile_tokens)
-        )
-        if sigmas is None:
-            sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
+        tile_tokens = None if plan.tile_size is None else plan.tile_size // (self.vae_scale_factor * 2)
+        seq_len = token_height * token_width if tile_tokens is None else (
+            min(token_height, tile_tokens) * min(token_width, tile_tokens)
+        )  # fmt: skip
         mu = resolution_shift(seq_len, self.scheduler.config)
         # A scheduler of this call's own: its timesteps and step index are per-call state, and the pipeline's shared
         # scheduler would let concurrent calls step with each other's noise levels.
         scheduler = type(self.scheduler).from_config(self.scheduler.config)
         timesteps, num_inference_steps = retrieve_timesteps(
-            scheduler, num_inference_steps, device, sigmas=sigmas, mu=mu
+            scheduler, plan.num_inference_steps, device, sigmas=plan.sigmas, mu=mu
         )
         self._num_timesteps = len(timesteps)
         guidance = (
@@ -1045,45 +968,40 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             else None
         )
 
-        # 5. Denoising loop.
-        nfe = 0
-        branch_steps = set(tts.resolved_branch_steps(num_inference_steps)) if tts and tts.num_candidates > 1 else set()
-        tts_rewards: list[list[float]] | None = [[] for _ in range(batch_size)] if branch_steps else None
-        per_image_kwargs = {
+        # 5. Denoising loop; the test-time search (if any) branches at its steps and may carry a beam of survivors.
+        conditioning = {
             "lq_latents": lq_latents, "prompt_embeds": prompt_embeds, "pooled_prompt_embeds": pooled_prompt_embeds,
             "txt_ids": txt_ids, "guidance": guidance, "token_height": token_height, "token_width": token_width,
-            "conditioning_scale": conditioning_scale, "tile_tokens": tile_tokens, "overlap_tokens": overlap_tokens,
+            "conditioning_scale": conditioning_scale, "tile_tokens": tile_tokens,
+            "overlap_tokens": plan.tile_overlap // (self.vae_scale_factor * 2),
         }  # fmt: skip
-        velocity_kwargs = per_image_kwargs
-        survivors = 1  # a beam search (tts.beam_width > 1) carries that many latents per image after its first round
-        sigmas = scheduler.sigmas
-        clock = restoration_clock(sigmas.tolist(), num_inference_steps, restoration_schedule)
+
+        def for_batch(rows: int) -> dict[str, Any]:  # the conditioning repeated for a beam's survivors
+            return conditioning if rows == batch_size else _repeat_batch(conditioning, rows // batch_size)
+
+        def guide(z: torch.Tensor, clock: float) -> torch.Tensor:  # paper 004 Eq. 1-2, g on this step's clock
+            lq = for_batch(z.shape[0])["lq_latents"]
+            return apply_restoration_guidance(z, lq, clock, plan.restoration_weight, restoration_threshold)
+
+        def predict(z: torch.Tensor, times: torch.Tensor, name: str) -> torch.Tensor:
+            return self.predict_velocity(z, timestep=times, cache_name=name, **for_batch(z.shape[0]))
+
+        search = TestTimeSearch(tts, num_inference_steps, lq_pixels, predict, guide=guide, generator=generator,
+                                decode=lambda z, scale: self._decode_for_reward(z, width, height, scale)) if tts else None  # fmt: skip
+        sigmas = scheduler.sigmas.tolist()
+        clock = restoration_clock(sigmas, num_inference_steps, restoration_schedule)
         scheduler.set_begin_index(0)
         self.adapter.install(self.transformer)  # no-op unless the adapter component was replaced since construction
+        nfe = 0
         with self.progress_bar(total=num_inference_steps) as progress_bar:
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     continue
-                velocity = self.predict_velocity(
-                    latents, timestep=t.expand(latents.shape[0]).to(dtype) / 1000, **velocity_kwargs
-                )
-                nfe += survivors
-                if i in branch_steps:
-                    latents, velocity, rewards, extra = self.select_candidate(
-                        latents, velocity, i, sigmas.tolist(), tts, lq_pixels, generator,
-                        restoration_weight, restoration_threshold, velocity_kwargs, clock[i],
-                    )  # fmt: skip
-                    nfe += extra
-                    for b, reward in enumerate(rewards):
-                        tts_rewards[b].append(reward)
-                    if latents.shape[0] != batch_size * survivors:  # the beam opened: repeat the conditioning
-                        survivors = latents.shape[0] // batch_size
-                        velocity_kwargs = _repeat_batch(per_image_kwargs, survivors)
-                latents = scheduler.step(velocity, t, latents, return_dict=False)[0].to(dtype)
-                # Paper 004 Eq. 1-2: the stepped latent is pulled toward the LQ, g evaluated on this step's clock.
-                latents = apply_restoration_guidance(
-                    latents, velocity_kwargs["lq_latents"], clock[i], restoration_weight, restoration_threshold
-                )
+                velocity = predict(latents, t.expand(latents.shape[0]).to(dtype) / 1000, "cond")
+                nfe += latents.shape[0] // batch_size
+                if search is not None:
+                    latents, velocity = search.step(latents, velocity, i, sigmas, clock[i])
+                latents = guide(scheduler.step(velocity, t, latents, return_dict=False)[0].to(dtype), clock[i])
 
                 if callback_on_step_end is not None:
                     step_tensors = {"latents": latents, "lq_latents": lq_latents, "prompt_embeds": prompt_embeds}
@@ -1092,21 +1010,21 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
                     latents = callback_outputs.pop("latents", latents)
                     lq_latents = callback_outputs.pop("lq_latents", lq_latents)
                     prompt_embeds = callback_outputs.pop("prompt_embeds", prompt_embeds)
-                    per_image_kwargs.update(lq_latents=lq_latents, prompt_embeds=prompt_embeds)
-                    velocity_kwargs = _repeat_batch(per_image_kwargs, survivors) if survivors > 1 else per_image_kwargs
+                    conditioning.update(lq_latents=lq_latents, prompt_embeds=prompt_embeds)
                 progress_bar.update()
 
-        if survivors > 1:  # the beam's final round: best-of-M on the finished latents
-            latents = self.select_final(latents, tts, lq_pixels, width, height)
-        # 6. Decode, colour fix, post-process.
+        # 6. Decode (a beam's best survivor first), colour fix, post-process.
+        if search is not None:
+            latents, nfe = search.finish(latents), nfe + search.nfe
         if output_type == "latent":
             result = latents
         else:
             decoded = self.decode_latents(latents, width, height).float()
-            decoded = apply_color_fix(decoded, lq_pixels.float(), color_fix).clamp(-1, 1)
+            decoded = apply_color_fix(decoded, lq_pixels.float(), plan.color_fix).clamp(-1, 1)
             result = self.image_processor.postprocess(decoded, output_type=output_type)
 
         self.maybe_free_model_hooks()
+        tts_rewards = search.rewards if search is not None else None
         if not return_dict:
             return (result, nfe)
         return FluxIRPipelineOutput(images=result, nfe=nfe, tts_rewards=tts_rewards)

@@ -1,0 +1,106 @@
+"""What a training stage optimises, behind one protocol: `stage.loss(batch) -> (loss, logs)`.
+
+The trainer encodes each batch once into a [`LatentBatch`] (packed latents, the conditioning of a controlled call,
+the sampled flow times and noise) and hands it to the stage: [`AdapterObjective`] (paper 001's flow matching and
+pixel loss), `training.rl.RLTuner` (`--stage rl`) or `training.distill.Distiller` (`--stage distill`). A stage holds
+whatever frozen copies it needs; the accelerate loop, data, checkpoints and resume are the trainer's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from fluxir_hub.latents import pack_latents, unpack_latents
+
+from .timesteps import interpolate, pixel_loss, random_latent_crop, velocity_loss
+
+
+@dataclass
+class LatentBatch:
+    """One training batch as every stage sees it.
+
+    Attributes:
+        z0, z1 (`torch.Tensor` of shape `(B, C, h, w)`): The HQ latents and the noise.
+        lq (`torch.Tensor` of shape `(B, N, 4C)`): The packed LQ latents, in the base's dtype.
+        embeds, pooled, img_ids, txt_ids, guidance: The rest of a controlled call's conditioning.
+        t (`torch.Tensor` of shape `(B,)`): Flow times (paper 001 Eq. 5-6).
+        hq_pixels (`torch.Tensor` of shape `(B, 3, H, W)`): The HQ images in [-1, 1] on the device.
+        generator (`torch.Generator`): This micro-batch's seeded randomness (crops, exploration).
+    """
+
+    z0: torch.Tensor
+    z1: torch.Tensor
+    lq: torch.Tensor
+    embeds: torch.Tensor
+    pooled: torch.Tensor
+    img_ids: torch.Tensor
+    txt_ids: torch.Tensor
+    guidance: torch.Tensor | None
+    t: torch.Tensor
+    hq_pixels: torch.Tensor
+    generator: torch.Generator
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Latent height and width."""
+        return self.z0.shape[-2], self.z0.shape[-1]
+
+    @property
+    def packed(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(z0, z1)` packed like the tokens the transformer sees."""
+        return pack_latents(self.z0), pack_latents(self.z1)
+
+
+class Stage(Protocol):
+    def loss(self, batch: LatentBatch) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+
+class AdapterObjective:
+    """
+    Paper 001 §3.3: the velocity MSE of the controlled base at `z_t = (1 - t) z0 + t z1` (Eq. 7-8), plus `alpha` times
+    the pixel loss of Eq. 9 on a random latent crop (decoded by the frozen VAE). The other stages use its velocity
+    MSE as their "base" term.
+
+    Args:
+        model: `(latents, lq, embeds, pooled, t, img_ids, txt_ids, guidance) -> velocity`, packed, with gradients.
+        decode: Latents `(B, C, h, w)` -> images in [-1, 1] (the frozen VAE).
+        config: The training configuration (`pixel_loss_weight`, `pixel_loss_form`, `pixel_loss_crop`).
+        dtype: The frozen base's dtype (inputs are cast to it).
+        autocast: The accelerator's autocast context for the decode.
+    """
+
+    def __init__(self, model, decode: Callable, config, dtype: torch.dtype, autocast: Callable, pixel_loss_on: bool):
+        self.model, self.decode, self.config, self.dtype, self.autocast = model, decode, config, dtype, autocast
+        self.pixel_loss_on = pixel_loss_on and config.pixel_loss_weight > 0
+
+    def velocity_terms(self, batch: LatentBatch) -> tuple[torch.Tensor, dict[str, float], torch.Tensor, torch.Tensor]:
+        """`(velocity MSE, logs, predicted velocity, noisy latent)` at the batch's flow times."""
+        z_t = interpolate(batch.z0, batch.z1, batch.t)
+        h, w = batch.size
+        v_pred = self.model(
+            pack_latents(z_t).to(self.dtype), batch.lq, batch.embeds.to(self.dtype), batch.pooled.to(self.dtype),
+            batch.t, batch.img_ids, batch.txt_ids, batch.guidance,
+        )  # fmt: skip
+        v_pred = unpack_latents(v_pred.float(), h, w)
+        loss = velocity_loss(v_pred, batch.z1 - batch.z0)
+        return loss, {"loss_mse": loss.item()}, v_pred, z_t
+
+    def loss(self, batch: LatentBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        loss, logs, v_pred, z_t = self.velocity_terms(batch)
+        if self.pixel_loss_on:
+            config = self.config
+            crop = random_latent_crop(
+                [batch.z0, z_t, v_pred, batch.z1 - batch.z0], config.pixel_loss_crop, batch.generator
+            )
+            with self.autocast():
+                loss_pixel = pixel_loss(
+                    self.decode, crop[0], crop[1], crop[2], crop[3], batch.t, config.pixel_loss_form
+                )
+            loss = loss + config.pixel_loss_weight * loss_pixel
+            logs["loss_pixel"] = loss_pixel.item()
+        logs["loss"] = loss.item()
+        return loss, logs
