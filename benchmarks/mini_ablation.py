@@ -145,18 +145,49 @@ def open_mini_build(work_dir: str):
     if config is None:
         raise SystemExit(f"No mini build in {work_dir}: run `fluxir-build-mini --work-dir {work_dir}` first.")
     work = Path(work_dir)
-    build = MiniBuild(config, work, work / "model")
+    report = json.loads((work / "build_report.json").read_text()) if (work / "build_report.json").exists() else {}
+    shipped = report.get("stages", {}).get("ship", {}).get("folder")
+    build = MiniBuild(config, work, Path(shipped) if shipped else work / "model")
     build.run(["vae", "base", "fluxgen", "adapter"])
     return build
 
 
 def shipped_pipeline(build):
-    """The build's pipeline with its adapter (the one shipped), progress bars off."""
+    """The build's shipped pipeline (its stored weights, as users get them), else its base with its adapter;
+    progress bars off."""
     from fluxir_hub import FluxIRAdapter, FluxIRPipeline
+    from fluxir_hub.mini import has_mini_weights, load_mini_pipeline
 
+    if has_mini_weights(build.output_dir):
+        return load_mini_pipeline(build.output_dir, device="cpu")
     pipe = FluxIRPipeline.from_pretrained(build.base_dir, adapter=FluxIRAdapter.from_pretrained(build.adapter_dir))
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def ceiling(vae, bench: Path, out: Path) -> dict:
+    """The VAE's own round trip of each HQ, scored like a method: no restoration through this VAE can beat it."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from fluxir_hub.evaluation.metrics import create_scorers
+    from training.mini.gallery import vae_round_trip
+
+    vae_round_trip(vae, bench, out)
+    scorers = create_scorers(["PSNR", "SSIM", "PIQE"])
+    rows = []
+    for path in sorted((out).glob("*.png")):
+        a, b = (
+            torch.from_numpy(np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None]
+            for p in (path, bench / "hq" / path.name)
+        )
+        with torch.no_grad():
+            rows.append(
+                {name: float(scorer(a, b) if name != "PIQE" else scorer(a)) for name, scorer in scorers.items()}
+            )
+    means = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    return {**means, "seconds_per_image": 0.0, "images": len(rows), "note": "encode + decode of the ground truth"}
 
 
 def markdown_table(results: dict[str, dict], note_header: str) -> str:
@@ -176,23 +207,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=None, help="JSON results (default <work-dir>/ablation.json)")
     args = parser.parse_args(argv)
 
-    from fluxir_hub import FluxIRAdapter, FluxIRPipeline
     from fluxir_hub.mini.config import MiniBuildConfig
     from training.mini.build import MiniBuild
 
-    config = MiniBuildConfig.load(args.work_dir) or MiniBuildConfig()
-    if args.scale != 1.0 and MiniBuildConfig.load(args.work_dir) is None:
-        config = config.scaled(args.scale)
-    work = Path(args.work_dir)
-    build = MiniBuild(config, work, work / "model")
-    build.run(["vae", "base", "fluxgen", "adapter"])  # the build's own stages, kept when done
-    shipped = FluxIRPipeline.from_pretrained(build.base_dir, adapter=FluxIRAdapter.from_pretrained(build.adapter_dir))
-    shipped.set_progress_bar_config(disable=True)
+    if MiniBuildConfig.load(args.work_dir) is None:  # a fresh work dir: build the training stages first
+        config = MiniBuildConfig() if args.scale == 1.0 else MiniBuildConfig().scaled(args.scale)
+        MiniBuild(config, Path(args.work_dir), Path(args.work_dir) / "model").run(["photos", "vae", "base"])
+    build = open_mini_build(args.work_dir)
+    config, work = build.config, build.work
+    shipped = shipped_pipeline(build)
     bench = build.build_bench()
     seed = config.seed
     steps = config.eval.num_inference_steps
 
-    results = {"bicubic": {**evaluate(None, bench, work / "ablation-results" / "bicubic", {}, seed), "note": ""}}
+    results = {
+        "VAE round trip (ceiling)": ceiling(shipped.vae, bench, work / "ablation-results" / "vae-round-trip"),
+        "bicubic": {**evaluate(None, bench, work / "ablation-results" / "bicubic", {}, seed), "note": ""},
+    }
     for variant in VARIANTS:
         pipe = load_variant_pipeline(build, variant.adapter, shipped)
         folder = work / "ablation-results" / variant.name.replace(" ", "-")

@@ -52,7 +52,7 @@ def full_size_counts() -> dict[str, int]:
     from diffusers import FluxTransformer2DModel
 
     from fluxir_hub import FluxIRAdapter
-    from fluxir_hub.models.adapter_dra import DRA_LORA_TARGETS, DRAAdapter
+    from fluxir_hub.models.adapter_dra import DRAAdapter
     from fluxir_hub.models.conditioning_ummf import UMMF_LORA_TARGETS, lora_parameter_count
 
     with torch.device("meta"):
@@ -66,7 +66,7 @@ def full_size_counts() -> dict[str, int]:
         "fluxir": fluxir,
         "ummf": ummf,
         "ummf-add": ummf,
-        "dra": dra + lora_parameter_count(base, list(DRA_LORA_TARGETS), 32),
+        "dra": dra,  # its LoRA diffusion adapter is part of the component
     }
 
 
@@ -77,12 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=None, help="JSON results (default <work-dir>/conditioning.json)")
     args = parser.parse_args(argv)
 
-    from benchmarks.mini_ablation import evaluate, open_mini_build, shipped_pipeline
+    from benchmarks.mini_ablation import ceiling, evaluate, open_mini_build, shipped_pipeline
 
     build = open_mini_build(args.work_dir)
     config, work = build.config, build.work
     bench, seed, steps = build.build_bench(), config.seed, config.eval.num_inference_steps
     counts = full_size_counts()
+    bound = ceiling(shipped_pipeline(build).vae, bench, work / "conditioning-results" / "vae-round-trip")
     results = {"bicubic": {**evaluate(None, bench, work / "conditioning-results" / "bicubic", {}, seed)}}
     for name, (conditioning, note) in VARIANTS.items():
         folder = work / f"conditioning-{conditioning}-{args.train_steps}"
@@ -106,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['full_size_trainable'] / 1e6:.1f} M | {r['seconds_per_step']:.2f} | {r['seconds_per_image']:.2f} | "
             f"{r['note']} |"
         )
+    lines.append(
+        f"| VAE round trip (ceiling) | {bound['PSNR']:.2f} | {bound['SSIM']:.4f} | {bound['PIQE']:.2f} | | | | | |"
+    )
+    results["VAE round trip (ceiling)"] = bound
     table = "\n".join(lines)
     print(table)
     output = Path(args.output) if args.output else work / "conditioning.json"

@@ -21,15 +21,16 @@ if str(ROOT) not in sys.path:  # run as a script from a fresh clone
     sys.path.insert(0, str(ROOT))
 
 
-def distill(build, folder: Path, steps: int, num_student_steps: int, schedule: str, train_steps: int, lr: float):
-    """Train (or reuse) one student."""
+def distill(build, folder: Path, steps: int, num_student_steps: int, schedule: str, train_steps: int, lr: float,
+            **settings):  # fmt: skip
+    """Train (or reuse) one student (`settings`: other `fluxir-train` options, e.g. the loss weights)."""
     from training.trainer import Trainer
 
     if not (folder / "diffusion_pytorch_model.safetensors").exists() or (folder / "checkpoint-partial").exists():
         config = build.adapter_config(
             folder, stage="distill", adapter_init=str(build.adapter_dir), num_student_steps=num_student_steps,
             teacher_steps=steps, distill_schedule=schedule, max_train_steps=train_steps, learning_rate=lr,
-            lr_scheduler="constant", lr_warmup_steps=0, checkpointing_steps=max(1, train_steps // 4),
+            lr_scheduler="constant", lr_warmup_steps=0, checkpointing_steps=max(1, train_steps // 4), **settings,
         )  # fmt: skip
         Trainer(config).train()
     return folder
@@ -42,12 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uniform-students", type=int, nargs="*", default=[2], help="uniform students' step counts")
     parser.add_argument("--train-steps", type=int, default=150, help="distillation steps per student")
     parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--start-lq-weight", type=float, default=0.03, help="the LQ-mixed start variant's w")
     parser.add_argument("--output", default=None, help="JSON results (default <work-dir>/distill.json)")
     args = parser.parse_args(argv)
 
     import copy
 
-    from benchmarks.mini_ablation import evaluate, markdown_table, open_mini_build, shipped_pipeline
+    from benchmarks.mini_ablation import ceiling, evaluate, markdown_table, open_mini_build, shipped_pipeline
     from fluxir_hub import FluxIRAdapter
     from fluxir_hub.schedules import uniform_sigmas
 
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = {**evaluate(pipe, bench, out / name.replace(" ", "-"), kwargs, seed), "note": note}
         print(f"{name}: {results[name]}", flush=True)
 
-    results: dict[str, dict] = {}
+    results: dict[str, dict] = {"VAE round trip (ceiling)": ceiling(teacher.vae, bench, out / "vae-round-trip")}
     run("bicubic", None, {}, "")
     run(f"teacher, {steps} steps", teacher, {"num_inference_steps": steps}, "the shipped adapter")
     students = {}
@@ -85,6 +87,21 @@ def main(argv: list[str] | None = None) -> int:
             schedule = json.loads((folder / "distill_schedule.json").read_text())
             run(f"student, {k} {mode} steps", pipe, {},
                 f"distilled {args.train_steps} steps; grid points {schedule['indices']}")  # fmt: skip
+
+    # the authors' per-K settings (the defaults above) against the earlier ones, and their LQ-mixed start
+    alternatives = [
+        (4, "earlier weights (GT x300)", {"distill_gt_weight": 300.0}),
+        (1, "earlier distance (MSE)", {"distill_distance": "mse"}),
+        (4, f"LQ-mixed start (w = {args.start_lq_weight})", {"distill_start_lq_weight": args.start_lq_weight}),
+    ]
+    for k, what, settings in alternatives:
+        if k not in args.students:
+            continue
+        folder = work / f"distill-cost-aware-{k}-{'-'.join(f'{key}{value}' for key, value in settings.items())}"
+        distill(build, folder, steps, k, "cost-aware", args.train_steps, args.learning_rate, **settings)
+        pipe = copy.copy(teacher)
+        pipe.register_modules(adapter=FluxIRAdapter.from_pretrained(folder).eval())
+        run(f"student, {k} cost-aware steps, {what}", pipe, {}, f"distilled {args.train_steps} steps")
 
     table = markdown_table(results, "notes")
     print(table)

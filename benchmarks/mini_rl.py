@@ -23,12 +23,13 @@ if str(ROOT) not in sys.path:  # run as a script from a fresh clone
     sys.path.insert(0, str(ROOT))
 
 
-def tune(build, folder: Path, train_steps: int, rollouts: int, lr: float) -> Path:
+def tune(build, folder: Path, train_steps: int, rollouts: int, lr: float, loss_form: str = "one-step") -> Path:
     from training.trainer import Trainer
 
     if not (folder / "diffusion_pytorch_model.safetensors").exists() or (folder / "checkpoint-partial").exists():
         config = build.adapter_config(
             folder, stage="rl", adapter_init=str(build.adapter_dir), rl_rollouts=rollouts, max_train_steps=train_steps,
+            rl_loss_form=loss_form,
             learning_rate=lr, lr_scheduler="constant", lr_warmup_steps=0, checkpointing_steps=max(1, train_steps // 4),
         )  # fmt: skip
         history = Trainer(config).train()
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import copy
 
-    from benchmarks.mini_ablation import evaluate, markdown_table, open_mini_build, shipped_pipeline
+    from benchmarks.mini_ablation import ceiling, evaluate, markdown_table, open_mini_build, shipped_pipeline
     from fluxir_hub import FluxIRAdapter
 
     build = open_mini_build(args.work_dir)
@@ -58,11 +59,15 @@ def main(argv: list[str] | None = None) -> int:
         f"RL-tuned, {args.rollouts} rollouts": (tune(build, work / f"rl-{args.rollouts}-{args.train_steps}",
                                                      args.train_steps, args.rollouts, args.learning_rate),
                                                 "modulated-SDE exploration, best rollout kept"),
+        f"RL-tuned, {args.rollouts} rollouts, the authors' rollout losses": (
+            tune(build, work / f"rl-{args.rollouts}-{args.train_steps}-rollout", args.train_steps, args.rollouts,
+                 args.learning_rate, "rollout"),
+            "L_traj and L_GT on the policy's own ODE with gradients (checkpointed)"),
         "ablation: no exploration": (tune(build, work / f"rl-0-{args.train_steps}", args.train_steps, 0,
                                           args.learning_rate), "--rl_rollouts 0: GT and flow-matching losses only"),
     }  # fmt: skip
     out = work / "rl-results"
-    results = {}
+    results = {"VAE round trip (ceiling)": ceiling(start.vae, bench, out / "vae-round-trip")}
     for name, pipe, note in [("bicubic", None, ""), ("start: shipped adapter", start, "the adapter RL started from")]:
         results[name] = {**evaluate(pipe, bench, out / name.split(":")[0], {"num_inference_steps": steps}, seed),
                          "note": note}  # fmt: skip

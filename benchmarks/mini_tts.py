@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:  # run as a script from a fresh clone
 
 SETTINGS = {
     "plain (N=1)": None,
-    "greedy N=4, re-noise, PIQE": {"num_candidates": 4, "verifiers": ["piqe"]},
+    "greedy N=4, re-noise, PIQE": {"num_candidates": 4, "perturbation": "renoise", "verifiers": ["piqe"]},
     "greedy N=4, zero-drift, PIQE": {"num_candidates": 4, "perturbation": "zero_drift", "verifiers": ["piqe"]},
     "greedy N=4, zero-drift, rank(PIQE, entropy)": {"num_candidates": 4, "perturbation": "zero_drift",
                                                      "verifiers": ["piqe", "entropy"]},
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from PIL import Image
 
-    from benchmarks.mini_ablation import open_mini_build, shipped_pipeline
+    from benchmarks.mini_ablation import ceiling, open_mini_build, shipped_pipeline
     from fluxir_hub import TTSConfig
     from fluxir_hub.evaluation.metrics import create_scorers
     from fluxir_hub.tts import metric_verifier
@@ -91,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
             f"| {name} | {100 * r['wins']['piqe']:.0f} % | {100 * r['wins']['entropy']:.0f} % | {r['PSNR']:.2f} | "
             f"{r['SSIM']:.4f} | {r['PIQE']:.2f} | {r['nfe']:.0f} | {r['seconds']:.2f} |"
         )
+    bound = ceiling(pipe.vae, bench, work / "tts-results" / "vae-round-trip")
+    lines.append(
+        f"| VAE round trip (ceiling) | | | {bound['PSNR']:.2f} | {bound['SSIM']:.4f} | {bound['PIQE']:.2f} | | |"
+    )
+    results["VAE round trip (ceiling)"] = bound
     table = "\n".join(lines)
     print(table)
     output = Path(args.output) if args.output else work / "tts.json"

@@ -84,8 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .config import DegradeConfig, ExportConfig, GenerateConfig, ScoreConfig, SelectConfig
 
     gen_d, score_d, select_d, degrade_d, export_d = (
-        GenerateConfig(), ScoreConfig(), SelectConfig(), DegradeConfig(), ExportConfig()
-    )  # fmt: skip
+        GenerateConfig(),
+        ScoreConfig(),
+        SelectConfig(),
+        DegradeConfig(),
+        ExportConfig(),
+    )
     parser = argparse.ArgumentParser(
         prog="fluxgen",
         description=__doc__.splitlines()[0],

@@ -163,8 +163,13 @@ class FluxGenConfig:
             if name not in sections:
                 raise ValueError(f"Unknown config section {name!r}.")
             if isinstance(value, dict):
-                section_cls = {"generate": GenerateConfig, "score": ScoreConfig, "select": SelectConfig,
-                               "degrade": DegradeConfig, "export": ExportConfig}[name]  # fmt: skip
+                section_cls = {
+                    "generate": GenerateConfig,
+                    "score": ScoreConfig,
+                    "select": SelectConfig,
+                    "degrade": DegradeConfig,
+                    "export": ExportConfig,
+                }[name]
                 allowed = {f.name for f in fields(section_cls)}
                 unknown = set(value) - allowed
                 if unknown:

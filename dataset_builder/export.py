@@ -164,8 +164,10 @@ def render_card(
 
     gen = config.generate
     models = sorted({g.rsplit("@", 1)[0] for g in facts["generators"]})
-    licences = [GENERATOR_LICENSES.get(m, ("other", f"Check the licence of `{m}`: generated images may carry its terms."))
-                for m in models]  # fmt: skip
+    licences = [
+        GENERATOR_LICENSES.get(m, ("other", f"Check the licence of `{m}`: generated images may carry its terms."))
+        for m in models
+    ]
     license_note = " ".join(note for _, note in licences)
     total = n_train + n_validation
     # No `configs:` block: `datasets` finds the splits from the `data/<split>-*.parquet` names, and fingerprints

@@ -96,8 +96,10 @@ def score_images(
                 if check_image(path) is None:  # not the file's fault (e.g. out of memory): let it surface
                     raise
                 bad.append(layout.image_id(seed))
-                tqdm.write(f"Unreadable image {path} ({err}); moved to {quarantine(path).name}, regenerate it with "
-                           "`fluxgen generate` (or `fluxgen run`).")  # fmt: skip
+                tqdm.write(
+                    f"Unreadable image {path} ({err}); moved to {quarantine(path).name}, regenerate it with "
+                    "`fluxgen generate` (or `fluxgen run`)."
+                )
         results: dict[str, dict[str, float]] = {i: {} for i in ids}
         # Generated images share one size, but group by size anyway so odd files never break a batch.
         by_size: dict[tuple, list[int]] = {}

@@ -86,10 +86,18 @@ def select_images(root, config: SelectConfig, metrics: list[str], seed_range: tu
         )
     selection = compute_selection(scores, config.quantile, lower_better, metrics)
     selection.update(
-        {"quantile": config.quantile, "metrics": sorted(metrics), "lower_better": {m: lower_better.get(m, False) for m in metrics},
-         "corrupt": sorted(corrupt),
-         "counts": {"scored": len(scores), "kept": len(selection["kept"]), "dropped": len(selection["dropped"]),
-                    "corrupt": len(corrupt)}}
-    )  # fmt: skip
+        {
+            "quantile": config.quantile,
+            "metrics": sorted(metrics),
+            "lower_better": {m: lower_better.get(m, False) for m in metrics},
+            "corrupt": sorted(corrupt),
+            "counts": {
+                "scored": len(scores),
+                "kept": len(selection["kept"]),
+                "dropped": len(selection["dropped"]),
+                "corrupt": len(corrupt),
+            },
+        }
+    )
     atomic_write_json(layout.selection_path, selection)
     return selection

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,7 @@ class DemoModel:
     max_output_pixels: int
     seconds_per_megapixel_step: float  # for the ZeroGPU duration estimate
     default_steps: int = 20
+    task_pipes: dict[str, Any] = field(default_factory=dict)  # tasks served by another pipeline (the mini all-in-one)
 
     @property
     def tiny(self) -> bool:
@@ -92,9 +93,15 @@ class DemoModel:
 
     @property
     def tasks(self) -> list[str]:
-        """Restoration tasks the adapter was trained for: its `task_prompts` (an all-in-one adapter), else `sr`."""
+        """Restoration tasks on offer: the adapter's `task_prompts` (an all-in-one adapter), else `sr`, and those of
+        `task_pipes`, in the order of `TASKS`."""
         prompts = getattr(getattr(self.pipe, "adapter", None), "config", {}).get("task_prompts")
-        return list(prompts) if prompts else ["sr"]
+        offered = set(prompts) if prompts else {"sr"}
+        return [task for task in TASKS if task in offered or task in self.task_pipes]
+
+    def pipe_for(self, task: str):
+        """The pipeline that restores `task`."""
+        return self.task_pipes.get(task, self.pipe)
 
     def steps_for_call(self, steps: int) -> int | None:
         """`num_inference_steps` for a request: `None` (the distilled schedule itself) when the request asks for
@@ -125,10 +132,13 @@ def load_model() -> DemoModel:
 
             # any conditioning kind (its config says which); the text box means any prompt: text encoders load
             pipe = load_restoration_pipeline(
-                os.environ.get("FLUXIR_BASE_MODEL", "black-forest-labs/FLUX.1-dev"), adapter_id, prompt=None,
+                os.environ.get("FLUXIR_BASE_MODEL", "black-forest-labs/FLUX.1-dev"),
+                adapter_id,
+                prompt=None,
                 base_revision=os.environ.get("FLUXIR_BASE_REVISION"),
-                adapter_revision=os.environ.get("FLUXIR_ADAPTER_REVISION"), dtype=torch.bfloat16,
-            )  # fmt: skip
+                adapter_revision=os.environ.get("FLUXIR_ADAPTER_REVISION"),
+                dtype=torch.bfloat16,
+            )
             pipe.to("cuda")
             pipe.vae.enable_tiling()
             model = DemoModel(pipe, "flux", "", 1024 * 1024, 2048 * 2048, 0.35)
@@ -139,14 +149,18 @@ def load_model() -> DemoModel:
         except Exception as err:  # any loading failure: serve the mini model and show why in the banner
             print(f"FluxIR demo: could not load {adapter_id}: {err!r}", file=sys.stderr)
             reason = f"the model could not be loaded ({err.__class__.__name__})"
-    from fluxir_hub.mini import load_mini_pipeline
+    from fluxir_hub.mini import ALL_IN_ONE_DIR, load_mini_pipeline
 
     banner = (
         f"**Demo mode:** {reason}, so this app runs the embedded **mini FluxIR** model: a small FLUX-shaped model "
-        "trained offline on a CPU from a handful of photos, *not FLUX.1*. It restores, but expect a small model's "
+        "trained offline on a CPU from a few dozen photos, *not FLUX.1*. It restores, but expect a small model's "
         "results."
     )
-    return DemoModel(load_mini_pipeline(), "mini", banner, 512 * 512, 1024 * 1024, 0.5)
+    model = DemoModel(load_mini_pipeline(), "mini", banner, 512 * 512, 1024 * 1024, 0.5)
+    if (ALL_IN_ONE_DIR / "config.json").is_file():  # its all-in-one adapter serves the six other tasks
+        all_in_one = load_mini_pipeline(task="denoise")
+        model.task_pipes = {task: all_in_one for task in all_in_one.adapter.config.task_prompts if task != "sr"}
+    return model
 
 
 def estimate_duration(
@@ -211,9 +225,20 @@ class RestoreRequest:
 
     @classmethod
     def parse(
-        cls, image_input, prompt, upscale, steps, seed, randomize_seed, fidelity, color_fix, use_tts, tts_candidates,
-        task="sr", tasks=("sr",),
-    ) -> RestoreRequest:  # fmt: skip
+        cls,
+        image_input,
+        prompt,
+        upscale,
+        steps,
+        seed,
+        randomize_seed,
+        fidelity,
+        color_fix,
+        use_tts,
+        tts_candidates,
+        task="sr",
+        tasks=("sr",),
+    ) -> RestoreRequest:
         """Check every value; `tasks` are the ones the loaded adapter can do (the client's choice is not trusted)."""
         if task not in tasks:
             raise gr.Error(f"Task must be one of {', '.join(tasks)} for this model, got {task!r}.")
@@ -331,9 +356,19 @@ class Restorer:
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's injection idiom
     ):
         request = RestoreRequest.parse(
-            image_input, prompt, upscale, steps, seed, randomize_seed, fidelity, color_fix, use_tts, tts_candidates,
-            task, self.model.tasks,
-        )  # fmt: skip
+            image_input,
+            prompt,
+            upscale,
+            steps,
+            seed,
+            randomize_seed,
+            fidelity,
+            color_fix,
+            use_tts,
+            tts_candidates,
+            task,
+            self.model.tasks,
+        )
         image = self.load_input(request)
         seed = random.randint(0, MAX_SEED) if request.randomize_seed else request.seed
         tts = None
@@ -350,7 +385,7 @@ class Restorer:
 
         start = time.perf_counter()
         try:
-            result = self.model.pipe(
+            result = self.model.pipe_for(request.task)(
                 image,
                 prompt=request.prompt,
                 task=request.task,
@@ -404,10 +439,14 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
             with gr.Column():
                 image_in = gr.Image(label="Low-quality input", type="filepath", sources=["upload", "clipboard"])
                 task = gr.Dropdown(
-                    [(TASKS[t].title, t) for t in model.tasks], value="sr", label="Task",
+                    [(TASKS[t].title, t) for t in model.tasks],
+                    value="sr",
+                    label="Task",
                     interactive=len(model.tasks) > 1,
-                    info="This model restores these degradations" if len(model.tasks) > 1 else "A super-resolution model",
-                )  # fmt: skip
+                    info="This model restores these degradations"
+                    if len(model.tasks) > 1
+                    else "A super-resolution model",
+                )
                 prompt = gr.Textbox(label="Prompt (optional)", placeholder="e.g. a sharp photo of a cat")
                 upscale = gr.Slider(*LIMITS.upscale, value=4, step=1, label="Upscale (super-resolution only)")
                 steps = gr.Slider(*LIMITS.steps, value=model.default_steps, step=1, label="Steps")

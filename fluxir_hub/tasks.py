@@ -46,7 +46,7 @@ TASKS: dict[str, RestorationTask] = {
             "clear, reduce backscatter, restore colors",
             "underwater",
             keeps_colors=False,
-        ),  # fmt: skip
+        ),
         RestorationTask("denoise", "Denoising", "noise-free, clean, smooth", "denoise"),
         RestorationTask("raindrop", "Raindrop removal", "remove raindrops, clean", "raindrop"),
         RestorationTask("desnow", "Desnowing", "remove snowflakes, snow-free", "desnow", keeps_colors=False),

@@ -274,8 +274,16 @@ class TestTimeSearch:
     `survivors` how many latents per image it carries (`P`).
     """
 
-    def __init__(self, config: TTSConfig, num_inference_steps: int, lq_pixels: torch.Tensor, predict: Predict,
-                 decode: Decode, guide: Guide, generator=None):  # fmt: skip
+    def __init__(
+        self,
+        config: TTSConfig,
+        num_inference_steps: int,
+        lq_pixels: torch.Tensor,
+        predict: Predict,
+        decode: Decode,
+        guide: Guide,
+        generator=None,
+    ):
         self.config = config
         self.steps = set(config.resolved_branch_steps(num_inference_steps)) if config.num_candidates > 1 else set()
         self.lq_pixels, self.predict, self.decode, self.guide = lq_pixels, predict, decode, guide
@@ -288,9 +296,12 @@ class TestTimeSearch:
         """`(V, B * parents)` verifier scores of images (image-major), against the LQ at their size."""
         lq = F.interpolate((self.lq_pixels.float() + 1) / 2, size=images.shape[-2:], mode="area")
         lq = lq.repeat_interleave(parents, dim=0)
-        return torch.stack([
-            torch.as_tensor(v(images, lq), dtype=torch.float32).reshape(-1).cpu() for v in self.config.get_verifiers()
-        ])  # fmt: skip
+        return torch.stack(
+            [
+                torch.as_tensor(v(images, lq), dtype=torch.float32).reshape(-1).cpu()
+                for v in self.config.get_verifiers()
+            ]
+        )
 
     def _estimate(self, z: torch.Tensor, c: int, step_index: int, sigmas: list[float]) -> torch.Tensor:
         """MSPDE of a stepped candidate: where it would end (its clean latent)."""

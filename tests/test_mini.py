@@ -79,6 +79,17 @@ def test_trained_adapter_restores_a_held_out_photo(mini, heldout_pair):
     assert _psnr(restored, hq) > floor - BICUBIC_GAP_DB, (_psnr(restored, hq), floor)
 
 
+@pytest.mark.parametrize("case", ["default", "no-rss-no-colour-fix", "tiles", "search", "beam", "sigmas"])
+def test_the_shipped_model_restores_its_reference_outputs(mini, case):
+    """Restorations written when the model shipped (`training.mini.reference`): sampler, RSS, colour fix, tiles,
+    greedy and beam search, a given schedule. A change to what the pipeline computes fails here; 2 levels of 255
+    allow for another CPU's rounding."""
+    from training.mini.reference import REFERENCE_DIR, largest_difference, restore_case
+
+    with Image.open(MINI_DIR / REFERENCE_DIR / f"{case}.png") as expected:
+        assert largest_difference(restore_case(mini, case), expected) <= 2
+
+
 def test_pipeline_follows_the_vae_factor(mini):
     assert mini.output_multiple == 2 * mini.vae_scale_factor == 2 ** len(mini.vae.config.block_out_channels)
     out = mini(Image.new("RGB", (20, 12), (120, 80, 40)), upscale=2, num_inference_steps=1, output_type="pt")

@@ -398,8 +398,13 @@ class DistillConfig(_Section):
     )
 
     def problems(self) -> list[str]:
-        out = self._non_negative("distill_intermediate_weight", "distill_teacher_weight", "distill_gt_weight",
-                                 "distill_base_weight", "distill_start_lq_weight")  # fmt: skip
+        out = self._non_negative(
+            "distill_intermediate_weight",
+            "distill_teacher_weight",
+            "distill_gt_weight",
+            "distill_base_weight",
+            "distill_start_lq_weight",
+        )
         out += self._positive("num_student_steps", "schedule_search_batches")
         if self.distill_schedule not in ("cost-aware", "uniform"):
             out.append(f"`distill_schedule` must be 'cost-aware' or 'uniform', got {self.distill_schedule!r}.")

@@ -13,7 +13,6 @@ in its config, so the pipeline starts there too.
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,8 +21,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fluxir_hub import FluxIRAdapter
-from fluxir_hub.models.conditioning import hooks_of
 from fluxir_hub.schedules import (
     cheapest_schedule,
     euler_trajectory,
@@ -34,7 +31,7 @@ from fluxir_hub.schedules import (
     uniform_sigmas,
 )
 
-from .model import controlled_velocity
+from .objectives import FrozenCopyStage
 
 SCHEDULE_NAME = "distill_schedule.json"
 
@@ -55,44 +52,21 @@ class DistillSchedule:
         (Path(folder) / SCHEDULE_NAME).write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
-class Distiller:
-    """The distill stage (the `training.objectives.Stage` protocol): the frozen teacher, the schedule and the loss.
+class Distiller(FrozenCopyStage):
+    """The distill stage (the `training.objectives.Stage` protocol): the frozen teacher, the schedule and the loss
+    (arguments: [`~training.objectives.FrozenCopyStage`])."""
 
-    Args:
-        config: The training configuration.
-        student ([`FluxIRAdapter`]): The copy being distilled (installed on `transformer`).
-        model: The trainer's controlled model (the student on the base, with gradients).
-        transformer: The frozen base the teacher's hooks go on while it rolls out.
-        scheduler_config: FLUX's scheduler config (the resolution shift).
-        dtype: The frozen base's dtype.
-        base: The objective whose velocity MSE is the "base" term (`training.objectives.AdapterObjective`).
-    """
-
-    def __init__(self, config, student: FluxIRAdapter, model, transformer, scheduler_config,
-                 dtype: torch.dtype = torch.float32, base=None):  # fmt: skip
-        self.config = config
-        self.dtype = dtype
-        self.model, self.transformer, self.base = model, transformer, base
-        self.student = student
-        self.teacher = copy.deepcopy(student).requires_grad_(False).eval()
-        self.scheduler_config = scheduler_config
-        self.teacher_grid = uniform_sigmas(config.teacher_steps)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.student, self.teacher, self.teacher_grid = self.trained, self.frozen, self.grid
         self.schedule: DistillSchedule | None = None
-
-    def teacher_velocity(self, transformer, latents, lq, embeds, pooled, sigma, img_ids, txt_ids, guidance):
-        """The teacher's velocity (its hooks must be on the shared base: [`hooks_of`])."""
-        timestep = torch.full((latents.shape[0],), float(sigma), device=latents.device)
-        return controlled_velocity(transformer, self.teacher, latents, lq, embeds, pooled, timestep, img_ids, txt_ids,
-                                   guidance)  # fmt: skip
 
     def teacher_rollout(self, transformer, start, lq, embeds, pooled, img_ids, txt_ids, guidance):
         """The teacher's states on its grid (the start included) and its velocities, without gradients."""
         sigmas = shifted_sigmas(self.teacher_grid, start.shape[1], self.scheduler_config)
-        with torch.no_grad(), hooks_of(self.teacher, transformer, then=self.student):
+        with torch.no_grad(), self.frozen_hooks():
             states, velocities = euler_trajectory(
-                lambda x, s: self.teacher_velocity(
-                    transformer, x.to(self.dtype), lq, embeds, pooled, s, img_ids, txt_ids, guidance
-                ).float(),
+                lambda x, s: self.frozen_velocity(x, lq, embeds, pooled, s, img_ids, txt_ids, guidance),
                 start.float(),
                 sigmas,
             )
@@ -153,9 +127,18 @@ class Distiller:
         to_teacher = distance(x, states[-1])
         to_gt = distance(x, z0.float())
         loss = (
-            config.distill_intermediate_weight * intermediate + config.distill_teacher_weight * to_teacher
-            + config.resolved_distill_gt_weight * to_gt + config.distill_base_weight * base_loss
-        )  # fmt: skip
-        logs.update({"loss_intermediate": intermediate.item(), "loss_teacher": to_teacher.item(),
-                     "loss_gt": to_gt.item(), "loss_base": base_loss.item(), "loss": loss.item()})  # fmt: skip
+            config.distill_intermediate_weight * intermediate
+            + config.distill_teacher_weight * to_teacher
+            + config.resolved_distill_gt_weight * to_gt
+            + config.distill_base_weight * base_loss
+        )
+        logs.update(
+            {
+                "loss_intermediate": intermediate.item(),
+                "loss_teacher": to_teacher.item(),
+                "loss_gt": to_gt.item(),
+                "loss_base": base_loss.item(),
+                "loss": loss.item(),
+            }
+        )
         return loss, logs

@@ -99,9 +99,12 @@ def push_adapter(folder: Path, repo_id: str, private: bool = False, token: str |
         api = HfApi(token=token)
         url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
         api.upload_folder(
-            repo_id=repo_id, folder_path=str(folder), repo_type="model", ignore_patterns=UPLOAD_IGNORE,
+            repo_id=repo_id,
+            folder_path=str(folder),
+            repo_type="model",
+            ignore_patterns=UPLOAD_IGNORE,
             commit_message="Upload FluxIR adapter",
-        )  # fmt: skip
+        )
     except Exception as err:  # any Hub or network failure: the local result is intact
         raise HubPushError(f"the upload to {repo_id} failed ({str(err).splitlines()[0]})") from err
     return str(url)

@@ -35,19 +35,43 @@ class ControlledTransformer(nn.Module):
     ) -> torch.Tensor:
         """Velocity `(B, N, 64)` for packed `latents` at flow time `timestep` `(B,)`."""
         return controlled_velocity(
-            self.transformer, self.adapter, latents, lq_latents, prompt_embeds, pooled_prompt_embeds, timestep,
-            img_ids, txt_ids, guidance,
-        )  # fmt: skip
+            self.transformer,
+            self.adapter,
+            latents,
+            lq_latents,
+            prompt_embeds,
+            pooled_prompt_embeds,
+            timestep,
+            img_ids,
+            txt_ids,
+            guidance,
+        )
 
 
-def controlled_velocity(transformer, adapter, latents, lq_latents, prompt_embeds, pooled_prompt_embeds, timestep,
-                        img_ids, txt_ids, guidance) -> torch.Tensor:  # fmt: skip
+def controlled_velocity(
+    transformer,
+    adapter,
+    latents,
+    lq_latents,
+    prompt_embeds,
+    pooled_prompt_embeds,
+    timestep,
+    img_ids,
+    txt_ids,
+    guidance,
+) -> torch.Tensor:
     """One conditioned call: `adapter` (FluxIR adapter, UMMF or DRA adapter, installed on `transformer`) says how the
     LQ enters the base call, as in the pipeline."""
     base_kwargs = {
-        "hidden_states": latents, "encoder_hidden_states": prompt_embeds, "pooled_projections": pooled_prompt_embeds,
-        "timestep": timestep, "img_ids": img_ids, "txt_ids": txt_ids, "guidance": guidance, "return_dict": False,
-    }  # fmt: skip
+        "hidden_states": latents,
+        "encoder_hidden_states": prompt_embeds,
+        "pooled_projections": pooled_prompt_embeds,
+        "timestep": timestep,
+        "img_ids": img_ids,
+        "txt_ids": txt_ids,
+        "guidance": guidance,
+        "return_dict": False,
+    }
     kwargs, finish = adapter.prepare_base_call(base_kwargs, lq_latents)
     out = transformer(**kwargs)[0]
     return finish(out) if finish is not None else out

@@ -82,9 +82,15 @@ class AdapterObjective:
         z_t = interpolate(batch.z0, batch.z1, batch.t)
         h, w = batch.size
         v_pred = self.model(
-            pack_latents(z_t).to(self.dtype), batch.lq, batch.embeds.to(self.dtype), batch.pooled.to(self.dtype),
-            batch.t, batch.img_ids, batch.txt_ids, batch.guidance,
-        )  # fmt: skip
+            pack_latents(z_t).to(self.dtype),
+            batch.lq,
+            batch.embeds.to(self.dtype),
+            batch.pooled.to(self.dtype),
+            batch.t,
+            batch.img_ids,
+            batch.txt_ids,
+            batch.guidance,
+        )
         v_pred = unpack_latents(v_pred.float(), h, w)
         loss = velocity_loss(v_pred, batch.z1 - batch.z0)
         return loss, {"loss_mse": loss.item()}, v_pred, z_t
@@ -104,3 +110,47 @@ class AdapterObjective:
             logs["loss_pixel"] = loss_pixel.item()
         logs["loss"] = loss.item()
         return loss, logs
+
+
+class FrozenCopyStage:
+    """
+    A stage that tunes a trained component against a frozen copy of it: distillation's teacher, RL's reference. The
+    copy's hooks go on the shared base only while it rolls out ([`frozen_hooks`]); the trained one's come back after.
+
+    Args:
+        config: The training configuration (`teacher_steps`: the copy's Euler grid).
+        component: The conditioning component being tuned (installed on `transformer`).
+        model: The trainer's controlled model (the component on the base, with gradients).
+        transformer: The frozen base.
+        scheduler_config: FLUX's scheduler config (the resolution shift).
+        dtype: The frozen base's dtype.
+        base: The objective whose velocity MSE is the "base" term ([`AdapterObjective`]).
+    """
+
+    def __init__(self, config, component, model, transformer, scheduler_config, dtype=torch.float32, base=None):
+        import copy
+
+        from fluxir_hub.schedules import uniform_sigmas
+
+        self.config, self.dtype = config, dtype
+        self.model, self.transformer, self.base = model, transformer, base
+        self.trained = component
+        self.frozen = copy.deepcopy(component).requires_grad_(False).eval()
+        self.scheduler_config = scheduler_config
+        self.grid = uniform_sigmas(config.teacher_steps)
+
+    def frozen_hooks(self):
+        """A context in which the frozen copy's hooks are on the base (the trained component's return after it)."""
+        from fluxir_hub.models.conditioning import hooks_of
+
+        return hooks_of(self.frozen, self.transformer, then=self.trained)
+
+    def frozen_velocity(self, latents, lq, embeds, pooled, sigma, img_ids, txt_ids, guidance) -> torch.Tensor:
+        """The frozen copy's velocity at noise level `sigma` (inside [`frozen_hooks`]), in float32."""
+        from .model import controlled_velocity
+
+        timestep = torch.full((latents.shape[0],), float(sigma), device=latents.device)
+        return controlled_velocity(
+            self.transformer, self.frozen, latents.to(self.dtype), lq, embeds, pooled, timestep, img_ids, txt_ids,
+            guidance,
+        ).float()  # fmt: skip

@@ -21,18 +21,15 @@ plus the ordinary flow-matching loss.
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
 import torch.nn.functional as F
 
-from fluxir_hub import FluxIRAdapter
 from fluxir_hub.latents import unpack_latents
-from fluxir_hub.models.conditioning import hooks_of
-from fluxir_hub.schedules import euler_trajectory, shifted_sigmas, uniform_sigmas
+from fluxir_hub.schedules import euler_trajectory, shifted_sigmas
 
-from .model import controlled_velocity
+from .objectives import FrozenCopyStage
 
 
 def modulated_sde_step(
@@ -65,40 +62,17 @@ def modulated_sde_step(
     return moved / (data + (left**2 + beta**2).sqrt())
 
 
-class RLTuner:
-    """The rl stage (the `training.objectives.Stage` protocol): the reference policy, the exploration and the loss.
+class RLTuner(FrozenCopyStage):
+    """The rl stage (the `training.objectives.Stage` protocol): the reference policy, the exploration and the loss
+    (arguments: [`~training.objectives.FrozenCopyStage`], plus `decode`: latents `(B, C, h, w)` -> images in [-1, 1])."""
 
-    Args:
-        config: The training configuration.
-        policy ([`FluxIRAdapter`]): The adapter being tuned (installed on `transformer`).
-        model: The trainer's controlled model (the policy on the base, with gradients).
-        transformer: The frozen base the reference's hooks go on while it rolls out.
-        scheduler_config: FLUX's scheduler config (the resolution shift).
-        decode: Latents `(B, C, h, w)` -> images in [-1, 1].
-        dtype: The frozen base's dtype.
-        base: The objective whose velocity MSE is the "base" term (`training.objectives.AdapterObjective`).
-    """
-
-    def __init__(self, config, policy: FluxIRAdapter, model, transformer, scheduler_config, decode,
-                 dtype: torch.dtype = torch.float32, base=None):  # fmt: skip
-        self.config = config
-        self.dtype = dtype
-        self.model, self.transformer, self.base = model, transformer, base
-        self.policy = policy
-        self.reference = copy.deepcopy(policy).requires_grad_(False).eval()
-        self.scheduler_config = scheduler_config
-        self.decode = decode  # latents (B, C, h, w) -> images in [-1, 1]
-        self.grid = uniform_sigmas(config.teacher_steps)
+    def __init__(self, config, policy, model, transformer, scheduler_config, decode, dtype=torch.float32, base=None):
+        super().__init__(config, policy, model, transformer, scheduler_config, dtype, base)
+        self.policy, self.reference, self.decode = self.trained, self.frozen, decode
 
     def refresh(self) -> None:
         """Copy the policy's weights into the reference (every `rl_refresh_steps` optimizer steps)."""
         self.reference.load_state_dict(self.policy.state_dict())
-
-    def reference_velocity(self, transformer, latents, lq, embeds, pooled, sigma, img_ids, txt_ids, guidance):
-        """The reference's velocity (its hooks must be on the shared base: [`hooks_of`])."""
-        timestep = torch.full((latents.shape[0],), float(sigma), device=latents.device)
-        return controlled_velocity(transformer, self.reference, latents.to(self.dtype), lq, embeds, pooled, timestep,
-                                   img_ids, txt_ids, guidance).float()  # fmt: skip
 
     @torch.no_grad()
     def explore(self, transformer, z0, z1, lq, embeds, pooled, img_ids, txt_ids, guidance, hq_pixels, generator, size):
@@ -123,19 +97,22 @@ class RLTuner:
         def velocity(x, sigma, rows: int = 1):
             conditioning = (lq, embeds, pooled) if rows == 1 else (rep(lq), rep(embeds), rep(pooled))
             g = guidance if rows == 1 else rep(guidance)
-            return self.reference_velocity(transformer, x, *conditioning, sigma, img_ids, txt_ids, g)
+            return self.frozen_velocity(x, *conditioning, sigma, img_ids, txt_ids, g)
 
-        with hooks_of(self.reference, transformer, then=self.policy):  # the policy's hooks back for the gradients
+        with self.frozen_hooks():  # the policy's hooks back afterwards, for the gradients
             x_k = euler_trajectory(velocity, z1.float(), sigmas[: k + 1])[0][-1]
             v_k = velocity(x_k, sigmas[k])
             low, high = config.rl_alpha
             alpha = low + (high - low) * torch.rand((n * b,), generator=generator)
             noise = torch.randn((n * b, *x_k.shape[1:]), generator=generator).to(x_k)
-            branches = torch.cat([
-                x_k + (float(sigmas[k + 1]) - float(sigmas[k])) * v_k,  # branch 0: the reference's own ODE step
-                modulated_sde_step(x_k.repeat(n, 1, 1), v_k.repeat(n, 1, 1), float(sigmas[k]), float(sigmas[k + 1]),
-                                   alpha, noise),
-            ])  # fmt: skip
+            branches = torch.cat(
+                [
+                    x_k + (float(sigmas[k + 1]) - float(sigmas[k])) * v_k,  # branch 0: the reference's own ODE step
+                    modulated_sde_step(
+                        x_k.repeat(n, 1, 1), v_k.repeat(n, 1, 1), float(sigmas[k]), float(sigmas[k + 1]), alpha, noise
+                    ),
+                ]
+            )
             y = euler_trajectory(lambda x, s: velocity(x, s, rows=n + 1), branches, sigmas[k + 1 :])[0][-1]
         h, w = size
         pixels = self.decode(unpack_latents(y, h, w)).float()
@@ -152,9 +129,19 @@ class RLTuner:
         (z0, z1), lq, embeds, pooled = batch.packed, batch.lq, batch.embeds, batch.pooled
         img_ids, txt_ids, guidance = batch.img_ids, batch.txt_ids, batch.guidance
         k, sigmas, x_k, kept, kept_reward, ode_reward = self.explore(
-            self.transformer, z0, z1, lq, embeds, pooled, img_ids, txt_ids, guidance, batch.hq_pixels,
-            batch.generator, batch.size,
-        )  # fmt: skip
+            self.transformer,
+            z0,
+            z1,
+            lq,
+            embeds,
+            pooled,
+            img_ids,
+            txt_ids,
+            guidance,
+            batch.hq_pixels,
+            batch.generator,
+            batch.size,
+        )
         b = z1.shape[0]
 
         def policy(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -171,8 +158,16 @@ class RLTuner:
             to_gt = F.mse_loss(estimate, z0.float())
         loss = config.rl_traj_weight * traj + config.rl_gt_weight * to_gt + config.rl_base_weight * base_loss
         gain = (kept_reward - ode_reward).mean().item()  # >= 0: how much the kept branch beat the ODE path
-        logs.update({"loss_traj": traj.item(), "loss_gt": to_gt.item(), "loss_base": base_loss.item(), "rl_step": k,
-                     "reward_ode": ode_reward.mean().item(), "reward_gain": gain,
-                     "psnr_ode": float(10 * math.log10(4 / max(1e-12, -ode_reward.mean().item()))),
-                     "loss": loss.item()})  # fmt: skip
+        logs.update(
+            {
+                "loss_traj": traj.item(),
+                "loss_gt": to_gt.item(),
+                "loss_base": base_loss.item(),
+                "rl_step": k,
+                "reward_ode": ode_reward.mean().item(),
+                "reward_gain": gain,
+                "psnr_ode": float(10 * math.log10(4 / max(1e-12, -ode_reward.mean().item()))),
+                "loss": loss.item(),
+            }
+        )
         return loss, logs

@@ -172,10 +172,15 @@ class Trainer:
         # The empty prompt's and the task prompts' embeddings: computed once and stored in the adapter (so they ship
         # with it). The text encoders stay only when the data has captions of its own.
         self.pipe = FluxIRPipeline(
-            scheduler=models.scheduler, vae=models.vae, text_encoder=models.text_encoder.to(device),
-            tokenizer=models.tokenizer, text_encoder_2=models.text_encoder_2.to(device), tokenizer_2=models.tokenizer_2,
-            transformer=models.transformer, adapter=adapter,
-        )  # fmt: skip
+            scheduler=models.scheduler,
+            vae=models.vae,
+            text_encoder=models.text_encoder.to(device),
+            tokenizer=models.tokenizer,
+            text_encoder_2=models.text_encoder_2.to(device),
+            tokenizer_2=models.tokenizer_2,
+            transformer=models.transformer,
+            adapter=adapter,
+        )
         self.pipe.set_progress_bar_config(disable=True)
         self.pipe.cache_prompt_embeds(models.max_sequence_length)
         if not self.source.has_prompts:
@@ -194,7 +199,7 @@ class Trainer:
                     lora_alpha=config.lora_rank,
                     init_lora_weights="gaussian",
                     target_modules=LORA_TARGETS,
-                )  # fmt: skip
+                )
             )
             for param in models.transformer.parameters():
                 if param.requires_grad:
@@ -217,17 +222,22 @@ class Trainer:
         else:
             optimizer_cls = torch.optim.AdamW
         optimizer = optimizer_cls(
-            params, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
-            weight_decay=config.adam_weight_decay, eps=config.adam_epsilon,
-        )  # fmt: skip
+            params,
+            lr=config.learning_rate,
+            betas=(config.adam_beta1, config.adam_beta2),
+            weight_decay=config.adam_weight_decay,
+            eps=config.adam_epsilon,
+        )
         from diffusers.optimization import get_scheduler
 
         # accelerate steps a prepared scheduler once per process per optimizer step: scale the schedule to match
         world = accelerator.num_processes
         lr_scheduler = get_scheduler(
-            config.lr_scheduler, optimizer, num_warmup_steps=config.lr_warmup_steps * world,
+            config.lr_scheduler,
+            optimizer,
+            num_warmup_steps=config.lr_warmup_steps * world,
             num_training_steps=config.max_train_steps * world,
-        )  # fmt: skip
+        )
         self.model, self.optimizer, self.lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
         self.adapter = adapter
         self.ema = None
@@ -235,8 +245,14 @@ class Trainer:
             from diffusers.training_utils import EMAModel
 
             self.ema = EMAModel([p for p in adapter.parameters() if p.requires_grad], decay=config.ema_decay)
-        base = AdapterObjective(self.model, self.decode, config, self.weight_dtype, accelerator.autocast,
-                                pixel_loss_on=config.stage == "adapter")  # fmt: skip
+        base = AdapterObjective(
+            self.model,
+            self.decode,
+            config,
+            self.weight_dtype,
+            accelerator.autocast,
+            pixel_loss_on=config.stage == "adapter",
+        )
         stage_args = (config, adapter, self.model, models.transformer, models.scheduler.config)
         if config.stage == "rl":
             from .rl import RLTuner
@@ -281,11 +297,18 @@ class Trainer:
         t = sample_timesteps(b, config.timestep_eps, generator).to(device)
         z1 = torch.randn(z0.shape, generator=generator).to(device)
         return LatentBatch(
-            z0=z0, z1=z1, lq=pack_latents(z_lq).to(dtype), embeds=prompt_embeds.to(dtype), pooled=pooled.to(dtype),
-            img_ids=image_ids(h // 2, w // 2, device=device), txt_ids=txt_ids,
-            guidance=torch.full((b,), config.guidance_scale, device=device), t=t, hq_pixels=batch["hq"].to(device),
+            z0=z0,
+            z1=z1,
+            lq=pack_latents(z_lq).to(dtype),
+            embeds=prompt_embeds.to(dtype),
+            pooled=pooled.to(dtype),
+            img_ids=image_ids(h // 2, w // 2, device=device),
+            txt_ids=txt_ids,
+            guidance=torch.full((b,), config.guidance_scale, device=device),
+            t=t,
+            hq_pixels=batch["hq"].to(device),
             generator=generator,
-        )  # fmt: skip
+        )
 
     def compute_loss(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         """The stage's loss (and its logged parts) on one data batch."""
@@ -310,9 +333,15 @@ class Trainer:
             guidance = torch.full((b,), config.guidance_scale, device=device)
             lq = pack_latents(z_lq).to(self.weight_dtype)
             states, velocities, sigmas = self.objective.teacher_rollout(
-                self.models.transformer, self.objective.start(z1, lq), lq, embeds.to(self.weight_dtype),
-                pooled.to(self.weight_dtype), image_ids(h // 2, w // 2, device=device), txt_ids, guidance,
-            )  # fmt: skip
+                self.models.transformer,
+                self.objective.start(z1, lq),
+                lq,
+                embeds.to(self.weight_dtype),
+                pooled.to(self.weight_dtype),
+                image_ids(h // 2, w // 2, device=device),
+                txt_ids,
+                guidance,
+            )
             rollouts.append((states, velocities, sigmas))
         schedule = self.objective.choose_schedule(rollouts)
         if self.accelerator.is_main_process:
@@ -332,8 +361,12 @@ class Trainer:
         batches = iterate_batches(config, self.source, rank, world, skip=skip)
         history: list[dict[str, float]] = []
         micro = skip
-        bar = tqdm(total=config.max_train_steps, initial=self.global_step, desc="Training",
-                   disable=not accelerator.is_local_main_process)  # fmt: skip
+        bar = tqdm(
+            total=config.max_train_steps,
+            initial=self.global_step,
+            desc="Training",
+            disable=not accelerator.is_local_main_process,
+        )
         step_logs: dict[str, float] = {}
         while self.global_step < config.max_train_steps:
             batch = next(batches)

@@ -58,9 +58,13 @@ def run_validation(trainer, folder: Path) -> dict[str, float]:
     width, _ = min(config.crop_pairs, key=lambda s: s[0] * s[1])
     for index, (lq, task) in enumerate(inputs):
         restored = pipe(
-            lq, task=task, upscale=width / lq.width, num_inference_steps=config.validation_inference_steps,
-            generator=torch.Generator().manual_seed(index), output_type="pt",
-        ).images  # fmt: skip
+            lq,
+            task=task,
+            upscale=width / lq.width,
+            num_inference_steps=config.validation_inference_steps,
+            generator=torch.Generator().manual_seed(index),
+            output_type="pt",
+        ).images
         image = Image.fromarray((restored[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8"))
         image.save(folder / f"{index:02d}.png")
         lq.save(folder / f"{index:02d}_lq.png")

@@ -33,9 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="HR folder (DIV2K, RealSR, DRealSR, tasks: any clean photos) or the LQ folder (RealLQ250)",
     )
     build.add_argument(
-        "--tasks", type=lambda s: [t.strip() for t in s.split(",") if t.strip()],
+        "--tasks",
+        type=lambda s: [t.strip() for t in s.split(",") if t.strip()],
         help="tasks benchmark: comma list (default: all seven)",
-    )  # fmt: skip
+    )
     build.add_argument("--lq-source", help="LR folder for RealSR / DRealSR")
     build.add_argument("-o", "--output-dir", required=True)
     build.add_argument("--count", type=int, default=600, help="DIV2K-Val crops (600); tasks: crops per task")
@@ -97,9 +98,14 @@ def run_build(args) -> None:
         raise ValueError(f"--count must be at least 1, got {args.count}.")
     if args.benchmark == "div2k-val":
         manifest = build_div2k_val(
-            Path(args.source), out, count=args.count, crop=args.crop, scale=args.scale, seed=args.seed,
+            Path(args.source),
+            out,
+            count=args.count,
+            crop=args.crop,
+            scale=args.scale,
+            seed=args.seed,
             preset=args.preset,
-        )  # fmt: skip
+        )
     elif args.benchmark == "tasks":
         from fluxir_hub.evaluation.benchmarks import build_tasks
 
@@ -132,8 +138,17 @@ def run_restore(args) -> None:
     if args.method == "fluxir":
         from fluxir_hub.cli.restore import SetupError, load_pipeline
 
-        setup = argparse.Namespace(tiny=args.tiny, adapter=args.adapter, adapter_revision=None, model=args.model,
-                                   revision=None, dtype="bfloat16", offload="none", fp8_storage=False, prompt="")  # fmt: skip
+        setup = argparse.Namespace(
+            tiny=args.tiny,
+            adapter=args.adapter,
+            adapter_revision=None,
+            model=args.model,
+            revision=None,
+            dtype="bfloat16",
+            offload="none",
+            fp8_storage=False,
+            prompt="",
+        )
         try:
             pipe, description = load_pipeline(setup)
         except SetupError as err:

@@ -52,13 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=_number(int, 0, 2**63 - 1), default=0, help="random seed (default 0)")
     parser.add_argument(
-        "--fidelity", type=_number(float, 0, 1), default=None,
+        "--fidelity",
+        type=_number(float, 0, 1),
+        default=None,
         help="restoration sampling weight w in [0, 1]; 0 = off (default 0.05; 0 for low_light, underwater, desnow)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--color-fix", default=None, choices=["wavelet", "adain", "none"],
+        "--color-fix",
+        default=None,
+        choices=["wavelet", "adain", "none"],
         help="(default wavelet; none for low_light, underwater, desnow, whose LQ colours are wrong)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--tile-size",
         type=_tile_size,
@@ -157,8 +161,8 @@ def load_pipeline(args: argparse.Namespace):
         from fluxir_hub.mini import MINI_DESCRIPTION, load_mini_pipeline
 
         if args.model is None:
-            try:
-                return load_mini_pipeline(), MINI_DESCRIPTION
+            try:  # another task than super-resolution: the all-in-one adapter shipped beside the SR one
+                return load_mini_pipeline(task=args.task), MINI_DESCRIPTION
             except FileNotFoundError as err:
                 raise SetupError(str(err)) from err
         if _is_pipeline_folder(args.model):
@@ -179,9 +183,14 @@ def load_pipeline(args: argparse.Namespace):
     try:
         # with the prompt cached in the component (the empty one, a task's), no text encoder is loaded (T5: 9 GB)
         pipe = load_restoration_pipeline(
-            args.model, args.adapter, prompt=args.prompt, task=args.task, base_revision=args.revision,
-            adapter_revision=args.adapter_revision, dtype=dtype,
-        )  # fmt: skip
+            args.model,
+            args.adapter,
+            prompt=args.prompt,
+            task=args.task,
+            base_revision=args.revision,
+            adapter_revision=args.adapter_revision,
+            dtype=dtype,
+        )
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
         offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
         hint = "HF_HUB_OFFLINE is set; " if offline else ""
@@ -321,9 +330,15 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     settings = {
-        "prompt": args.prompt, "task": args.task, "upscale": args.upscale, "num_inference_steps": args.steps, "seed": args.seed,
-        "restoration_weight": args.fidelity, "color_fix": args.color_fix, "model": description,
-    }  # fmt: skip
+        "prompt": args.prompt,
+        "task": args.task,
+        "upscale": args.upscale,
+        "num_inference_steps": args.steps,
+        "seed": args.seed,
+        "restoration_weight": args.fidelity,
+        "color_fix": args.color_fix,
+        "model": description,
+    }
     failures: list[tuple[Path, str]] = []
     written = 0
     for path in tqdm(todo, desc="Restoring", unit="image"):

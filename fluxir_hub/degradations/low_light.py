@@ -51,11 +51,17 @@ def sample_low_light(config: LowLightConfig, rng: np.random.Generator) -> dict[s
     if config.model not in ("lv2021", "exposure"):
         raise ValueError(f"The low-light model must be 'lv2021' or 'exposure', got {config.model!r}.")
     if config.model == "lv2021":
-        darkening = {"model": "lv2021", "alpha": float(rng.uniform(*config.alpha)),
-                     "beta": float(rng.uniform(*config.beta)), "gamma": float(rng.uniform(*config.gamma))}  # fmt: skip
+        darkening = {
+            "model": "lv2021",
+            "alpha": float(rng.uniform(*config.alpha)),
+            "beta": float(rng.uniform(*config.beta)),
+            "gamma": float(rng.uniform(*config.gamma)),
+        }
     else:
-        darkening = {"exposure": float(rng.uniform(*config.exposure)),
-                     "extra_gamma": float(rng.uniform(*config.extra_gamma))}  # fmt: skip
+        darkening = {
+            "exposure": float(rng.uniform(*config.exposure)),
+            "extra_gamma": float(rng.uniform(*config.extra_gamma)),
+        }
     return {
         "display_gamma": config.display_gamma,
         **darkening,

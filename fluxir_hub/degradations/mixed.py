@@ -16,8 +16,15 @@ from ..tasks import get_task
 from .family import TaskDegradation, family_of
 from .realesrgan import SR_PRESETS, DegradationConfig
 
-DEFAULT_WEIGHTS = {"sr": 5.0, "motion_blur": 2.0, "denoise": 2.0, "low_light": 1.0, "underwater": 1.0,
-                   "raindrop": 1.0, "desnow": 1.0}  # fmt: skip
+DEFAULT_WEIGHTS = {
+    "sr": 5.0,
+    "motion_blur": 2.0,
+    "denoise": 2.0,
+    "low_light": 1.0,
+    "underwater": 1.0,
+    "raindrop": 1.0,
+    "desnow": 1.0,
+}
 
 
 @dataclass(frozen=True)

@@ -101,9 +101,13 @@ def sample_motion_blur(config: MotionBlurConfig, rng: np.random.Generator) -> di
         "length": round(length, 4),
         "anxiety": anxiety,
         "kernel": kernel.tolist(),
-        "noise": {"type": "gaussian", "sigma": float(rng.uniform(*config.noise_sigma)), "gray": False,
-                  "seed": int(rng.integers(0, 2**31 - 1))},
-    }  # fmt: skip
+        "noise": {
+            "type": "gaussian",
+            "sigma": float(rng.uniform(*config.noise_sigma)),
+            "gray": False,
+            "seed": int(rng.integers(0, 2**31 - 1)),
+        },
+    }
 
 
 def record_kernel(record: dict[str, Any]) -> np.ndarray:

@@ -48,11 +48,25 @@ def sample_noise(config: NoiseConfig, rng: np.random.Generator) -> dict[str, Any
     seed = int(rng.integers(0, 2**31 - 1))
     gray = bool(rng.uniform() < config.gray_prob)
     if kind == "gaussian":
-        return {"kind": kind, "noise": {"type": "gaussian", "sigma": float(rng.uniform(*config.gaussian_sigma)),
-                                        "gray": gray, "seed": seed}}  # fmt: skip
+        return {
+            "kind": kind,
+            "noise": {
+                "type": "gaussian",
+                "sigma": float(rng.uniform(*config.gaussian_sigma)),
+                "gray": gray,
+                "seed": seed,
+            },
+        }
     if kind == "poisson":
-        return {"kind": kind, "noise": {"type": "poisson", "scale": float(rng.uniform(*config.poisson_scale)),
-                                        "gray": gray, "seed": seed}}  # fmt: skip
+        return {
+            "kind": kind,
+            "noise": {
+                "type": "poisson",
+                "scale": float(rng.uniform(*config.poisson_scale)),
+                "gray": gray,
+                "seed": seed,
+            },
+        }
     return {
         "kind": kind,
         "shot_noise": float(rng.uniform(*config.shot_noise)),

@@ -103,8 +103,14 @@ def sample_degradation(
         task = draw_task(config, rng)
         task_seed = int(rng.integers(0, 2**31 - 1))
         record = sample_degradation(config.preset_for(task), hq_size, scale, task_seed)
-        return {**record, "preset": config.name, "task_preset": record["preset"], "task_seed": task_seed, "seed": seed,
-                "mix": dict(config.weights)}  # fmt: skip
+        return {
+            **record,
+            "preset": config.name,
+            "task_preset": record["preset"],
+            "task_seed": task_seed,
+            "seed": seed,
+            "mix": dict(config.weights),
+        }
     width, height = hq_size
     if config.task == "sr":
         if width < scale or height < scale:

@@ -47,12 +47,18 @@ def sample_raindrop(config: RaindropConfig, rng: np.random.Generator, hq_size: t
     drops = []
     for _ in range(int(rng.integers(config.count[0], config.count[1] + 1))):
         radius = float(rng.uniform(*config.radius_fraction)) * short
-        drops.append({
-            "cx": float(rng.uniform(0, width)), "cy": float(rng.uniform(0, height)),
-            "rx": radius, "ry": radius * float(rng.uniform(*config.aspect)),
-            "lens_power": float(rng.uniform(*config.lens_power)), "blur": float(rng.uniform(*config.blur)),
-            "edge": float(rng.uniform(*config.edge)), "rim": float(rng.uniform(*config.rim_darkening)),
-        })  # fmt: skip
+        drops.append(
+            {
+                "cx": float(rng.uniform(0, width)),
+                "cy": float(rng.uniform(0, height)),
+                "rx": radius,
+                "ry": radius * float(rng.uniform(*config.aspect)),
+                "lens_power": float(rng.uniform(*config.lens_power)),
+                "blur": float(rng.uniform(*config.blur)),
+                "edge": float(rng.uniform(*config.edge)),
+                "rim": float(rng.uniform(*config.rim_darkening)),
+            }
+        )
     return {"drops": drops}
 
 

@@ -48,15 +48,17 @@ def sample_snow(config: SnowConfig, rng: np.random.Generator) -> dict[str, Any]:
     count = int(rng.integers(config.layers[0], config.layers[1] + 1))
     for depth in range(count):  # depth 0 = far
         nearness = 1 + 1.5 * depth
-        layers.append({
-            "density": float(rng.uniform(*config.density)) / nearness**2,
-            "radius": float(rng.uniform(*config.radius)) * nearness,
-            "streak": float(rng.uniform(*config.streak)) * nearness,
-            "angle": wind + float(rng.uniform(-0.1, 0.1)),
-            "opacity": float(rng.uniform(*config.opacity)),
-            "brightness": float(rng.uniform(*config.brightness)),
-            "seed": int(rng.integers(0, 2**31 - 1)),
-        })  # fmt: skip
+        layers.append(
+            {
+                "density": float(rng.uniform(*config.density)) / nearness**2,
+                "radius": float(rng.uniform(*config.radius)) * nearness,
+                "streak": float(rng.uniform(*config.streak)) * nearness,
+                "angle": wind + float(rng.uniform(-0.1, 0.1)),
+                "opacity": float(rng.uniform(*config.opacity)),
+                "brightness": float(rng.uniform(*config.brightness)),
+                "seed": int(rng.integers(0, 2**31 - 1)),
+            }
+        )
     return {
         "layers": layers,
         "haze": float(rng.uniform(*config.haze)),

@@ -18,8 +18,13 @@ from ..files import atomic_save_png, atomic_write_text
 from ..image_io import IMAGE_EXTENSIONS, find_images, load_image
 
 BENCHMARKS = ("div2k-val", "realsr", "drealsr", "reallq250", "tasks")
-DISPLAY_NAMES = {"div2k-val": "DIV2K-Val", "realsr": "RealSR", "drealsr": "DRealSR", "reallq250": "RealLQ250",
-                 "tasks": "Tasks"}  # fmt: skip
+DISPLAY_NAMES = {
+    "div2k-val": "DIV2K-Val",
+    "realsr": "RealSR",
+    "drealsr": "DRealSR",
+    "reallq250": "RealLQ250",
+    "tasks": "Tasks",
+}
 
 
 def _save(image: Image.Image, path: Path) -> None:
@@ -57,8 +62,14 @@ def build_div2k_val(
         with Image.open(path) as image:
             width, height = image.size
         left, top = int(rng.integers(0, width - crop + 1)), int(rng.integers(0, height - crop + 1))
-        entries.append({"name": f"{index:04d}_{path.stem}", "source": path.name, "box": [left, top, left + crop, top + crop],
-                        "degradation_seed": seed * 1_000_003 + index})  # fmt: skip
+        entries.append(
+            {
+                "name": f"{index:04d}_{path.stem}",
+                "source": path.name,
+                "box": [left, top, left + crop, top + crop],
+                "degradation_seed": seed * 1_000_003 + index,
+            }
+        )
     for entry in tqdm(entries, desc="Building DIV2K-Val"):
         hq_path, lq_path = out_dir / "hq" / f"{entry['name']}.png", out_dir / "lq" / f"{entry['name']}.png"
         if hq_path.exists() and lq_path.exists():
@@ -67,8 +78,15 @@ def build_div2k_val(
         result = degrade(hq, preset=preset, scale=scale, seed=entry["degradation_seed"])
         _save(hq, hq_path)
         _save(result.lq, lq_path)
-    manifest = {"benchmark": "div2k-val", "count": count, "crop": crop, "scale": scale, "seed": seed, "preset": preset,
-                "entries": entries}  # fmt: skip
+    manifest = {
+        "benchmark": "div2k-val",
+        "count": count,
+        "crop": crop,
+        "scale": scale,
+        "seed": seed,
+        "preset": preset,
+        "entries": entries,
+    }
     _write_manifest(out_dir, manifest)
     return manifest
 
@@ -198,9 +216,15 @@ def build_tasks(
             with Image.open(path) as image:
                 width, height = image.size
             left, top = int(rng.integers(0, width - crop + 1)), int(rng.integers(0, height - crop + 1))
-            entries.append({"name": f"{task}_{index:03d}_{path.stem}", "source": path.name, "task": task,
-                            "box": [left, top, left + crop, top + crop],
-                            "degradation_seed": seed * 1_000_003 + len(entries)})  # fmt: skip
+            entries.append(
+                {
+                    "name": f"{task}_{index:03d}_{path.stem}",
+                    "source": path.name,
+                    "task": task,
+                    "box": [left, top, left + crop, top + crop],
+                    "degradation_seed": seed * 1_000_003 + len(entries),
+                }
+            )
     for entry in tqdm(entries, desc="Building the task benchmark"):
         hq_path, lq_path = out_dir / "hq" / f"{entry['name']}.png", out_dir / "lq" / f"{entry['name']}.png"
         if hq_path.exists() and lq_path.exists():
@@ -209,8 +233,16 @@ def build_tasks(
         result = degrade(hq, preset=TASKS[entry["task"]].preset, scale=scale, seed=entry["degradation_seed"])
         _save(result.hq, hq_path)  # the target the LQ belongs to (sharpened for seesr, as FluxGen stores it)
         _save(result.lq, lq_path)
-    manifest = {"benchmark": "tasks", "count": len(entries), "per_task": count, "tasks": tasks, "crop": crop,
-                "scale": scale, "seed": seed, "entries": entries}  # fmt: skip
+    manifest = {
+        "benchmark": "tasks",
+        "count": len(entries),
+        "per_task": count,
+        "tasks": tasks,
+        "crop": crop,
+        "scale": scale,
+        "seed": seed,
+        "entries": entries,
+    }
     _write_manifest(out_dir, manifest)
     return manifest
 

@@ -54,20 +54,24 @@ _LOMIRI20 = ("lomiri-wallpapers-20.04", "20.04.0-2", "/usr/share/backgrounds/")
 _PLASMA_LICENCE = "GPL-2+ (Debian copyright file); LGPL-3 (the wallpaper's metadata.json)"
 
 
+def _debian(release: tuple[str, str, str], name: str, file: str, credit: str, licence: str, sha: str,
+            split: str = "train") -> Photo:  # fmt: skip
+    package, version, folder = release
+    return Photo(name, split, "debian", folder + file, credit, licence, package, version, sha)
+
+
 def _mate(name: str, credit: str, sha: str, split: str = "train") -> Photo:
-    package, version, folder = _MATE
-    return Photo(name, split, "debian", f"{folder}{name}.jpg", credit, "GPL-2+", package, version, sha)
+    return _debian(_MATE, name, f"{name}.jpg", credit, "GPL-2+", sha, split)
 
 
 def _plasma(name: str, author: str, sha: str, split: str = "train") -> Photo:
-    package, version, folder = _PLASMA
-    path = f"{folder}{name}/contents/images/2560x1600.jpg"
-    return Photo(name, split, "debian", path, f"{author} (KDE)", _PLASMA_LICENCE, package, version, sha)
+    return _debian(
+        _PLASMA, name, f"{name}/contents/images/2560x1600.jpg", f"{author} (KDE)", _PLASMA_LICENCE, sha, split
+    )
 
 
 def _lomiri(file: str, credit: str, licence: str, sha: str, split: str = "train", release: tuple = _LOMIRI16) -> Photo:
-    package, version, folder = release
-    return Photo(file.split("_by_")[0], split, "debian", f"{folder}{file}", credit, licence, package, version, sha)
+    return _debian(release, file.split("_by_")[0], file, credit, licence, sha, split)
 
 
 PHOTOS: tuple[Photo, ...] = (

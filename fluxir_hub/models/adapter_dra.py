@@ -27,14 +27,18 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.hooks import ModelHook
 from diffusers.models.modeling_utils import ModelMixin
 
-from .conditioning import ConditioningMixin, install_block_hooks, pop_block_kwarg, remove_block_hooks
+from .conditioning import (
+    TRANSFORMER_GEOMETRY,
+    ConditioningMixin,
+    install_block_hooks,
+    pop_block_kwarg,
+    remove_block_hooks,
+)
 from .lora import ConditioningLoRA, flux_linear_targets
 
 DRA_HOOK_NAME = "dra_control"
 DRA_KWARG = "dra_control"  # the `joint_attention_kwargs` entry that carries one call's condition
 DRA_LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # the base's attention projections (the diffusion adapter)
-GEOMETRY_KEYS = ("in_channels", "num_layers", "num_single_layers", "attention_head_dim", "num_attention_heads",
-                 "joint_attention_dim", "pooled_projection_dim")  # fmt: skip
 
 
 class DRAAdapterBlock(nn.Module):
@@ -89,7 +93,7 @@ class DRAAdapter(ConditioningMixin, ModelMixin, ConfigMixin):
     training_names = {"dra": {}}
     description = "a DRA restoration adapter (with its LoRA diffusion adapter)"
     module_file = "adapter_dra"
-    geometry_keys = GEOMETRY_KEYS
+    geometry_keys = TRANSFORMER_GEOMETRY
     train_options = {"adapter_dim": "dra_adapter_dim", "lora_rank": "lora_rank"}
     lora_targets = DRA_LORA_TARGETS
     gradient_checkpointing_refusal = "its adapter chain runs across the base blocks that checkpointing would recompute"
@@ -118,16 +122,21 @@ class DRAAdapter(ConditioningMixin, ModelMixin, ConfigMixin):
         inner_dim = num_attention_heads * attention_head_dim
         self.lq_embedder = nn.Linear(in_channels, adapter_dim)
         self.stages = nn.ModuleList([DRAStage(inner_dim, adapter_dim) for _ in range(num_blocks // every)])
-        geometry = {key: value for key, value in self.config.items() if key in GEOMETRY_KEYS}
+        geometry = {key: self.config[key] for key in TRANSFORMER_GEOMETRY}
         self.lora = ConditioningLoRA(flux_linear_targets(geometry, DRA_LORA_TARGETS), lora_rank)
         self._register_empty_prompt_cache(max_sequence_length, joint_attention_dim, pooled_projection_dim)
 
     @classmethod
-    def from_transformer(cls, transformer, adapter_dim: int = 320, every: int = 4, lora_rank: int = 32,
-                         max_sequence_length: int = 512) -> DRAAdapter:  # fmt: skip
-        base = transformer.config
-        return cls(adapter_dim=adapter_dim, every=every, lora_rank=lora_rank, max_sequence_length=max_sequence_length,
-                   **{key: base[key] for key in GEOMETRY_KEYS})  # fmt: skip
+    def from_transformer(
+        cls, transformer, adapter_dim: int = 320, every: int = 4, lora_rank: int = 32, max_sequence_length: int = 512
+    ) -> DRAAdapter:
+        return cls(
+            adapter_dim=adapter_dim,
+            every=every,
+            lora_rank=lora_rank,
+            max_sequence_length=max_sequence_length,
+            **cls.geometry_of(transformer),
+        )
 
     def stage_of_block(self, index: int) -> int | None:
         """The stage after base block `index` (0-based, double then single blocks), or None."""

@@ -19,6 +19,7 @@ from diffusers.models.transformers.transformer_flux import FluxPosEmbed, FluxTra
 from diffusers.utils import BaseOutput, logging
 
 from .conditioning import (
+    TRANSFORMER_GEOMETRY,
     ConditioningMixin,
     check_base_geometry,
     install_block_hooks,
@@ -32,17 +33,7 @@ CONTROL_HOOK_NAME = "fluxir_control"
 CONTROL_KWARG = "fluxir_control"  # the `joint_attention_kwargs` entry that carries one call's features
 
 # Base-transformer config keys the adapter must agree with; a mismatch means the adapter was trained for another base.
-BASE_GEOMETRY_KEYS = (
-    "patch_size",
-    "in_channels",
-    "num_layers",
-    "num_single_layers",
-    "attention_head_dim",
-    "num_attention_heads",
-    "joint_attention_dim",
-    "pooled_projection_dim",
-    "guidance_embeds",
-)
+BASE_GEOMETRY_KEYS = ("patch_size", *TRANSFORMER_GEOMETRY, "guidance_embeds")
 
 
 @dataclass
@@ -216,9 +207,8 @@ class FluxIRAdapter(ConditioningMixin, ModelMixin, ConfigMixin, PeftAdapterMixin
             load_weights_from_transformer (`bool`, *optional*, defaults to `True`):
                 Copy the base weights. Turn off when only the architecture is wanted (meta-device counting).
         """
-        base = transformer.config
-        config = {key: base[key] for key in BASE_GEOMETRY_KEYS}
-        config["axes_dims_rope"] = list(base["axes_dims_rope"])
+        config = cls.geometry_of(transformer)
+        config["axes_dims_rope"] = list(config["axes_dims_rope"])
         adapter = cls(**config, rank=rank, max_sequence_length=max_sequence_length)
 
         if load_weights_from_transformer:
@@ -236,10 +226,12 @@ class FluxIRAdapter(ConditioningMixin, ModelMixin, ConfigMixin, PeftAdapterMixin
     def check_compatible(self, transformer: FluxTransformer2DModel) -> None:
         """Raise a `ValueError` naming every setting where `transformer` differs from the base this adapter fits."""
         check_base_geometry(
-            self, transformer, self.geometry_keys,
+            self,
+            transformer,
+            self.geometry_keys,
             "Load the base model the adapter was trained on, or build a new adapter with "
             "`FluxIRAdapter.from_transformer(transformer)`.",
-        )  # fmt: skip
+        )
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -334,9 +326,11 @@ class FluxIRAdapter(ConditioningMixin, ModelMixin, ConfigMixin, PeftAdapterMixin
         """
         self.check_compatible(transformer)
         install_block_hooks(
-            transformer, CONTROL_HOOK_NAME, id(self),
+            transformer,
+            CONTROL_HOOK_NAME,
+            id(self),
             lambda index: FluxIRControlHook(index, self.image_se[index], self.text_se[index], id(self)),
-        )  # fmt: skip
+        )
 
     @staticmethod
     def uninstall(transformer: FluxTransformer2DModel) -> None:

@@ -17,6 +17,9 @@ from typing import Any, ClassVar
 
 import torch
 
+# The base transformer's config values a component's weights depend on (a mismatch means it was made for another base).
+TRANSFORMER_GEOMETRY = ("in_channels", "num_layers", "num_single_layers", "attention_head_dim", "num_attention_heads",
+                        "joint_attention_dim", "pooled_projection_dim")  # fmt: skip
 _LOAD_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "token", "revision", "subfolder")
 LEGACY_LORA_NAME = "pytorch_lora_weights.safetensors"  # UMMF/DRA folders written before components held their LoRA
 _CLASSES: dict[str, type] = {}  # `_class_name` -> class, filled as each conditioning class is defined
@@ -88,6 +91,11 @@ class ConditioningMixin:
     def from_transformer(cls, transformer, max_sequence_length: int = 512, **options):
         """A fresh component for `transformer`'s geometry (`options`: the class's own settings)."""
         raise NotImplementedError
+
+    @classmethod
+    def geometry_of(cls, transformer) -> dict[str, Any]:
+        """`transformer`'s values of this class's `geometry_keys` (the constructor arguments that describe the base)."""
+        return {key: transformer.config[key] for key in cls.geometry_keys}
 
     def check_compatible(self, transformer) -> None:
         """Raise a `ValueError` naming every `geometry_keys` setting where `transformer` differs from the base this

@@ -22,7 +22,7 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
-from .conditioning import ConditioningMixin
+from .conditioning import TRANSFORMER_GEOMETRY, ConditioningMixin
 from .lora import ConditioningLoRA, flux_linear_targets, lora_parameter_count  # noqa: F401 (re-exported)
 
 UMMF_MODES = ("sequence", "add")
@@ -33,8 +33,6 @@ UMMF_LORA_TARGETS = (
     r"|ff\.net\.(0\.proj|2)|ff_context\.net\.(0\.proj|2))"
     r"|single_transformer_blocks\.\d+\.(attn\.(to_q|to_k|to_v)|proj_mlp|proj_out))"
 )
-GEOMETRY_KEYS = ("in_channels", "num_layers", "num_single_layers", "attention_head_dim", "num_attention_heads",
-                 "joint_attention_dim", "pooled_projection_dim")  # fmt: skip
 
 
 class UMMFConditioner(ConditioningMixin, ModelMixin, ConfigMixin):
@@ -56,7 +54,7 @@ class UMMFConditioner(ConditioningMixin, ModelMixin, ConfigMixin):
     training_names = {"ummf": {"mode": "sequence"}, "ummf-add": {"mode": "add"}}
     description = "UMMF conditioning (a LoRA on the base, LQ tokens in its joint attention)"
     module_file = "conditioning_ummf"
-    geometry_keys = GEOMETRY_KEYS
+    geometry_keys = TRANSFORMER_GEOMETRY
     train_options = {"lora_rank": "ummf_lora_rank"}
     lora_targets = UMMF_LORA_TARGETS
 
@@ -81,17 +79,21 @@ class UMMFConditioner(ConditioningMixin, ModelMixin, ConfigMixin):
             raise ValueError(f"`mode` must be one of {UMMF_MODES}, got {mode!r}.")
         if lora_rank < 1:
             raise ValueError(f"`lora_rank` must be a positive integer, got {lora_rank}.")
-        geometry = {key: value for key, value in self.config.items() if key in GEOMETRY_KEYS}
+        geometry = {key: self.config[key] for key in TRANSFORMER_GEOMETRY}
         self.lora = ConditioningLoRA(flux_linear_targets(geometry, UMMF_LORA_TARGETS), lora_rank)
         self._register_empty_prompt_cache(max_sequence_length, joint_attention_dim, pooled_projection_dim)
 
     @classmethod
-    def from_transformer(cls, transformer, mode: str = "sequence", lora_rank: int = 16,
-                         max_sequence_length: int = 512) -> UMMFConditioner:  # fmt: skip
+    def from_transformer(
+        cls, transformer, mode: str = "sequence", lora_rank: int = 16, max_sequence_length: int = 512
+    ) -> UMMFConditioner:
         """A conditioner for `transformer`'s geometry."""
-        base = transformer.config
-        return cls(mode=mode, lora_rank=lora_rank, max_sequence_length=max_sequence_length,
-                   **{key: base[key] for key in GEOMETRY_KEYS})  # fmt: skip
+        return cls(
+            mode=mode,
+            lora_rank=lora_rank,
+            max_sequence_length=max_sequence_length,
+            **cls.geometry_of(transformer),
+        )
 
     def install(self, transformer) -> None:
         """Hook the LoRA into `transformer` (once; see [`ConditioningLoRA`])."""
@@ -110,8 +112,9 @@ class UMMFConditioner(ConditioningMixin, ModelMixin, ConfigMixin):
         latents = base_kwargs["hidden_states"]
         lq = lq_latents.to(latents.dtype)
         kwargs = dict(base_kwargs)
-        kwargs["joint_attention_kwargs"] = self.lora.call_kwargs(base_kwargs.get("joint_attention_kwargs"),
-                                                                 conditioning_scale)  # fmt: skip
+        kwargs["joint_attention_kwargs"] = self.lora.call_kwargs(
+            base_kwargs.get("joint_attention_kwargs"), conditioning_scale
+        )
         if self.config.mode == "add":
             kwargs["hidden_states"] = latents + lq
             return kwargs, None

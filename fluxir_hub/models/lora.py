@@ -103,8 +103,9 @@ class ConditioningLoRA(nn.Module):
             current = registry.get_hook(LINEAR_HOOK_NAME)
             if current is None or current.owner_id != owner_id:
                 registry.remove_hook(LINEAR_HOOK_NAME, recurse=False)
-                registry.register_hook(LoRALinearHook(self.down[_key(name)], self.up[_key(name)], owner_id),
-                                       LINEAR_HOOK_NAME)  # fmt: skip
+                registry.register_hook(
+                    LoRALinearHook(self.down[_key(name)], self.up[_key(name)], owner_id), LINEAR_HOOK_NAME
+                )
 
     @staticmethod
     def uninstall(transformer: nn.Module) -> None:

@@ -471,9 +471,14 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
 
         device = self._execution_device
         return auto_tile_size(
-            width, height, self.transformer.config.num_attention_heads * self.transformer.config.attention_head_dim,
-            torch.finfo(self.transformer.dtype).bits // 8, free_memory(device), self.output_multiple, text_tokens,
-        )  # fmt: skip
+            width,
+            height,
+            self.transformer.config.num_attention_heads * self.transformer.config.attention_head_dim,
+            torch.finfo(self.transformer.dtype).bits // 8,
+            free_memory(device),
+            self.output_multiple,
+            text_tokens,
+        )
 
     @property
     def default_max_sequence_length(self) -> int:
@@ -503,9 +508,22 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
 
     # ------------------------------------------------------------------ resolving and checking a call
     def resolve_call(
-        self, image, prompt, task, captioner, upscale, num_inference_steps, sigmas, restoration_weight, color_fix,
-        tile_size, tile_overlap, num_images_per_prompt, max_sequence_length, prompt_embeds,
-    ) -> CallPlan:  # fmt: skip
+        self,
+        image,
+        prompt,
+        task,
+        captioner,
+        upscale,
+        num_inference_steps,
+        sigmas,
+        restoration_weight,
+        color_fix,
+        tile_size,
+        tile_overlap,
+        num_images_per_prompt,
+        max_sequence_length,
+        prompt_embeds,
+    ) -> CallPlan:
         """Every default of a call resolved, in one place: the task's prompt, size and fidelity settings, the
         captioner's prompt, the adapter's distilled schedule (and start), the T5 length, automatic tiles. The
         arguments are `__call__`'s; [`check_inputs`] checks the result."""
@@ -551,8 +569,19 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             tile_overlap = (tile_size or 0) // 4 // self.output_multiple * self.output_multiple
         if prompt_embeds is not None:
             prompt = [""] * prompt_embeds.shape[0]
-        return CallPlan(images, prompt, upscale, num_inference_steps, sigmas, start_lq_weight, restoration_weight,
-                        color_fix, max_sequence_length, tile_size, tile_overlap)  # fmt: skip
+        return CallPlan(
+            images,
+            prompt,
+            upscale,
+            num_inference_steps,
+            sigmas,
+            start_lq_weight,
+            restoration_weight,
+            color_fix,
+            max_sequence_length,
+            tile_size,
+            tile_overlap,
+        )
 
     def check_inputs(
         self,
@@ -911,15 +940,44 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
 
         # 1. Resolve the call's defaults (task, distilled schedule, captioner, tiles), then check every input.
         plan = self.resolve_call(
-            image, prompt, task, captioner, upscale, num_inference_steps, sigmas, restoration_weight, color_fix,
-            tile_size, tile_overlap, num_images_per_prompt, max_sequence_length, prompt_embeds,
-        )  # fmt: skip
+            image,
+            prompt,
+            task,
+            captioner,
+            upscale,
+            num_inference_steps,
+            sigmas,
+            restoration_weight,
+            color_fix,
+            tile_size,
+            tile_overlap,
+            num_images_per_prompt,
+            max_sequence_length,
+            prompt_embeds,
+        )
         self.check_inputs(
-            plan.images, plan.prompt, plan.upscale, plan.num_inference_steps, guidance_scale, conditioning_scale,
-            plan.restoration_weight, restoration_threshold, plan.color_fix, plan.tile_size, plan.tile_overlap,
-            output_type, max_output_pixels, plan.max_sequence_length, prompt_embeds, pooled_prompt_embeds,
-            callback_on_step_end_tensor_inputs, plan.sigmas, num_images_per_prompt, restoration_schedule, tts,
-        )  # fmt: skip
+            plan.images,
+            plan.prompt,
+            plan.upscale,
+            plan.num_inference_steps,
+            guidance_scale,
+            conditioning_scale,
+            plan.restoration_weight,
+            restoration_threshold,
+            plan.color_fix,
+            plan.tile_size,
+            plan.tile_overlap,
+            output_type,
+            max_output_pixels,
+            plan.max_sequence_length,
+            prompt_embeds,
+            pooled_prompt_embeds,
+            callback_on_step_end_tensor_inputs,
+            plan.sigmas,
+            num_images_per_prompt,
+            restoration_schedule,
+            tts,
+        )
         self._guidance_scale = guidance_scale
         self._joint_attention_kwargs = joint_attention_kwargs
         self._interrupt = False
@@ -951,9 +1009,11 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
 
         # 4. Timesteps with FLUX's resolution-dependent shift (for tiles, the tile's token count sets the shift).
         tile_tokens = None if plan.tile_size is None else plan.tile_size // (self.vae_scale_factor * 2)
-        seq_len = token_height * token_width if tile_tokens is None else (
-            min(token_height, tile_tokens) * min(token_width, tile_tokens)
-        )  # fmt: skip
+        seq_len = (
+            token_height * token_width
+            if tile_tokens is None
+            else (min(token_height, tile_tokens) * min(token_width, tile_tokens))
+        )
         mu = resolution_shift(seq_len, self.scheduler.config)
         # A scheduler of this call's own: its timesteps and step index are per-call state, and the pipeline's shared
         # scheduler would let concurrent calls step with each other's noise levels.
@@ -970,11 +1030,17 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
 
         # 5. Denoising loop; the test-time search (if any) branches at its steps and may carry a beam of survivors.
         conditioning = {
-            "lq_latents": lq_latents, "prompt_embeds": prompt_embeds, "pooled_prompt_embeds": pooled_prompt_embeds,
-            "txt_ids": txt_ids, "guidance": guidance, "token_height": token_height, "token_width": token_width,
-            "conditioning_scale": conditioning_scale, "tile_tokens": tile_tokens,
+            "lq_latents": lq_latents,
+            "prompt_embeds": prompt_embeds,
+            "pooled_prompt_embeds": pooled_prompt_embeds,
+            "txt_ids": txt_ids,
+            "guidance": guidance,
+            "token_height": token_height,
+            "token_width": token_width,
+            "conditioning_scale": conditioning_scale,
+            "tile_tokens": tile_tokens,
             "overlap_tokens": plan.tile_overlap // (self.vae_scale_factor * 2),
-        }  # fmt: skip
+        }
 
         def for_batch(rows: int) -> dict[str, Any]:  # the conditioning repeated for a beam's survivors
             return conditioning if rows == batch_size else _repeat_batch(conditioning, rows // batch_size)
@@ -986,8 +1052,19 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         def predict(z: torch.Tensor, times: torch.Tensor, name: str) -> torch.Tensor:
             return self.predict_velocity(z, timestep=times, cache_name=name, **for_batch(z.shape[0]))
 
-        search = TestTimeSearch(tts, num_inference_steps, lq_pixels, predict, guide=guide, generator=generator,
-                                decode=lambda z, scale: self._decode_for_reward(z, width, height, scale)) if tts else None  # fmt: skip
+        search = (
+            TestTimeSearch(
+                tts,
+                num_inference_steps,
+                lq_pixels,
+                predict,
+                guide=guide,
+                generator=generator,
+                decode=lambda z, scale: self._decode_for_reward(z, width, height, scale),
+            )
+            if tts
+            else None
+        )
         sigmas = scheduler.sigmas.tolist()
         clock = restoration_clock(sigmas, num_inference_steps, restoration_schedule)
         scheduler.set_begin_index(0)

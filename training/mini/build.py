@@ -139,8 +139,14 @@ class MiniBuild:
         except PhotoFetchError as err:
             raise ValueError(str(err)) from err
         self.check_photos()
-        self.record("photos", folder=str(self.photos_dir), fetched=len(fetched), photos=len(PHOTOS),
-                    train=len(photo_names("train")), heldout=len(photo_names("heldout")))  # fmt: skip
+        self.record(
+            "photos",
+            folder=str(self.photos_dir),
+            fetched=len(fetched),
+            photos=len(PHOTOS),
+            train=len(photo_names("train")),
+            heldout=len(photo_names("heldout")),
+        )
 
     def run_vae(self) -> None:
         from .stages import fixed_crops, reconstruction_psnr, train_vae
@@ -148,22 +154,29 @@ class MiniBuild:
         self.check_photos()
         stage, seed = self.config.vae, self.config.seed
         check_training_photos(stage.validation_photos)
-        validation = fixed_crops(photos_as_tensors(stage.validation_photos, self.photos_dir),
-                                 stage.validation_crops, 256, seed)  # fmt: skip
+        validation = fixed_crops(
+            photos_as_tensors(stage.validation_photos, self.photos_dir), stage.validation_crops, 256, seed
+        )
         heldout = photos_as_tensors(photo_names("heldout"), self.photos_dir)
         curve_crops = fixed_crops(heldout, HELDOUT_CURVE_CROPS, 256, seed + 1)
-        vae, result = train_vae(stage, self.training_photos(stage.validation_photos), validation, curve_crops, seed,
-                                self.work, self.device)  # fmt: skip
+        vae, result = train_vae(
+            stage, self.training_photos(stage.validation_photos), validation, curve_crops, seed, self.work, self.device
+        )
         vae.to("cpu")
         vae.save_pretrained(self.work / "vae")
         last = result.curve[-1] if result.curve else {}
         self.record(
-            "vae", steps=len(result.losses), final_loss=sum(result.losses[-50:]) / len(result.losses[-50:]),
-            val_psnr=last.get("val_psnr"), heldout_crop_psnr=last.get("heldout_psnr"),  # 256 px crops, reported only
-            heldout_photo_psnr=round(reconstruction_psnr(vae, heldout), 2), curve=result.curve,
-            cooldown_start=result.schedule.get("cooldown_start"), shift_factor=vae.config.shift_factor,
+            "vae",
+            steps=len(result.losses),
+            final_loss=sum(result.losses[-50:]) / len(result.losses[-50:]),
+            val_psnr=last.get("val_psnr"),
+            heldout_crop_psnr=last.get("heldout_psnr"),  # 256 px crops, reported only
+            heldout_photo_psnr=round(reconstruction_psnr(vae, heldout), 2),
+            curve=result.curve,
+            cooldown_start=result.schedule.get("cooldown_start"),
+            shift_factor=vae.config.shift_factor,
             scaling_factor=vae.config.scaling_factor,
-        )  # fmt: skip
+        )
 
     def run_base(self) -> None:
         from diffusers import AutoencoderKL, FluxPipeline
@@ -196,13 +209,38 @@ class MiniBuild:
 
         stage = self.config.fluxgen
         argv = [
-            "run", "-o", str(self.work / "fluxgen"), "--model", str(self.base_dir), "--dtype", "float32",
-            "--seed-start", "0", "--seed-end", str(stage.num_images), "--width", str(stage.width),
-            "--height", str(stage.height), "--steps", str(stage.num_inference_steps),
-            "--guidance-scale", str(stage.guidance_scale), "--metrics", ",".join(stage.metrics),
-            "--quantile", str(stage.quantile), "--preset", stage.preset, "--scale", str(stage.scale),
-            "--batch-size", "8", "--validation-fraction", "0.05",
-        ]  # fmt: skip
+            "run",
+            "-o",
+            str(self.work / "fluxgen"),
+            "--model",
+            str(self.base_dir),
+            "--dtype",
+            "float32",
+            "--seed-start",
+            "0",
+            "--seed-end",
+            str(stage.num_images),
+            "--width",
+            str(stage.width),
+            "--height",
+            str(stage.height),
+            "--steps",
+            str(stage.num_inference_steps),
+            "--guidance-scale",
+            str(stage.guidance_scale),
+            "--metrics",
+            ",".join(stage.metrics),
+            "--quantile",
+            str(stage.quantile),
+            "--preset",
+            stage.preset,
+            "--scale",
+            str(stage.scale),
+            "--batch-size",
+            "8",
+            "--validation-fraction",
+            "0.05",
+        ]
         if fluxgen(argv) != 0:
             raise ValueError("The FluxGen stage failed; its message is above.")
         selection = json.loads((self.work / "fluxgen" / "selection.json").read_text())
@@ -214,15 +252,28 @@ class MiniBuild:
 
         stage = self.config.adapter
         settings = {
-            "pretrained_model": str(self.base_dir), "dataset": str(self.dataset_dir), "rank": stage.rank,
-            "crop_sizes": [f"{stage.crop_size}x{stage.crop_size}"], "train_batch_size": stage.batch_size,
-            "max_train_steps": stage.steps, "learning_rate": stage.learning_rate, "lr_scheduler": "cosine",
-            "lr_warmup_steps": min(50, stage.steps // 10), "pixel_loss_weight": stage.pixel_loss_weight,
-            "pixel_loss_crop": stage.pixel_loss_crop, "prompt_drop_rate": 0.0, "seed": self.config.seed,
-            "output_dir": str(output_dir), "checkpointing_steps": 100, "checkpoints_total_limit": 1,
-            "resume_from_checkpoint": "latest", "validation_steps": None, "report_to": "none",
-            "mixed_precision": "no", "gradient_checkpointing": False,  # a small model on a CPU: full precision, fast
-        }  # fmt: skip
+            "pretrained_model": str(self.base_dir),
+            "dataset": str(self.dataset_dir),
+            "rank": stage.rank,
+            "crop_sizes": [f"{stage.crop_size}x{stage.crop_size}"],
+            "train_batch_size": stage.batch_size,
+            "max_train_steps": stage.steps,
+            "learning_rate": stage.learning_rate,
+            "lr_scheduler": "cosine",
+            "lr_warmup_steps": min(50, stage.steps // 10),
+            "pixel_loss_weight": stage.pixel_loss_weight,
+            "pixel_loss_crop": stage.pixel_loss_crop,
+            "prompt_drop_rate": 0.0,
+            "seed": self.config.seed,
+            "output_dir": str(output_dir),
+            "checkpointing_steps": 100,
+            "checkpoints_total_limit": 1,
+            "resume_from_checkpoint": "latest",
+            "validation_steps": None,
+            "report_to": "none",
+            "mixed_precision": "no",
+            "gradient_checkpointing": False,  # a small model on a CPU: full precision, fast
+        }
         return TrainConfig(**{**settings, **overrides})
 
     def run_adapter(self) -> None:
@@ -250,11 +301,15 @@ class MiniBuild:
         """The `fluxir-train` settings of the shipped all-in-one adapter (the SR adapter's, fine-tuned)."""
         stage = self.config.tasks
         settings = {
-            "dataset": str(self.mixed_dataset()), "adapter_init": str(self.adapter_dir), "task_prompts": "on",
-            "max_train_steps": stage.steps, "train_batch_size": stage.batch_size,
-            "crop_sizes": [f"{stage.crop_size}x{stage.crop_size}"], "learning_rate": stage.learning_rate,
+            "dataset": str(self.mixed_dataset()),
+            "adapter_init": str(self.adapter_dir),
+            "task_prompts": "on",
+            "max_train_steps": stage.steps,
+            "train_batch_size": stage.batch_size,
+            "crop_sizes": [f"{stage.crop_size}x{stage.crop_size}"],
+            "learning_rate": stage.learning_rate,
             "lr_warmup_steps": min(50, stage.steps // 10),
-        }  # fmt: skip
+        }
         return self.adapter_config(output_dir, **{**settings, **overrides})
 
     def run_tasks(self) -> None:
@@ -277,9 +332,18 @@ class MiniBuild:
         pipe.save_pretrained(self.output_dir)
         FluxIRAdapter.from_pretrained(self.all_in_one_dir).save_pretrained(self.shipped_all_in_one_dir)
         self.config.save(self.output_dir)
+        from fluxir_hub.mini import load_mini_pipeline
+
+        from .reference import write_reference_outputs
+
+        write_reference_outputs(load_mini_pipeline(self.output_dir, device="cpu"), self.output_dir)
         megabytes = folder_megabytes(self.output_dir) + folder_megabytes(self.shipped_all_in_one_dir)
-        self.record("ship", folder=str(self.output_dir), all_in_one=str(self.shipped_all_in_one_dir),
-                    megabytes=round(megabytes, 2))  # fmt: skip
+        self.record(
+            "ship",
+            folder=str(self.output_dir),
+            all_in_one=str(self.shipped_all_in_one_dir),
+            megabytes=round(megabytes, 2),
+        )
 
     @property
     def bench_dir(self) -> Path:
@@ -301,8 +365,22 @@ class MiniBuild:
         stage = self.config.eval
         count = stage.count if count is None else count
         bench = self.bench_dir if kind == "div2k-val" else self.work / f"bench-tasks-{count}"
-        argv = ["build", kind, "--source", str(self.heldout_photo_folder()), "--count", str(count), "--crop",
-                str(stage.crop), "--scale", str(stage.scale), "--seed", str(self.config.seed), "-o", str(bench)]  # fmt: skip
+        argv = [
+            "build",
+            kind,
+            "--source",
+            str(self.heldout_photo_folder()),
+            "--count",
+            str(count),
+            "--crop",
+            str(stage.crop),
+            "--scale",
+            str(stage.scale),
+            "--seed",
+            str(self.config.seed),
+            "-o",
+            str(bench),
+        ]
         if kind == "div2k-val":
             argv += ["--preset", stage.preset]
         if fluxir_eval(argv) != 0:
@@ -321,14 +399,46 @@ class MiniBuild:
             load_mini_pipeline(self.output_dir, device="cpu").vae, bench, results / "heldout" / "vae-round-trip"
         )
         steps = [
-            ["restore", str(bench), "-o", str(results / "heldout" / "bicubic"), "--method", "bicubic",
-             "--upscale", str(stage.scale)],
-            ["restore", str(bench), "-o", str(results / "heldout" / "mini-fluxir"), "--method", "fluxir",
-             "--model", str(self.output_dir), "--upscale", str(stage.scale),
-             "--steps", str(stage.num_inference_steps)],
-            ["score", "--bench", f"heldout={bench}", "--results", str(results), "--methods", "vae-round-trip",
-             "bicubic", "mini-fluxir", "--metrics", "PSNR,SSIM,PIQE", "-o", str(report)],
-        ]  # fmt: skip
+            [
+                "restore",
+                str(bench),
+                "-o",
+                str(results / "heldout" / "bicubic"),
+                "--method",
+                "bicubic",
+                "--upscale",
+                str(stage.scale),
+            ],
+            [
+                "restore",
+                str(bench),
+                "-o",
+                str(results / "heldout" / "mini-fluxir"),
+                "--method",
+                "fluxir",
+                "--model",
+                str(self.output_dir),
+                "--upscale",
+                str(stage.scale),
+                "--steps",
+                str(stage.num_inference_steps),
+            ],
+            [
+                "score",
+                "--bench",
+                f"heldout={bench}",
+                "--results",
+                str(results),
+                "--methods",
+                "vae-round-trip",
+                "bicubic",
+                "mini-fluxir",
+                "--metrics",
+                "PSNR,SSIM,PIQE",
+                "-o",
+                str(report),
+            ],
+        ]
         for argv in steps:
             if fluxir_eval(argv) != 0:
                 raise ValueError(f"`fluxir-eval {argv[0]}` failed; its message is above.")
@@ -370,9 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--work-dir", default="mini-build", help="where the stages keep their outputs (resumable)")
     parser.add_argument("--output-dir", default=str(MINI_DIR), help=f"where the model ships (default {MINI_DIR})")
     parser.add_argument(
-        "--photos-dir", default=None,
+        "--photos-dir",
+        default=None,
         help=f"where the photos are fetched to or supplied by hand (default {default_photos_dir()})",
-    )  # fmt: skip
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace the weights already in --output-dir")
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
     parser.add_argument("--seed", type=int, default=0)

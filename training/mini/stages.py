@@ -101,13 +101,25 @@ def train_vae(
         return {"val_psnr": round(crops_psnr(vae, validation), 3), "heldout_psnr": round(crops_psnr(vae, heldout), 3)}
 
     schedule = PlateauSchedule(
-        peak=stage.learning_rate, monitor="val_psnr", max_steps=stage.max_steps, warmup=stage.warmup_steps,
-        window=stage.plateau_window, min_gain=stage.plateau_gain, cooldown_fraction=stage.cooldown_fraction,
-    )  # fmt: skip
+        peak=stage.learning_rate,
+        monitor="val_psnr",
+        max_steps=stage.max_steps,
+        warmup=stage.warmup_steps,
+        window=stage.plateau_window,
+        min_gain=stage.plateau_gain,
+        cooldown_fraction=stage.cooldown_fraction,
+    )
     result = train_steps(
-        "vae", vae, optimizer, step, schedule, seed, work_dir / "vae-ckpt", evaluate=evaluate,
+        "vae",
+        vae,
+        optimizer,
+        step,
+        schedule,
+        seed,
+        work_dir / "vae-ckpt",
+        evaluate=evaluate,
         eval_every=stage.eval_every,
-    )  # fmt: skip
+    )
     sample = sample_patches(photos, 256, stage.patch_size, step_generator(seed, "vae-stats", 0), channel_shuffle=False)
     shift, scale = latent_statistics(vae, sample.to(device))
     vae.register_to_config(shift_factor=shift, scaling_factor=scale)
