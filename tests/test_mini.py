@@ -124,19 +124,20 @@ def test_pretraining_loop_resumes_bit_exactly(tmp_path):
     resumed, resumed_weight = run(CosineSchedule(total=10, peak=1e-2), tmp_path / "split")
     assert resumed.losses == full.losses and torch.equal(resumed_weight, weight)
 
-    # a curve that flattens at step 8 (measured every 2 steps): the rate decays from there and the run stops itself
-    values = iter([1.0, 2.0, 3.0, 4.0, 5.0, 5.05, 5.05, 5.06] + [5.06] * 20)
+    # a curve that rises, then flattens: the rate halves at each flat stretch, and the run stops itself once the
+    # lowest rate has flattened too (measured every 2 steps, a window of 4 steps, at most 2 halvings)
+    values = iter([1.0, 2.0, 3.0, 4.0, 4.05, 4.06, 4.5, 4.55, 4.56, 4.57] + [4.57] * 20)
 
     def plateau():
         return PlateauSchedule(peak=1e-2, monitor="psnr", max_steps=100, warmup=1, window=4, min_gain=0.1,
-                               cooldown_fraction=0.5)  # fmt: skip
+                               decays=2)  # fmt: skip
 
     result, _ = run(plateau(), tmp_path / "plateau", evaluate=lambda: {"psnr": next(values)})
-    assert result.schedule["cooldown_start"] == 12 and len(result.losses) == 18  # flat over 4 steps; 6 more
-    assert [point["step"] for point in result.curve] == list(range(0, 19, 2)) and result.curve[-1]["psnr"] == 5.06
+    assert result.schedule["decayed_at"] == [10, 16] and result.schedule["stopped_at"] == 20
+    assert len(result.losses) == 20 and [point["step"] for point in result.curve] == list(range(0, 21, 2))
     schedule = plateau()
     schedule.load_state_dict(result.schedule)
-    assert schedule.lr(11) == 1e-2 and schedule.lr(12) == 1e-2 and schedule.lr(17) < 3e-3 and schedule.done(18)
+    assert schedule.lr(9) == 1e-2 and schedule.lr(10) == 5e-3 and schedule.lr(16) == 2.5e-3 and schedule.done(20)
 
 
 def test_patches_skip_flat_regions_and_are_seeded():

@@ -173,7 +173,8 @@ class MiniBuild:
             heldout_crop_psnr=last.get("heldout_psnr"),  # 256 px crops, reported only
             heldout_photo_psnr=round(reconstruction_psnr(vae, heldout), 2),
             curve=result.curve,
-            cooldown_start=result.schedule.get("cooldown_start"),
+            rate_halved_at=result.schedule.get("decayed_at"),
+            stopped_at=result.schedule.get("stopped_at"),
             shift_factor=vae.config.shift_factor,
             scaling_factor=vae.config.scaling_factor,
         )

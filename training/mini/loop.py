@@ -4,9 +4,9 @@ Every step's randomness comes from a generator seeded by `(seed, stage, step)`, 
 last checkpoint ends bit-identical to an uninterrupted one; checkpoints are pickle-free (safetensors + JSON) and hold
 the learning-rate schedule's state and the measured curve with the weights.
 
-Two schedules: [`CosineSchedule`] (a fixed number of steps) and [`PlateauSchedule`], which trains at a constant rate
-until a validation metric stops rising, then decays and stops: the run ends when the curve flattens, not when a step
-count says so.
+Two schedules: [`CosineSchedule`] (a fixed number of steps) and [`PlateauSchedule`], which halves the rate each time
+a validation metric stops rising and stops when it has flattened at the lowest rate: the run ends when the curve
+flattens, not when a step count says so.
 """
 
 from __future__ import annotations
@@ -77,53 +77,51 @@ class CosineSchedule:
 @dataclass
 class PlateauSchedule:
     """
-    Warm-up, then the peak rate until the best `monitor` value (higher is better) of the last `window` steps beats the
-    best one before them by less than `min_gain` (the best, so one noisy measurement decides nothing); then a linear decay to `floor * peak` over `cooldown_fraction` of the steps done so far, and stop. A
-    `max_steps` cap starts the decay early enough to end there.
+    Warm-up, then the peak rate, multiplied by `decay` whenever the validation curve flattens, until it has decayed
+    `decays` times and flattens once more: then the run stops. Flat: the best `monitor` value (higher is better) of the
+    last `window` steps beats the best one before them by less than `min_gain` (the best, so one noisy measurement
+    decides nothing). `max_steps` caps the run.
     """
 
     peak: float
     monitor: str
     max_steps: int
     warmup: int = 100
-    window: int = 1000
+    window: int = 500
     min_gain: float = 0.1
-    cooldown_fraction: float = 0.2
-    floor: float = 0.02
-    cooldown_start: int | None = None
-    cooldown_steps: int = 0
+    decay: float = 0.5
+    decays: int = 4
+    decayed_at: list[int] = field(default_factory=list)  # the steps where the rate was cut
+    stopped_at: int | None = None
     history: list[list[float]] = field(default_factory=list)  # [step, value] of every measurement
 
     def lr(self, step: int) -> float:
         if step < self.warmup:
             return self.peak * (step + 1) / self.warmup
-        if self.cooldown_start is None or step < self.cooldown_start:
-            return self.peak
-        progress = min(1.0, (step - self.cooldown_start) / max(1, self.cooldown_steps))
-        return self.peak * (self.floor + (1 - self.floor) * (1 - progress))
+        return self.peak * self.decay ** sum(1 for at in self.decayed_at if at <= step)
 
     def observe(self, step: int, metrics: dict[str, float]) -> None:
         self.history.append([step, float(metrics[self.monitor])])
-        if self.cooldown_start is not None:
+        since = self.decayed_at[-1] if self.decayed_at else self.warmup
+        if self.stopped_at is not None or step < since + self.window:  # each rate gets a full window
             return
         earlier = [value for at, value in self.history if at <= step - self.window]
         recent = [value for at, value in self.history if at > step - self.window]
-        flat = step >= self.warmup + self.window and bool(earlier) and max(recent) - max(earlier) < self.min_gain
-        cooldown = max(1, round(self.cooldown_fraction * step))
-        if flat or step + round(self.cooldown_fraction * self.max_steps) >= self.max_steps:
-            self.cooldown_start = step
-            self.cooldown_steps = cooldown if flat else self.max_steps - step
+        if earlier and recent and max(recent) - max(earlier) < self.min_gain:
+            if len(self.decayed_at) == self.decays:
+                self.stopped_at = step
+            else:
+                self.decayed_at.append(step)
 
     def done(self, step: int) -> bool:
-        ended = self.cooldown_start is not None and step >= self.cooldown_start + self.cooldown_steps
-        return ended or step >= self.max_steps
+        return (self.stopped_at is not None and step >= self.stopped_at) or step >= self.max_steps
 
     def state_dict(self) -> dict:
-        return {"cooldown_start": self.cooldown_start, "cooldown_steps": self.cooldown_steps, "history": self.history}
+        return {"decayed_at": self.decayed_at, "stopped_at": self.stopped_at, "history": self.history}
 
     def load_state_dict(self, state: dict) -> None:
-        self.cooldown_start = state.get("cooldown_start")
-        self.cooldown_steps = state.get("cooldown_steps", 0)
+        self.decayed_at = list(state.get("decayed_at", []))
+        self.stopped_at = state.get("stopped_at")
         self.history = state.get("history", [])
 
 

@@ -107,7 +107,7 @@ def train_vae(
         warmup=stage.warmup_steps,
         window=stage.plateau_window,
         min_gain=stage.plateau_gain,
-        cooldown_fraction=stage.cooldown_fraction,
+        decays=stage.plateau_decays,
     )
     result = train_steps(
         "vae",
