@@ -207,3 +207,7 @@ def test_default_restores_with_the_mini_model_and_says_so(tmp_path, capsys):
     assert "mini FluxIR model" in out and "not FLUX.1" in out
     with Image.open(tmp_path / "o" / "x.png") as restored:
         assert restored.size == (48, 32) and "mini" in json.loads(restored.text["fluxir"])["model"]
+    # another task: the all-in-one adapter shipped beside the SR one, offline, same size
+    assert main([str(tmp_path / "x.png"), "-o", str(tmp_path / "d"), "--steps", "2", "--task", "denoise"]) == 0
+    with Image.open(tmp_path / "d" / "x.png") as restored:
+        assert restored.size == (32, 16) and json.loads(restored.text["fluxir"])["task"] == "denoise"

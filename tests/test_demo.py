@@ -54,6 +54,10 @@ def test_falls_back_to_the_mini_model_with_a_banner(monkeypatch):
     monkeypatch.setenv("FLUXIR_ADAPTER", "org/adapter")
     assert "no GPU is available" in load_model().banner
     assert estimate_duration(model, 256, 256, 4, 20, 1) < estimate_duration(model, 256, 256, 4, 20, 4)
+    # all seven tasks offline: the all-in-one adapter shipped beside the SR one serves the six others
+    assert model.tasks == ["sr", "motion_blur", "low_light", "underwater", "denoise", "raindrop", "desnow"]
+    assert model.pipe_for("sr") is model.pipe and model.pipe_for("denoise").adapter.config.task_prompts
+    assert model.pipe_for("denoise").text_encoder_2 is not None  # loaded, but the task prompt comes from the cache
 
 
 def test_api_outputs_have_names(client):
@@ -74,6 +78,16 @@ def test_gpu_duration_is_sized_from_the_upload_payload():
     big = request_duration(model, {"path": str(large)}, 4, 50, 8)  # a dict payload, as the click event sends
     assert big > minimum and big == request_duration(model, str(large), 4, 50, 8)  # examples send a path
     assert request_duration(model, {"path": str(large)}, 4, 5000, 8) == minimum  # refused later: no long lease
+
+
+def test_api_restores_a_task_of_the_all_in_one_adapter(client, tmp_path):
+    path = tmp_path / "noisy.png"
+    photo("coffee", (32, 32)).save(path)
+    (before, after), full, info, _ = _restore(client, path, task="denoise", upscale=1, fidelity=0.05)
+    with Image.open(full) as image:
+        assert image.size == (32, 32)  # a same-size task
+    with pytest.raises(Exception, match="task"):
+        _restore(client, path, task="dehaze")
 
 
 def test_api_restores_with_and_without_tts(client, tmp_path):

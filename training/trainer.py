@@ -143,21 +143,42 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
+        """Load the models, the component, the optimiser and the stage; resume when asked."""
         config, accelerator = self.config, self.accelerator
-        device = accelerator.device
         self.source = PairSource(config)
-        models = load_models(config, self.weight_dtype)
-        self.models = models
+        self.models = load_models(config, self.weight_dtype)
+        adapter = self.prepare_component()
+        model = ControlledTransformer(self.models.transformer, adapter)
+        optimizer, lr_scheduler = self.make_optimizer(model)
+        self.model, self.optimizer, self.lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
+        self.adapter = adapter
+        self.ema = None
+        if config.use_ema:
+            from diffusers.training_utils import EMAModel
+
+            self.ema = EMAModel([p for p in adapter.parameters() if p.requires_grad], decay=config.ema_decay)
+        self.objective = self.make_objective()
+        self.global_step = 0
+        self.resume_checkpoint()
+        if config.stage == "rl" and self.resumed:  # the reference restarts from the resumed policy
+            self.objective.refresh()
+        if self.ema is not None and not self.resumed:
+            self.ema.to(accelerator.device)
+        if accelerator.is_main_process and config.report_to != "none":
+            accelerator.init_trackers("fluxir-train", config={k: str(v) for k, v in config.to_dict().items()})
+
+    def prepare_component(self):
+        """The conditioning component (new, or `adapter_init`) on the frozen base, its prompts cached, the optional
+        LoRA diffusion adapter added, ready to train."""
+        config, models, device = self.config, self.models, self.accelerator.device
         torch.manual_seed(config.seed)  # fresh adapter layers are identical on every process
         if config.adapter_init:
             adapter = conditioning_class(config.conditioning).from_pretrained(config.adapter_init)
             adapter.check_compatible(models.transformer)
         else:
             adapter = new_conditioning(config, models.transformer, models.max_sequence_length)
-        models.transformer.requires_grad_(False)
-        models.vae.requires_grad_(False)
-        for encoder in (models.text_encoder, models.text_encoder_2):
-            encoder.requires_grad_(False)
+        for frozen in (models.transformer, models.vae, models.text_encoder, models.text_encoder_2):
+            frozen.requires_grad_(False)
         for frozen in (models.vae, models.transformer):
             frozen.to(device)
             if frozen.dtype != self.weight_dtype:  # frozen base in reduced precision under mixed precision
@@ -193,14 +214,9 @@ class Trainer:
         if config.use_lora:
             from peft import LoraConfig
 
-            models.transformer.add_adapter(
-                LoraConfig(
-                    r=config.lora_rank,
-                    lora_alpha=config.lora_rank,
-                    init_lora_weights="gaussian",
-                    target_modules=LORA_TARGETS,
-                )
-            )
+            lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_rank, init_lora_weights="gaussian",
+                              target_modules=LORA_TARGETS)  # fmt: skip
+            models.transformer.add_adapter(lora)
             for param in models.transformer.parameters():
                 if param.requires_grad:
                     param.data = param.data.float()  # trainable LoRA weights in full precision
@@ -210,8 +226,11 @@ class Trainer:
             models.transformer.enable_gradient_checkpointing()
             if adapter._supports_gradient_checkpointing:
                 adapter.enable_gradient_checkpointing()
+        return adapter
 
-        model = ControlledTransformer(models.transformer, adapter)
+    def make_optimizer(self, model: torch.nn.Module):
+        """AdamW (or bitsandbytes' 8-bit AdamW) over the trainable parameters, and the learning-rate schedule."""
+        config = self.config
         params = [p for p in model.parameters() if p.requires_grad]
         if config.use_8bit_adam:
             try:
@@ -221,58 +240,33 @@ class Trainer:
             optimizer_cls = bnb.optim.AdamW8bit
         else:
             optimizer_cls = torch.optim.AdamW
-        optimizer = optimizer_cls(
-            params,
-            lr=config.learning_rate,
-            betas=(config.adam_beta1, config.adam_beta2),
-            weight_decay=config.adam_weight_decay,
-            eps=config.adam_epsilon,
-        )
+        optimizer = optimizer_cls(params, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
+                                  weight_decay=config.adam_weight_decay, eps=config.adam_epsilon)  # fmt: skip
         from diffusers.optimization import get_scheduler
 
         # accelerate steps a prepared scheduler once per process per optimizer step: scale the schedule to match
-        world = accelerator.num_processes
-        lr_scheduler = get_scheduler(
-            config.lr_scheduler,
-            optimizer,
-            num_warmup_steps=config.lr_warmup_steps * world,
-            num_training_steps=config.max_train_steps * world,
-        )
-        self.model, self.optimizer, self.lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
-        self.adapter = adapter
-        self.ema = None
-        if config.use_ema:
-            from diffusers.training_utils import EMAModel
+        world = self.accelerator.num_processes
+        lr_scheduler = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.lr_warmup_steps * world,
+                                     num_training_steps=config.max_train_steps * world)  # fmt: skip
+        return optimizer, lr_scheduler
 
-            self.ema = EMAModel([p for p in adapter.parameters() if p.requires_grad], decay=config.ema_decay)
-        base = AdapterObjective(
-            self.model,
-            self.decode,
-            config,
-            self.weight_dtype,
-            accelerator.autocast,
-            pixel_loss_on=config.stage == "adapter",
-        )
-        stage_args = (config, adapter, self.model, models.transformer, models.scheduler.config)
+    def make_objective(self):
+        """The stage's loss (`training.objectives.Stage`): the adapter objective, or the rl / distill stage on it."""
+        config, models = self.config, self.models
+        base = AdapterObjective(self.model, self.decode, config, self.weight_dtype, self.accelerator.autocast,
+                                pixel_loss_on=config.stage == "adapter")  # fmt: skip
+        stage_args = (config, self.adapter, self.model, models.transformer, models.scheduler.config)
         if config.stage == "rl":
             from .rl import RLTuner
 
-            self.objective = RLTuner(*stage_args, self.decode, self.weight_dtype, base=base)
-        elif config.stage == "distill":
+            return RLTuner(*stage_args, self.decode, self.weight_dtype, base=base)
+        if config.stage == "distill":
             from .distill import Distiller
 
             self.objective = Distiller(*stage_args, self.weight_dtype, base=base)
             self.search_schedule()
-        else:
-            self.objective = base
-        self.global_step = 0
-        self.resume_checkpoint()
-        if config.stage == "rl" and self.resumed:  # the reference restarts from the resumed policy
-            self.objective.refresh()
-        if self.ema is not None and not self.resumed:
-            self.ema.to(device)
-        if accelerator.is_main_process and config.report_to != "none":
-            accelerator.init_trackers("fluxir-train", config={k: str(v) for k, v in config.to_dict().items()})
+            return self.objective
+        return base
 
     # ------------------------------------------------------------------ loss
     def encode(self, images: torch.Tensor) -> torch.Tensor:
