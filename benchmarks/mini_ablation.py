@@ -61,7 +61,7 @@ def train_variant(build, which: str, folder: Path):
     if which == "real-photos":
         photos = build.work / "train-photos"
         photos.mkdir(exist_ok=True)
-        # Tiles, not whole photos: the adapter's batch (8) needs more images than there are training photos (6).
+        # Tiles, not whole photos: 256 px, near the FluxGen images' size, from every training photo.
         tile = 256
         for name in photo_names("train"):
             photo = load_photo(name)
@@ -205,6 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", default="mini-build", help="the fluxir-build-mini work folder (reused)")
     parser.add_argument("--scale", type=float, default=1.0, help="as fluxir-build-mini --scale (smoke tests)")
     parser.add_argument("--output", default=None, help="JSON results (default <work-dir>/ablation.json)")
+    parser.add_argument(
+        "--adapters",
+        nargs="+",
+        choices=sorted({v.adapter for v in VARIANTS}),
+        default=None,
+        help="only the rows of these adapters (default all; `shipped zero` trains nothing)",
+    )
     args = parser.parse_args(argv)
 
     from fluxir_hub.mini.config import MiniBuildConfig
@@ -225,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         "bicubic": {**evaluate(None, bench, work / "ablation-results" / "bicubic", {}, seed), "note": ""},
     }
     for variant in VARIANTS:
+        if args.adapters and variant.adapter not in args.adapters:
+            continue
         pipe = load_variant_pipeline(build, variant.adapter, shipped)
         folder = work / "ablation-results" / variant.name.replace(" ", "-")
         results[variant.name] = {
