@@ -38,6 +38,11 @@ def render_model_card(config: MiniBuildConfig, report: dict) -> str:
     counts = fluxgen.get("counts", {})
     timing = ", ".join(f"{stage} {int(s)} s" for stage, s in seconds.items())
     v, b, a, t = config.vae, config.base, config.adapter, config.tasks
+    vae_stop = (
+        f"stopped at step {vae['stopped_at']}, flat at the lowest rate"
+        if vae.get("stopped_at")
+        else f"stopped at the {v.max_steps}-step cap"
+    )
     gallery = evaluation.get("gallery")
     gallery_section = (
         f"\n## Gallery\n\nHeld-out crops (never trained on), one per task: the input, its bicubic upscale (for "
@@ -80,7 +85,7 @@ restored = pipe(noisy_image, task="denoise").images[0]
 
 | stage | what | settings |
 |---|---|---|
-| vae | AutoencoderKL trained as an autoencoder ({v.loss.upper()}) on random {v.patch_size} px patches of the training photos until its round-trip PSNR on {len(v.validation_photos) * v.validation_crops} validation crops of training photos ({", ".join(v.validation_photos)}, held out of this stage only) stopped rising | channels {v.block_out_channels}, {v.layers_per_block} layer(s) per block; {vae.get("steps", "n/a")} steps of batch {v.batch_size}, lr {v.learning_rate} halved where the curve flattened (steps {vae.get("rate_halved_at", "n/a")}), stopped when it flattened at the lowest rate; shift {vae.get("shift_factor", 0):.4f}, scale {vae.get("scaling_factor", 0):.4f} measured on its latents; stored as {v.storage_dtype} |
+| vae | AutoencoderKL trained as an autoencoder ({v.loss.upper()}) on random {v.patch_size} px patches of the training photos, its schedule driven by the round-trip PSNR on {len(v.validation_photos) * v.validation_crops} validation crops of training photos ({", ".join(v.validation_photos)}, held out of this stage only) | channels {v.block_out_channels}, {v.layers_per_block} layer(s) per block; {vae.get("steps", "n/a")} steps of batch {v.batch_size}, lr {v.learning_rate} halved where the curve flattened (steps {vae.get("rate_halved_at", "n/a")}), {vae_stop}; shift {vae.get("shift_factor", 0):.4f}, scale {vae.get("scaling_factor", 0):.4f} measured on its latents; stored as {v.storage_dtype} |
 | base | FluxTransformer2DModel trained as an empty-prompt flow-matching generator (paper 001 Eq. 7-8, FLUX's resolution shift) on all training photos' latents | {b.num_layers} double + {b.num_single_layers} single blocks, {b.num_attention_heads} heads of {b.attention_head_dim}; {b.steps} steps of batch {b.batch_size} at {b.patch_sizes} px |
 | fluxgen | `fluxgen run` on the base: {config.fluxgen.num_images} images at {config.fluxgen.width}x{config.fluxgen.height}, {config.fluxgen.num_inference_steps} steps, guidance {config.fluxgen.guidance_scale}; scored with {", ".join(config.fluxgen.metrics)}; top {100 - 100 * config.fluxgen.quantile:g} % kept; `{config.fluxgen.preset}` x{config.fluxgen.scale} | kept {counts.get("kept", "n/a")} of {counts.get("scored", "n/a")} |
 | adapter | `fluxir-train` on those pairs: the FluxIR adapter, rank {a.rank}, pixel loss weight {a.pixel_loss_weight} | {a.steps} steps of batch {a.batch_size}, {a.crop_size} px crops, lr {a.learning_rate} |
