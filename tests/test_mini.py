@@ -56,6 +56,8 @@ def test_loads_offline_as_flux_classes_within_the_size_budget(mini):
     assert "not FLUX.1" in card and "heldout" in card and "| PSNR |" in card
     assert "mate-backgrounds" in card and "CC-BY-4.0" in card and "(gallery.jpg)" in card  # photos, licences, gallery
     assert (MINI_DIR / "gallery.jpg").is_file()
+    for config in [MINI_DIR / "model_index.json", *MINI_DIR.glob("*/config.json")]:  # no build machine's folders
+        assert not json.loads(config.read_text()).get("_name_or_path", "fluxir-mini").startswith("/"), config
     build = json.loads((MINI_DIR / "mini_build_config.json").read_text())
     assert build["adapter"]["rank"] == 32 and build["adapter"]["pixel_loss_weight"] > 0
 

@@ -214,8 +214,12 @@ class Trainer:
         if config.use_lora:
             from peft import LoraConfig
 
-            lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_rank, init_lora_weights="gaussian",
-                              target_modules=LORA_TARGETS)  # fmt: skip
+            lora = LoraConfig(
+                r=config.lora_rank,
+                lora_alpha=config.lora_rank,
+                init_lora_weights="gaussian",
+                target_modules=LORA_TARGETS,
+            )
             models.transformer.add_adapter(lora)
             for param in models.transformer.parameters():
                 if param.requires_grad:
@@ -240,21 +244,36 @@ class Trainer:
             optimizer_cls = bnb.optim.AdamW8bit
         else:
             optimizer_cls = torch.optim.AdamW
-        optimizer = optimizer_cls(params, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
-                                  weight_decay=config.adam_weight_decay, eps=config.adam_epsilon)  # fmt: skip
+        optimizer = optimizer_cls(
+            params,
+            lr=config.learning_rate,
+            betas=(config.adam_beta1, config.adam_beta2),
+            weight_decay=config.adam_weight_decay,
+            eps=config.adam_epsilon,
+        )
         from diffusers.optimization import get_scheduler
 
         # accelerate steps a prepared scheduler once per process per optimizer step: scale the schedule to match
         world = self.accelerator.num_processes
-        lr_scheduler = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.lr_warmup_steps * world,
-                                     num_training_steps=config.max_train_steps * world)  # fmt: skip
+        lr_scheduler = get_scheduler(
+            config.lr_scheduler,
+            optimizer,
+            num_warmup_steps=config.lr_warmup_steps * world,
+            num_training_steps=config.max_train_steps * world,
+        )
         return optimizer, lr_scheduler
 
     def make_objective(self):
         """The stage's loss (`training.objectives.Stage`): the adapter objective, or the rl / distill stage on it."""
         config, models = self.config, self.models
-        base = AdapterObjective(self.model, self.decode, config, self.weight_dtype, self.accelerator.autocast,
-                                pixel_loss_on=config.stage == "adapter")  # fmt: skip
+        base = AdapterObjective(
+            self.model,
+            self.decode,
+            config,
+            self.weight_dtype,
+            self.accelerator.autocast,
+            pixel_loss_on=config.stage == "adapter",
+        )
         stage_args = (config, self.adapter, self.model, models.transformer, models.scheduler.config)
         if config.stage == "rl":
             from .rl import RLTuner
@@ -263,9 +282,9 @@ class Trainer:
         if config.stage == "distill":
             from .distill import Distiller
 
-            self.objective = Distiller(*stage_args, self.weight_dtype, base=base)
-            self.search_schedule()
-            return self.objective
+            distiller = Distiller(*stage_args, self.weight_dtype, base=base)
+            self.search_schedule(distiller)
+            return distiller
         return base
 
     # ------------------------------------------------------------------ loss
@@ -308,7 +327,7 @@ class Trainer:
         """The stage's loss (and its logged parts) on one data batch."""
         return self.objective.loss(self.latent_batch(batch, generator))
 
-    def search_schedule(self) -> None:
+    def search_schedule(self, distiller) -> None:
         """Distill stage: price the jumps on the teacher's trajectories of the first few training batches and fix the
         student's schedule (deterministic for the seed, so a resumed run finds the same one)."""
         config, device = self.config, self.accelerator.device
@@ -326,9 +345,9 @@ class Trainer:
             z1 = pack_latents(torch.randn(z0.shape, generator=generator).to(device))
             guidance = torch.full((b,), config.guidance_scale, device=device)
             lq = pack_latents(z_lq).to(self.weight_dtype)
-            states, velocities, sigmas = self.objective.teacher_rollout(
+            states, velocities, sigmas = distiller.teacher_rollout(
                 self.models.transformer,
-                self.objective.start(z1, lq),
+                distiller.start(z1, lq),
                 lq,
                 embeds.to(self.weight_dtype),
                 pooled.to(self.weight_dtype),
@@ -337,7 +356,7 @@ class Trainer:
                 guidance,
             )
             rollouts.append((states, velocities, sigmas))
-        schedule = self.objective.choose_schedule(rollouts)
+        schedule = distiller.choose_schedule(rollouts)
         if self.accelerator.is_main_process:
             schedule.save(self.output_dir)
         logger.info(

@@ -44,6 +44,7 @@ from fluxir_hub.mini.photos import (
     photos_as_tensors,
 )
 
+SHIPPED_NAME = "fluxir-mini"  # `_name_or_path` of the shipped components
 STAGES = ("photos", "vae", "base", "fluxgen", "adapter", "tasks", "ship", "eval")
 REPORT_NAME = "build_report.json"
 HELDOUT_CURVE_CROPS = 2  # 256 px crops per held-out photo on the VAE's curve (reported, never used to decide)
@@ -330,8 +331,19 @@ class MiniBuild:
         adapter = FluxIRAdapter.from_pretrained(self.adapter_dir)
         pipe = FluxIRPipeline.from_pretrained(self.base_dir, adapter=adapter)
         pipe.vae.to(dtype=getattr(torch, self.config.vae.storage_dtype))  # load_mini_pipeline casts it back
+        all_in_one = FluxIRAdapter.from_pretrained(self.all_in_one_dir)
+        # the saved configs name what they are, not the folder of the machine that built them
+        named = {
+            "": pipe,
+            "transformer": pipe.transformer,
+            "vae": pipe.vae,
+            "adapter": adapter,
+            "all_in_one": all_in_one,
+        }
+        for name, component in named.items():
+            component.register_to_config(_name_or_path="/".join(filter(None, (SHIPPED_NAME, name))))
         pipe.save_pretrained(self.output_dir)
-        FluxIRAdapter.from_pretrained(self.all_in_one_dir).save_pretrained(self.shipped_all_in_one_dir)
+        all_in_one.save_pretrained(self.shipped_all_in_one_dir)
         self.config.save(self.output_dir)
         from fluxir_hub.mini import load_mini_pipeline
 
