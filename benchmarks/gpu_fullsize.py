@@ -255,7 +255,7 @@ def part_train(args, dtype) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=["full", "tiny"], default="full")
-    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--device", default=None, help="default: cuda when there is a GPU, else cpu")
     parser.add_argument("--size", type=int, default=1024, help="output side in pixels")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--part", nargs="+", choices=PARTS, default=list(PARTS))
@@ -263,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-sizes", nargs="+", type=int, default=None, help="default: 512 1024 (full)")
     parser.add_argument("--no-gradient-checkpointing", dest="gradient_checkpointing", action="store_false")
     args = parser.parse_args(argv)
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA GPU here; pass --device cpu (the memory part needs none)")
     if len(args.part) > 1:  # one process per part: clean peaks, and a crash or OOM costs one part only
         failed = []
         for part in args.part:

@@ -30,7 +30,9 @@ from typing import Any
 import gradio as gr
 import spaces
 import torch
+from gradio.data_classes import ImageData
 from PIL import Image
+from pydantic import model_validator
 
 from fluxir_hub.image_io import ImageLoadError, load_image
 from fluxir_hub.pipelines.pipeline_fluxir import output_size
@@ -50,6 +52,26 @@ COLOR_FIXES = ("wavelet", "adain", "none")
 RESULT_MAX_AGE_S = 15 * 60
 # Gradio's own cache (uploads, copies of results): swept every 10 minutes of files older than 30.
 GRADIO_CACHE_SWEEP = (600, 1800)
+
+
+class PayloadError(Exception):
+    """A malformed API payload. Not a `ValueError`, so pydantic passes it through instead of wrapping it in its own
+    text; the app shows its message (`show_error`)."""
+
+
+class UploadPayload(ImageData):
+    """Gradio's image payload, refusing anything but a file payload with a message a person can act on (Gradio's
+    own check answers a number or a string with pydantic's text)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_file_payload(cls, value: Any) -> Any:
+        if not isinstance(value, (dict, ImageData)):
+            raise PayloadError(
+                "Upload an image first: the image must be sent as a file (with gradio_client: "
+                f"`handle_file(path)`), got {type(value).__name__}."
+            )
+        return value
 
 
 @dataclass(frozen=True)
@@ -195,15 +217,21 @@ def uploaded_file(image_input: Any) -> Path:
     return path
 
 
+def _plain(number: float) -> str:
+    """A limit as people write it: 2147483647, not 2.14748e+09."""
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
+
+
 def _number(name: str, value: Any, low: float, high: float, integer: bool = False) -> float | int:
     """`value` as a finite number in [low, high] (an int when `integer`), else a `gr.Error` that says what is allowed."""
     kind = "a whole number" if integer else "a number"
+    bounds = f"from {_plain(low)} to {_plain(high)}"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise gr.Error(f"{name} must be {kind} from {low:g} to {high:g}, got {value!r}.")
+        raise gr.Error(f"{name} must be {kind} {bounds}, got {value!r}.")
     if integer and value != int(value):
-        raise gr.Error(f"{name} must be a whole number from {low:g} to {high:g}, got {value!r}.")
+        raise gr.Error(f"{name} must be a whole number {bounds}, got {value!r}.")
     if not low <= value <= high:
-        raise gr.Error(f"{name} must be from {low:g} to {high:g}, got {value:g}.")
+        raise gr.Error(f"{name} must be {bounds}, got {_plain(value)}.")
     return int(value) if integer else float(value)
 
 
@@ -318,18 +346,27 @@ class Restorer:
         self.model = model
         self.results = results or ResultFiles()
 
+    def check_input_size(self, width: int, height: int) -> None:
+        if width * height > self.model.max_input_pixels:
+            side = int(math.sqrt(self.model.max_input_pixels))
+            raise gr.Error(
+                f"The image is {width}x{height}; this demo accepts up to {self.model.max_input_pixels:,} "
+                f"pixels (about {side}x{side}). Crop or downscale it, or run fluxir-restore locally."
+            )
+
     def load_input(self, request: RestoreRequest) -> Image.Image:
+        try:  # the size from the header first: a huge image is refused before it is decoded
+            with Image.open(request.image_path) as header:
+                size = header.size
+        except Exception:  # not an image: `load_image` below says so
+            size = None
+        if size is not None:
+            self.check_input_size(*size)
         try:
             image = load_image(request.image_path)
         except ImageLoadError as err:
             raise gr.Error(f"That file is not a usable image: {str(err).split(': ', 1)[-1]}") from err
-        pixels = image.width * image.height
-        if pixels > self.model.max_input_pixels:
-            side = int(math.sqrt(self.model.max_input_pixels))
-            raise gr.Error(
-                f"The image is {image.width}x{image.height}; this demo accepts up to {self.model.max_input_pixels:,} "
-                f"pixels (about {side}x{side}). Crop or downscale it, or run fluxir-restore locally."
-            )
+        self.check_input_size(image.width, image.height)
         out_w, out_h = output_size(image.width, image.height, request.upscale)
         if out_w * out_h > self.model.max_output_pixels:
             raise gr.Error(
@@ -438,6 +475,9 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
         with gr.Row():
             with gr.Column():
                 image_in = gr.Image(label="Low-quality input", type="filepath", sources=["upload", "clipboard"])
+                # This input's payload model (Gradio checks every API payload against it): one that answers a
+                # non-file value with a message. Not a subclass: Gradio writes a .pyi beside any component subclass.
+                image_in.data_model = UploadPayload
                 task = gr.Dropdown(
                     [(TASKS[t].title, t) for t in model.tasks],
                     value="sr",
@@ -447,7 +487,8 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
                     if len(model.tasks) > 1
                     else "A super-resolution model",
                 )
-                prompt = gr.Textbox(label="Prompt (optional)", placeholder="e.g. a sharp photo of a cat")
+                # a value of its own, so API clients may leave the prompt out (as every other setting)
+                prompt = gr.Textbox(value="", label="Prompt (optional)", placeholder="e.g. a sharp photo of a cat")
                 upscale = gr.Slider(*LIMITS.upscale, value=4, step=1, label="Upscale (super-resolution only)")
                 steps = gr.Slider(*LIMITS.steps, value=model.default_steps, step=1, label="Steps")
                 with gr.Row():

@@ -55,7 +55,7 @@ def load_image(source: str | os.PathLike | Image.Image) -> Image.Image:
         return to_rgb(source)
     path = Path(source)
     if not path.is_file():
-        raise ImageLoadError(f"{path}: no such file.")
+        raise ImageLoadError(not_a_file_message(path))
     if path.stat().st_size == 0:
         raise ImageLoadError(f"{path}: the file is empty (0 bytes); re-export or re-download it.")
     try:
@@ -75,6 +75,13 @@ def load_image(source: str | os.PathLike | Image.Image) -> Image.Image:
         ) from err
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageLoadError(f"{path}: the image data is damaged or truncated ({err}); re-export the file.") from err
+
+
+def not_a_file_message(path: Path) -> str:
+    """Why `path` (not a regular file) cannot be read: missing, or a FIFO, device or socket that may never end."""
+    if not path.exists():
+        return f"{path}: no such file."
+    return f"{path}: not a regular file (a folder, pipe, device or socket); pass an image file."
 
 
 @lru_cache(maxsize=1)
@@ -105,6 +112,7 @@ def find_images(inputs: list[str | os.PathLike]) -> FoundImages:
 
     Raises:
         FileNotFoundError: an input does not exist.
+        ImageLoadError: an input is a pipe, device or socket (checked before anything opens it: a FIFO would block).
     """
     found = FoundImages()
     seen: set[Path] = set()
@@ -126,8 +134,10 @@ def find_images(inputs: list[str | os.PathLike]) -> FoundImages:
                     found.skipped[path] = f"'{path.suffix or 'no extension'}' is not an image type Pillow can read"
                 else:
                     add(path)
-        elif item.exists():
+        elif item.is_file():
             add(item)
+        elif item.exists():
+            raise ImageLoadError(not_a_file_message(item))
         else:
             raise FileNotFoundError(f"{item}: no such file or folder.")
     return found

@@ -29,6 +29,7 @@ LQ, so the search cannot win by hallucinating content the LQ does not support.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+logger = logging.getLogger(__name__)
 Reward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 # pyiqa metrics with their usual output range, to put them on a common [0, 1] scale (higher = better).
@@ -51,6 +53,10 @@ METRIC_RANGES: dict[str, tuple[float, float, bool]] = {
     "entropy": (0.0, 8.0, False),
     "niqe": (0.0, 20.0, True),
 }
+
+
+DEFAULT_REWARD_METRICS = {"musiq": 1.0, "clipiqa+": 1.0, "maniqa": 1.0}  # paper 003's verifiers
+OFFLINE_REWARD_METRICS = {"piqe": 1.0, "entropy": 1.0}  # need no downloaded weights
 
 
 class IQAReward:
@@ -76,7 +82,8 @@ class IQAReward:
         device: str | None = None,
         pretrained: bool = True,
     ):
-        self.weights = dict(metrics or {"musiq": 1.0, "clipiqa+": 1.0, "maniqa": 1.0})
+        self.weights = dict(metrics or DEFAULT_REWARD_METRICS)
+        self.falls_back = metrics is None  # the default learned metrics give way to offline ones without weights
         unknown = [m for m in self.weights if m not in METRIC_RANGES]
         if unknown:
             raise ValueError(f"No normalisation range for metric(s) {unknown}; known: {sorted(METRIC_RANGES)}.")
@@ -86,9 +93,21 @@ class IQAReward:
         self._metrics: dict | None = None
 
     def _build(self, device: torch.device) -> dict:
-        from .evaluation.metrics import create_pyiqa_metric
+        from .evaluation.metrics import MetricUnavailableError, create_pyiqa_metric
 
-        return {name: create_pyiqa_metric(name, device, pretrained=self.pretrained) for name in self.weights}
+        try:
+            return {name: create_pyiqa_metric(name, device, pretrained=self.pretrained) for name in self.weights}
+        except MetricUnavailableError:
+            if not self.falls_back:
+                raise
+            logger.warning(
+                "Test-time search: %s's weights are not on this machine (offline); scoring with %s instead, which "
+                "need none. Pass `IQAReward(metrics=...)` to choose.",
+                "/".join(DEFAULT_REWARD_METRICS),
+                "/".join(OFFLINE_REWARD_METRICS),
+            )
+            self.weights = dict(OFFLINE_REWARD_METRICS)
+            return {name: create_pyiqa_metric(name, device) for name in self.weights}
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 from PIL import Image
@@ -40,7 +41,7 @@ def test_cli_restores_folder_continues_past_bad_files_and_skips_done(tmp_path, c
 def test_cli_clear_errors_without_gpu_or_inputs(tmp_path, capsys):
     photo().save(tmp_path / "x.png")
     assert main([str(tmp_path / "x.png"), "-o", str(tmp_path / "o"), "--model", "org/base"]) == 2
-    assert "is a base model: give the FluxIR adapter" in capsys.readouterr().err
+    assert "is a base model: give the conditioning to use with --adapter" in capsys.readouterr().err
     assert main([str(tmp_path / "x.png"), "-o", str(tmp_path / "o"), "--adapter", "org/name"]) == 2
     assert "No CUDA GPU found" in capsys.readouterr().err
     assert main([str(tmp_path / "nope"), "-o", str(tmp_path / "o"), "--tiny"]) == 2
@@ -211,3 +212,77 @@ def test_default_restores_with_the_mini_model_and_says_so(tmp_path, capsys):
     assert main([str(tmp_path / "x.png"), "-o", str(tmp_path / "d"), "--steps", "2", "--task", "denoise"]) == 0
     with Image.open(tmp_path / "d" / "x.png") as restored:
         assert restored.size == (32, 16) and json.loads(restored.text["fluxir"])["task"] == "denoise"
+
+
+def test_pipes_devices_and_missing_models_are_named_before_anything_opens_them(tmp_path, capsys):
+    import os
+
+    fifo = tmp_path / "f.png"
+    os.mkfifo(fifo)  # opening it would block forever
+    assert main([str(fifo), "-o", str(tmp_path / "o"), "--tiny"]) == 2
+    assert "f.png: not a regular file" in capsys.readouterr().err
+    assert main(["/dev/zero", "-o", str(tmp_path / "o"), "--tiny"]) == 2
+    assert "/dev/zero: not a regular file" in capsys.readouterr().err
+    photo().save(tmp_path / "x.png")
+    assert main([str(tmp_path / "x.png"), "-o", str(tmp_path / "o"), "--model", "/nonexistent"]) == 2
+    assert "--model /nonexistent: no such folder." in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # refused while parsing: nothing loaded yet
+        main([str(tmp_path / "x.png"), "-o", str(tmp_path / "o"), "--tile-size", "64", "--tile-overlap", "64"])
+    assert "--tile-overlap (64) must be smaller than --tile-size (64)" in capsys.readouterr().err
+
+
+def test_a_damaged_pipeline_folder_is_one_line_naming_the_file(tmp_path, capsys):
+    from fluxir_hub.testing import tiny_pipeline
+
+    photo().save(tmp_path / "x.png")
+    tiny_pipeline().save_pretrained(tmp_path / "good")
+    for name, damage in (
+        ("truncated", lambda f: (f / "transformer/diffusion_pytorch_model.safetensors").write_bytes(b"\x00" * 100)),
+        ("badjson", lambda f: (f / "transformer/config.json").write_text("{nope")),
+    ):
+        shutil.copytree(tmp_path / "good", tmp_path / name)
+        damage(tmp_path / name)
+        assert main([str(tmp_path / "x.png"), "-o", str(tmp_path / "o"), "--model", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        said = [line for line in err.splitlines() if line.startswith("fluxir-restore:")]  # the rest: progress bars
+        assert len(said) == 1 and "transformer/" in said[0] and "Traceback" not in err, err
+
+
+def test_gpu_options_with_a_model_that_ignores_them_say_so(tmp_path, capsys):
+    from fluxir_hub.testing import tiny_pipeline
+
+    photo(size=(16, 16)).save(tmp_path / "x.png")
+    tiny_pipeline().save_pretrained(tmp_path / "pipe")
+    args = [str(tmp_path / "x.png"), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "pipe"), "--steps", "1"]
+    assert main([*args, "--offload", "model"]) == 0
+    assert "--offload only apply to a base model on a GPU" in capsys.readouterr().out
+
+
+def test_rerunning_a_subset_does_not_restore_it_again(tmp_path, capsys):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        photo().save(tmp_path / folder / "x.png")
+    out = tmp_path / "out"
+    fast = ["--tiny", "--steps", "1", "--upscale", "1"]
+    assert main([str(tmp_path / "a/x.png"), str(tmp_path / "b/x.png"), "-o", str(out), *fast]) == 0
+    made = sorted(p.name for p in out.iterdir())
+    assert main([str(tmp_path / "b/x.png"), "-o", str(out), *fast]) == 0
+    assert "Skipping 1 image(s) already restored" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == made  # no third file
+    photo("coffee").save(tmp_path / "b" / "x.png")  # new bytes at the same path: restored again, in place
+    assert main([str(tmp_path / "b/x.png"), "-o", str(out), *fast]) == 0
+    assert "Restored 1 image(s)" in capsys.readouterr().out and sorted(p.name for p in out.iterdir()) == made
+
+
+def test_an_adapter_trained_on_a_small_base_restores_on_the_cpu(tmp_path, capsys):
+    from fluxir_hub.testing import tiny_pipeline
+
+    pipe = tiny_pipeline()
+    pipe.save_pretrained(tmp_path / "base")
+    pipe.adapter.save_pretrained(tmp_path / "adapter")
+    photo(size=(16, 16)).save(tmp_path / "x.png")
+    args = [str(tmp_path / "x.png"), "-o", str(tmp_path / "o"), "--steps", "1", "--upscale", "1"]
+    assert main([*args, "--model", str(tmp_path / "base"), "--adapter", str(tmp_path / "adapter")]) == 0
+    assert "on the CPU" in capsys.readouterr().out and (tmp_path / "o" / "x.png").is_file()
+    assert main([*args, "--adapter", str(tmp_path / "adapter"), "-o", str(tmp_path / "o2")]) == 2  # FLUX.1-dev: no
+    assert "cannot run on this CPU" in capsys.readouterr().err

@@ -302,3 +302,33 @@ def test_a_distilled_adapter_restores_with_its_own_schedule_by_default():
     photo("astronaut", (32, 32)).save(inside / "ok.png")
     (_, after), _, info, _ = Restorer(model).restore(str(inside / "ok.png"), *{**DEFAULTS, "steps": 2}.values())
     assert after.size == (64, 64) and "2 transformer evaluations" in info
+
+
+def test_api_defaults_every_setting_and_answers_a_non_file_image_in_words(client, tmp_path):
+    parameters = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/restore"]["parameters"]
+    assert [p["parameter_name"] for p in parameters if not p["parameter_has_default"]] == ["image_input"]
+    for value in (5, "x", [1, 2]):
+        with pytest.raises(Exception, match="Upload an image first: the image must be sent as a file") as err:
+            client.predict(value, api_name="/restore")
+        assert "pydantic" not in str(err.value)
+
+
+def test_a_huge_image_is_refused_from_its_header_and_limits_read_plainly(monkeypatch):
+    import demo.app as app_module
+    from demo.app import MAX_SEED, DemoModel, RestoreRequest, _number
+    from fluxir_hub.testing import tiny_pipeline
+
+    inside = upload_folder() / "test-huge"
+    inside.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (900, 700)).save(inside / "big.png")
+    restorer = Restorer(DemoModel(tiny_pipeline(), "tiny", "", 512 * 512, 1024 * 1024, 0.05))
+
+    def never(*args, **kwargs):
+        raise AssertionError("the image was decoded before its size was checked")
+
+    monkeypatch.setattr(app_module, "load_image", never)
+    request = RestoreRequest.parse(str(inside / "big.png"), "", 2, 2, 0, False, 0.05, "wavelet", False, 2)
+    with pytest.raises(gr.Error, match="The image is 900x700; this demo accepts up to 262,144 pixels"):
+        restorer.load_input(request)
+    with pytest.raises(gr.Error, match=f"Seed must be from 0 to {MAX_SEED}, got -1"):
+        _number("Seed", -1, 0, MAX_SEED, integer=True)

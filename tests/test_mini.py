@@ -273,3 +273,24 @@ def test_the_photos_stage_without_apt_says_which_package_and_how_to_supply_it(mo
     message = str(err.value)
     assert "apt-get and dpkg are not available" in message and "fake-backgrounds" in message
     assert str(tmp_path / "photos" / "Fake.jpg") in message and "--photos-dir" in message
+
+
+def test_a_photos_dir_that_is_a_file_or_holds_a_folder_is_named(monkeypatch, tmp_path):
+    from training.mini.fetch_photos import PhotoFetchError, fetch_photos
+
+    photo = _fake_registry(monkeypatch, tmp_path, b"the real photo")
+    a_file = tmp_path / "passwd"
+    a_file.write_text("root:x:0:0")
+    with pytest.raises(PhotoFetchError, match=f"--photos-dir {a_file} is a file, not a folder"):
+        fetch_photos(a_file)
+    (tmp_path / "photos" / photo.file_name).mkdir(parents=True)
+    with pytest.raises(PhotoFetchError, match=f"holds folders where photo files belong \\({photo.file_name}\\)"):
+        fetch_photos(tmp_path / "photos")
+
+
+@pytest.mark.parametrize("scale", ["nan", "inf", "-1", "0"])
+def test_build_scale_must_be_a_positive_number(tmp_path, capsys, scale):
+    from training.mini.build import main
+
+    assert main(["--scale", scale, "--work-dir", str(tmp_path / "w"), "--output-dir", str(tmp_path / "o")]) == 2
+    assert "--scale must be a positive number" in capsys.readouterr().err

@@ -262,6 +262,12 @@ def test_fluxgen_mixed_build_records_the_task_of_every_pair(tmp_path):
     sr_record = json.loads(next((out / "lq").rglob("*.json")).read_text())
     assert sr_record["task"] == "sr" and sr_record["target"] == "usm"  # the seesr pairs keep their sharpened target
     assert main(["degrade", "-o", str(out), "--task-weights", "sr=x"]) != 0
+    # The README's command, as written: a new mix on an existing build remakes the LQs and the export (no --resume:
+    # only the degrade stage's own settings changed).
+    assert main(["degrade", "-o", str(out), "--preset", "mixed", "--task-weights", "low_light=1"]) == 0
+    ds = load_dataset(str(out / "dataset"))
+    assert {row["task"] for split in ("train", "validation") for row in ds[split]} == {"low_light"}
+    assert main(["degrade", "-o", str(out), "--steps", "3"]) == 2  # an upstream setting still needs --resume
 
 
 def test_eval_builds_a_task_benchmark_and_reports_per_task(tmp_path):

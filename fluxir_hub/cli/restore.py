@@ -83,10 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--adapter",
         default=None,
-        help="trained FluxIR adapter id or folder for FLUX.1 (needs a GPU); without it the embedded mini model runs",
+        help="trained conditioning (FluxIR adapter, UMMF, DRA) id or folder for the --model base; without it the "
+        "embedded mini model runs",
     )
     parser.add_argument("--adapter-revision", default=None, help="revision of --adapter")
-    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    parser.add_argument(
+        "--dtype",
+        default=None,
+        choices=["bfloat16", "float16", "float32"],
+        help="weights' dtype for --adapter (default bfloat16 on a GPU, float32 on a CPU, where half precision is "
+        "about 100x slower)",
+    )
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow Python files in --model/--adapter that this package did not write to run (read them first)",
+    )
     parser.add_argument(
         "--offload",
         choices=OFFLOAD_MODES,
@@ -140,7 +152,67 @@ class SetupError(RuntimeError):
 def _is_pipeline_folder(path: str | None) -> bool:
     """A saved FluxIRPipeline (every component, the adapter included), rather than a base model or Hub id."""
     index = Path(path) / "model_index.json" if path else None
-    return bool(index and index.is_file() and "adapter" in json.loads(index.read_text()))
+    if not (index and index.is_file()):
+        return False
+    try:
+        return "adapter" in json.loads(index.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SetupError(f"{index} is not valid JSON ({err}); restore or re-save that folder.") from None
+
+
+def _looks_like_a_path(name: str) -> bool:
+    """Hub ids are `org/name` (or a bare name); anything else that does not exist is a missing local folder."""
+    return (
+        Path(name).is_absolute()
+        or name.startswith((".", "~"))
+        or name.count("/") > 1
+        or os.sep != "/"
+        and os.sep in name
+    )
+
+
+def _weights_bytes(folder: str) -> int:
+    """Bytes of the weights in a local model folder (0 for a Hub id, whose size is not known offline)."""
+    return sum(p.stat().st_size for p in Path(folder).rglob("*.safetensors")) if Path(folder).is_dir() else 0
+
+
+def _check_fits_on_cpu(args: argparse.Namespace) -> None:
+    """On a CPU, refuse a base whose weights (in float32, the CPU's compute dtype) cannot fit in memory."""
+    if args.model == DEFAULT_MODEL:
+        raise SetupError(
+            f"No CUDA GPU found, and {DEFAULT_MODEL} (12B parameters, ~48 GB in float32) cannot run on this CPU. "
+            "Run on a GPU, pass a smaller base folder to --model (e.g. the one your adapter was trained on), or leave "
+            "out --adapter for the embedded mini model."
+        )
+    needed = _weights_bytes(args.model) * 2  # bf16/fp16 files grow to float32 on the CPU
+    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+    if available and needed > 0.8 * available:
+        raise SetupError(
+            f"No CUDA GPU found, and --model {args.model} needs ~{needed / 2**30:.0f} GiB in float32, more than this "
+            f"machine's {available / 2**30:.0f} GiB. Run it on a GPU."
+        )
+
+
+def _loading_error(err: Exception, what: str, local: bool = False) -> SetupError:
+    """One line for a model that failed to load: which file, and what to do."""
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    from fluxir_hub.cli import describe_os_error
+
+    first = (str(err).splitlines() or [""])[0].strip()
+    if local:  # a damaged or incomplete file of the user's own folder: the message names it
+        return SetupError(f"could not load {what}: {first} Re-save or copy that folder again.")
+    if isinstance(err, (LocalEntryNotFoundError, HfHubHTTPError)) or (isinstance(err, OSError) and err.errno is None):
+        return SetupError(describe_os_error(err) if isinstance(err, OSError) else f"could not load {what}: {first}")
+    return SetupError(f"could not load {what}: {first}")
+
+
+def _notice_gpu_only_options(args: argparse.Namespace, target: str) -> None:
+    ignored = [
+        flag for flag, used in (("--offload", args.offload != "none"), ("--fp8-storage", args.fp8_storage)) if used
+    ]
+    if ignored:
+        print(f"Note: {' and '.join(ignored)} only apply to a base model on a GPU; {target} runs without them.")
 
 
 def load_pipeline(args: argparse.Namespace):
@@ -155,31 +227,39 @@ def load_pipeline(args: argparse.Namespace):
 
         return tiny_pipeline(), "the tiny random test pipeline (its outputs are noise)"
 
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from fluxir_hub.mini import MINI_DESCRIPTION, load_mini_pipeline
 
+    consent = {"trust_remote_code": True} if args.trust_remote_code else {}
     if args.adapter is None:
-        from fluxir_hub.mini import MINI_DESCRIPTION, load_mini_pipeline
-
         if args.model is None:
+            _notice_gpu_only_options(args, "the embedded mini model")
             try:  # another task than super-resolution: the all-in-one adapter shipped beside the SR one
                 return load_mini_pipeline(task=args.task), MINI_DESCRIPTION
             except FileNotFoundError as err:
                 raise SetupError(str(err)) from err
         if _is_pipeline_folder(args.model):
-            return load_mini_pipeline(args.model), f"the FluxIRPipeline in {args.model}"
+            _notice_gpu_only_options(args, "a whole pipeline folder")
+            try:
+                return load_mini_pipeline(args.model, **consent), f"the FluxIRPipeline in {args.model}"
+            except Exception as err:  # a damaged file or foreign code: one line naming it
+                raise _loading_error(err, f"the pipeline in {args.model}", local=True) from err
+        if not Path(args.model).exists() and _looks_like_a_path(args.model):
+            raise SetupError(f"--model {args.model}: no such folder.")
         raise SetupError(
-            f"--model {args.model} is a base model: give the FluxIR adapter to use with --adapter, or pass a whole "
+            f"--model {args.model} is a base model: give the conditioning to use with --adapter, or pass a whole "
             "FluxIRPipeline folder to --model, or leave both out for the embedded mini model."
         )
     args.model = args.model or DEFAULT_MODEL
-    if not torch.cuda.is_available():
-        raise SetupError(
-            "No CUDA GPU found. FLUX.1 with a FluxIR adapter needs a GPU; leave out --adapter to restore with the "
-            "embedded mini model on the CPU."
-        )
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        _check_fits_on_cpu(args)
+        _notice_gpu_only_options(args, "a model on the CPU")
+        if args.dtype not in (None, "float32"):
+            print(f"Note: computing in float32 on the CPU (--dtype {args.dtype} is about 100x slower there).")
+        args.dtype = "float32"
     from fluxir_hub.pipelines import load_restoration_pipeline
 
-    dtype = getattr(torch, args.dtype)
+    dtype = getattr(torch, args.dtype or "bfloat16")
     try:
         # with the prompt cached in the component (the empty one, a task's), no text encoder is loaded (T5: 9 GB)
         pipe = load_restoration_pipeline(
@@ -190,17 +270,13 @@ def load_pipeline(args: argparse.Namespace):
             base_revision=args.revision,
             adapter_revision=args.adapter_revision,
             dtype=dtype,
+            **consent,
         )
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-        hint = "HF_HUB_OFFLINE is set; " if offline else ""
-        raise SetupError(
-            f"Could not load the model ({err.__class__.__name__}: {str(err).splitlines()[0]}). {hint}Download it once "
-            "with Hub access (accept the FLUX.1-dev licence on its model page first), pass local folders to --model "
-            "and --adapter, or use --tiny."
-        ) from err
-    except ValueError as err:  # not a conditioning component, made for another base, or without the task
-        raise SetupError(str(err)) from err
+    except Exception as err:  # missing, damaged, foreign code, another base, no such task: one line
+        raise _loading_error(err, f"{args.model} with {args.adapter}") from err
+    if device == "cpu":
+        pipe.to("cpu")
+        return pipe, f"{args.model} with the conditioning {args.adapter}, on the CPU"
     if args.fp8_storage:
         pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
     if args.offload == "model":
@@ -218,16 +294,32 @@ def load_pipeline(args: argparse.Namespace):
 OUTPUT_TAG = "fluxir"  # PNG text chunk with the settings and the source of a restored image
 
 
-def recorded_source(path: Path) -> str | None:
-    """The source recorded in a PNG written by this command, or None for any other file."""
+def recorded_tag(path: Path) -> dict | None:
+    """The settings and source recorded in a PNG written by this command, or None for any other file."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
             tag = getattr(image, "text", {}).get(OUTPUT_TAG)
-        return json.loads(tag).get("source") if tag else None
+        record = json.loads(tag) if tag else None
+        return record if isinstance(record, dict) else None
     except Exception:  # unreadable or foreign files are simply not ours
         return None
+
+
+def recorded_source(path: Path) -> str | None:
+    """The source recorded in a PNG written by this command, or None for any other file."""
+    return (recorded_tag(path) or {}).get("source")
+
+
+def file_digest(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _same_source(recorded: str | None, path: Path) -> bool:
@@ -235,18 +327,38 @@ def _same_source(recorded: str | None, path: Path) -> bool:
     return recorded is not None and recorded in (str(path.resolve()), path.name)
 
 
+def made_from(output: Path, path: Path, digest: str) -> bool:
+    """Whether `output` is this command's restoration of `path` with its current bytes (older outputs recorded no
+    digest: the same path counts)."""
+    record = recorded_tag(output) if output.is_file() else None
+    return bool(record) and _same_source(record.get("source"), path) and record.get("sha256", digest) == digest
+
+
 def output_names(paths: list[Path], output_dir: Path | None = None) -> dict[Path, str]:
     """
     A distinct output file name per input, never an input's own file and never an output of another input.
 
-    `<stem>.png` when the stem is unique among the inputs; otherwise `<stem>_<ext>.png`, then `_2`, `_3`, ... until
-    free. Names are compared case-insensitively (macOS, Windows). In `output_dir`, a name already holding another
-    input's restoration (or any file this command did not write) is not reused.
+    An input already restored into `output_dir` (a PNG recording its path) keeps that output's name, whatever the
+    other inputs of this run. Otherwise `<stem>.png` when the stem is unique among the inputs; else
+    `<stem>_<ext>.png`, then `_2`, `_3`, ... until free. Names are compared case-insensitively (macOS, Windows). In
+    `output_dir`, a name already holding another input's restoration (or any file this command did not write) is not
+    reused.
     """
     inputs = {p.resolve() for p in paths}
     taken: set[str] = set()
+    names: dict[Path, str] = {}
     if output_dir is not None and output_dir.is_dir():
         taken |= {p.name.lower() for p in output_dir.iterdir() if p.resolve() in inputs}
+        by_source = {}
+        for existing in sorted(output_dir.glob("*.png")):
+            source = recorded_source(existing)
+            if source is not None:
+                by_source.setdefault(source, existing.name)
+        for path in paths:
+            name = by_source.get(str(path.resolve()))
+            if name is not None and name.lower() not in taken:
+                names[path] = name
+                taken.add(name.lower())
 
     def free(name: str, path: Path) -> bool:
         if name.lower() in taken:
@@ -255,8 +367,8 @@ def output_names(paths: list[Path], output_dir: Path | None = None) -> dict[Path
         return existing is None or not existing.exists() or _same_source(recorded_source(existing), path)
 
     stems = Counter(p.stem.lower() for p in paths)
-    names: dict[Path, str] = {}
-    for path in sorted(paths, key=lambda p: stems[p.stem.lower()] > 1):  # unique stems claim their plain name first
+    rest = [p for p in paths if p not in names]
+    for path in sorted(rest, key=lambda p: stems[p.stem.lower()] > 1):  # unique stems claim their plain name first
         base = path.stem if stems[path.stem.lower()] == 1 else f"{path.stem}_{path.suffix.lstrip('.').lower()}"
         name, n = f"{base}.png", 2
         while not free(name, path):
@@ -278,7 +390,10 @@ def check_output_dir(output_dir: Path, inputs: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if isinstance(args.tile_size, int) and args.tile_overlap is not None and args.tile_overlap >= args.tile_size:
+        parser.error(f"--tile-overlap ({args.tile_overlap}) must be smaller than --tile-size ({args.tile_size})")
     configure_logging(args.verbose)
     from tqdm.auto import tqdm
 
@@ -288,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         found = find_images(args.inputs)
         check_output_dir(output_dir, args.inputs)
-    except (FileNotFoundError, SetupError) as err:
+    except (FileNotFoundError, ImageLoadError, SetupError) as err:
         print(f"fluxir-restore: {err}", file=sys.stderr)
         return 2
     if found.skipped:
@@ -309,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     targets = output_names(paths, output_dir)
-    todo = [p for p in paths if args.overwrite or not (output_dir / targets[p]).exists()]
+    digests = {p: file_digest(p) for p in paths}
+    todo = [p for p in paths if args.overwrite or not made_from(output_dir / targets[p], p, digests[p])]
     if len(todo) < len(paths):
         print(f"Skipping {len(paths) - len(todo)} image(s) already restored in {output_dir} (use --overwrite).")
     if not todo:
@@ -366,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
             atomic_save_png(
                 output_dir / targets[path],
                 result,
-                {OUTPUT_TAG: json.dumps({**settings, "source": str(path.resolve())})},
+                {OUTPUT_TAG: json.dumps({**settings, "source": str(path.resolve()), "sha256": digests[path]})},
             )
             written += 1
         except OSError as err:  # disk full or folder gone: every later write would fail too

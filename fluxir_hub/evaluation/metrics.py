@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import torch
@@ -48,13 +49,17 @@ def create_pyiqa_metric(name: str, device: str | torch.device = "cpu", pretraine
     try:
         if pretrained:
             return pyiqa.create_metric(name, device=device)
-        try:
-            metric = pyiqa.create_metric(name, device=device, pretrained=False)
-            with torch.no_grad():
-                metric(torch.rand(1, 3, 64, 64, device=device))
-            return metric
-        except TypeError:
-            return pyiqa.create_metric(name, device=device)
+        # Random weights, but the same in every process (a resumed or multi-rank run scores as one run would): drawn
+        # from a generator seeded by the metric's name, leaving the caller's random state untouched.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(zlib.crc32(name.encode()))
+            try:
+                metric = pyiqa.create_metric(name, device=device, pretrained=False)
+                with torch.no_grad():
+                    metric(torch.rand(1, 3, 64, 64, device=device))
+                return metric
+            except TypeError:
+                return pyiqa.create_metric(name, device=device)
     except Exception as err:
         if not _download_failed(err) and not _download_failed(err.__cause__ or err.__context__ or err):
             raise

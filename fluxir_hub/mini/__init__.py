@@ -28,13 +28,16 @@ def has_mini_weights(folder: str | Path = MINI_DIR) -> bool:
     return (Path(folder) / "model_index.json").is_file()
 
 
-def load_mini_pipeline(folder: str | Path = MINI_DIR, device: str | None = None, task: str | None = None):
+def load_mini_pipeline(
+    folder: str | Path = MINI_DIR, device: str | None = None, task: str | None = None, trust_remote_code: bool = False
+):
     """
     Load the shipped mini [`FluxIRPipeline`] (every component, the adapter included) from `folder`, never touching
     the network. On `device` (default: CUDA when available, else CPU), float32, progress bar off.
 
     With a `task` other than `"sr"`, the pipeline carries the all-in-one adapter shipped beside the SR one (in
-    `folder/all_in_one`), which restores all seven tasks with their cached prompts.
+    `folder/all_in_one`), which restores all seven tasks with their cached prompts. A `folder` carrying code this
+    package did not write loads only with `trust_remote_code=True`.
     """
     import torch
 
@@ -46,7 +49,8 @@ def load_mini_pipeline(folder: str | Path = MINI_DIR, device: str | None = None,
             f"No mini model in {folder}. Rebuild it with `fluxir-build-mini` (about an hour on two CPU cores), or "
             "reinstall the package, which ships it."
         )
-    pipe = FluxIRPipeline.from_pretrained(folder, dtype=torch.float32, local_files_only=True)
+    consent = {"trust_remote_code": True} if trust_remote_code else {}  # else: only our own module files load
+    pipe = FluxIRPipeline.from_pretrained(folder, dtype=torch.float32, local_files_only=True, **consent)
     if task not in (None, "sr"):
         all_in_one = folder / ALL_IN_ONE_DIR.name
         if not (all_in_one / "config.json").is_file():

@@ -144,21 +144,19 @@ class DRAAdapter(ConditioningMixin, ModelMixin, ConfigMixin):
         stage = (index + 1) // every - 1
         return stage if (index + 1) % every == 0 and stage < len(self.stages) else None
 
-    def install(self, transformer) -> None:
+    def install_hooks(self, transformer) -> None:
         """A [`DRAStageHook`] on every base block (the blocks without a stage only strip the condition from the
-        attention kwargs). Reinstalling the same adapter does nothing; as for the FluxIR adapter, enable block
-        caches after installing."""
-        self.check_compatible(transformer)
+        attention kwargs), and the LoRA's hooks. As for the FluxIR adapter, enable block caches after installing."""
 
         def make_hook(index: int) -> DRAStageHook:
             stage = self.stage_of_block(index)
-            return DRAStageHook(stage, self.stages[stage] if stage is not None else None, id(self))
+            return DRAStageHook(stage, self.stages[stage] if stage is not None else None)
 
-        install_block_hooks(transformer, DRA_HOOK_NAME, id(self), make_hook)
-        self.lora.install(transformer, id(self))
+        install_block_hooks(transformer, DRA_HOOK_NAME, make_hook)
+        self.lora.install(transformer)
 
     @staticmethod
-    def uninstall(transformer) -> None:
+    def remove_hooks(transformer) -> None:
         """Remove the stage hooks and the LoRA hooks from `transformer` (whichever DRA adapter installed them)."""
         remove_block_hooks(transformer, DRA_HOOK_NAME)
         ConditioningLoRA.uninstall(transformer)
@@ -178,11 +176,10 @@ class DRAStageHook(ModelHook):
     """Runs one DRA stage after its base block (or only removes the condition from the kwargs of a block without
     one). Holds the stage by reference, so the transformer's parameters never include it."""
 
-    def __init__(self, stage_index: int | None, stage: DRAStage | None, owner_id: int):
+    def __init__(self, stage_index: int | None, stage: DRAStage | None):
         super().__init__()
         self.stage_index = stage_index
         self.stage = stage
-        self.owner_id = owner_id
 
     def new_forward(self, module: nn.Module, *args, **kwargs):
         condition, args, kwargs = pop_block_kwarg(args, kwargs, DRA_KWARG)
@@ -190,8 +187,8 @@ class DRAStageHook(ModelHook):
         if condition is None or self.stage is None:
             return encoder_hidden_states, hidden_states
         temb = args[2] if len(args) > 2 else kwargs["temb"]
-        dtype = self.stage.out.weight.dtype
         feature = condition["features"][self.stage_index]
+        dtype = feature.dtype  # the component's compute dtype (its weights may be stored in fp8: layerwise casting)
         # Written once per call (a recomputation under checkpointing writes the same value again).
         condition["features"][self.stage_index + 1], residual = self.stage(
             feature, hidden_states.to(dtype), temb.to(dtype)

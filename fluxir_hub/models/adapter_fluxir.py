@@ -311,29 +311,22 @@ class FluxIRAdapter(ConditioningMixin, ModelMixin, ConfigMixin, PeftAdapterMixin
         return FluxIRAdapterOutput(image_features=image_features, text_features=text_features)
 
     # ------------------------------------------------------------------ control injection
-    def install(self, transformer: FluxTransformer2DModel) -> None:
+    def install_hooks(self, transformer: FluxTransformer2DModel) -> None:
         r"""
-        Install the control on `transformer`, once: a [`FluxIRControlHook`] on each of its blocks (diffusers' hook
+        The control on `transformer` ([`install`] puts it there once): a [`FluxIRControlHook`] on each of its blocks (diffusers' hook
         registry) that adds this adapter's SE residuals to the block's outputs when a call carries features (see
         [`~FluxIRAdapter.control_kwargs`]), and leaves the block exactly as it is otherwise. Nothing is stored per
         call, so concurrent calls cannot interfere; caches (`transformer.enable_cache`), offloading and
-        `torch.compile` see one fixed module tree. Reinstalling the same adapter does nothing; installing another
-        adapter replaces the hooks.
-
-        Raises:
-            ValueError: `transformer` has another geometry, or a cache is enabled on it (enable caches after
-                installing, so the cache sees the controlled blocks; [`FluxIRPipeline`] installs at construction).
+        `torch.compile` see one fixed module tree. [`FluxIRPipeline`] installs at construction.
         """
-        self.check_compatible(transformer)
         install_block_hooks(
             transformer,
             CONTROL_HOOK_NAME,
-            id(self),
-            lambda index: FluxIRControlHook(index, self.image_se[index], self.text_se[index], id(self)),
+            lambda index: FluxIRControlHook(index, self.image_se[index], self.text_se[index]),
         )
 
     @staticmethod
-    def uninstall(transformer: FluxTransformer2DModel) -> None:
+    def remove_hooks(transformer: FluxTransformer2DModel) -> None:
         """Remove the control hooks from `transformer` (whichever adapter installed them)."""
         remove_block_hooks(transformer, CONTROL_HOOK_NAME)
 
@@ -397,12 +390,11 @@ class FluxIRControlHook(ModelHook):
     control. Under gradient checkpointing the recomputation receives the same kwargs and adds the same residuals.
     """
 
-    def __init__(self, index: int, image_se: SqueezeExcitation, text_se: SqueezeExcitation, owner_id: int):
+    def __init__(self, index: int, image_se: SqueezeExcitation, text_se: SqueezeExcitation):
         super().__init__()
         self.index = index
         self.image_se = image_se
         self.text_se = text_se
-        self.owner_id = owner_id
 
     def new_forward(self, module: nn.Module, *args, **kwargs):
         control, args, kwargs = pop_block_kwarg(args, kwargs, CONTROL_KWARG)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,6 +25,7 @@ _LOAD_KWARGS = ("cache_dir", "force_download", "proxies", "local_files_only", "t
 LEGACY_LORA_NAME = "pytorch_lora_weights.safetensors"  # UMMF/DRA folders written before components held their LoRA
 _CLASSES: dict[str, type] = {}  # `_class_name` -> class, filled as each conditioning class is defined
 _NAMES: dict[str, tuple[type, dict[str, Any]]] = {}  # training name -> (class, fixed `from_transformer` options)
+_OWNER = "_fluxir_conditioning_owner"  # transformer attribute: a weak reference to the component whose hooks it has
 
 
 def register_conditioning(cls: type) -> type:
@@ -144,23 +146,72 @@ class ConditioningMixin:
         # `auto_map` is for AutoModel, not an argument: drop it rather than warn on every load
         return super().extract_init_dict({k: v for k, v in config_dict.items() if k != "auto_map"}, **kwargs)
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
-        """[`~diffusers.ModelMixin.save_pretrained`], plus the small module file that lets
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        is_main_process: bool = True,
+        save_function: Callable | None = None,
+        safe_serialization: bool = True,
+        variant: str | None = None,
+        max_shard_size: int | str = "10GB",
+        push_to_hub: bool = False,
+        **kwargs,
+    ) -> None:
+        """[`~diffusers.ModelMixin.save_pretrained`] (same arguments, so a pipeline's `variant` and
+        `safe_serialization` reach the component), plus the small module file that lets
         `diffusers.AutoModel.from_pretrained(folder_or_repo, trust_remote_code=True)` find this class (written first,
         so a `push_to_hub=True` upload includes it)."""
         from ..hub_code import write_module_file
 
-        Path(save_directory).mkdir(parents=True, exist_ok=True)
-        if self.module_file is not None:
+        if is_main_process and self.module_file is not None:
+            Path(save_directory).mkdir(parents=True, exist_ok=True)
             write_module_file(save_directory, self.module_file)
-        super().save_pretrained(save_directory, *args, **kwargs)
+        super().save_pretrained(
+            save_directory,
+            is_main_process=is_main_process,
+            save_function=save_function,
+            safe_serialization=safe_serialization,
+            variant=variant,
+            max_shard_size=max_shard_size,
+            push_to_hub=push_to_hub,
+            **kwargs,
+        )
 
     # ------------------------------------------------------------------ the base call
     def install(self, transformer) -> None:
-        """Put what the component needs on `transformer` (hooks), once; nothing by default."""
+        """
+        Put this component's hooks on `transformer`, once. A transformer carries one component's hooks: those of any
+        other component (of any kind, however it got there) are removed first. Which component owns the hooks is
+        recorded on the transformer by a weak reference, so a new component never passes for a freed one.
 
-    def uninstall(self, transformer) -> None:
-        """Remove what [`install`] put on `transformer`; nothing by default."""
+        Raises:
+            ValueError: `transformer` has another geometry, or a cache is enabled on it (enable caches after
+                installing, so the cache sees the controlled blocks).
+        """
+        owner = getattr(transformer, _OWNER, None)
+        if owner is not None and owner() is self:
+            return
+        self.check_compatible(transformer)
+        if getattr(transformer, "is_cache_enabled", False):
+            raise ValueError(
+                "A cache is enabled on this transformer: install the conditioning first, then enable the cache "
+                "(`pipe.transformer.disable_cache()`, build the pipeline, then `pipe.transformer.enable_cache(...)`)."
+            )
+        uninstall_conditioning(transformer)
+        self.install_hooks(transformer)
+        setattr(transformer, _OWNER, weakref.ref(self))
+
+    @staticmethod
+    def uninstall(transformer) -> None:
+        """Remove every conditioning component's hooks from `transformer` (whichever installed them)."""
+        uninstall_conditioning(transformer)
+
+    def install_hooks(self, transformer) -> None:
+        """The kind's own hooks on a `transformer` that carries none ([`install`] decides when); none by default."""
+
+    @staticmethod
+    def remove_hooks(transformer) -> None:
+        """Remove the hooks [`install_hooks`] of this kind puts on `transformer`; nothing by default."""
 
     def prepare_base_call(
         self, base_kwargs: dict[str, Any], lq_latents: torch.Tensor, conditioning_scale: float = 1.0
@@ -314,26 +365,19 @@ class ConditioningMixin:
         return self._cached_buffer("empty_prompt_embeds")[:length], self._cached_buffer("empty_pooled_prompt_embeds")
 
 
-def install_block_hooks(transformer, name: str, owner_id: int, make_hook: Callable[[int], Any]) -> None:
-    """
-    Register `make_hook(index)` as hook `name` on every block of `transformer` (double then single blocks), through
-    diffusers' hook registry; nothing happens when the same owner's hooks (`hook.owner_id == owner_id`) are
-    already there, and another owner's are replaced.
+def uninstall_conditioning(transformer) -> None:
+    """Remove the hooks of every registered conditioning kind from `transformer`, and its owner record."""
+    for cls in conditioning_classes().values():
+        cls.remove_hooks(transformer)
+    transformer.__dict__.pop(_OWNER, None)
 
-    Raises:
-        ValueError: a cache is enabled on the transformer (it must be enabled after, to see the controlled blocks).
-    """
+
+def install_block_hooks(transformer, name: str, make_hook: Callable[[int], Any]) -> None:
+    """Register `make_hook(index)` as hook `name` on every block of `transformer` (double then single blocks),
+    through diffusers' hook registry, replacing any hook of that name."""
     from diffusers.hooks import HookRegistry
 
     blocks = [*transformer.transformer_blocks, *transformer.single_transformer_blocks]
-    current = [HookRegistry.check_if_exists_or_initialize(block).get_hook(name) for block in blocks]
-    if all(hook is not None and hook.owner_id == owner_id for hook in current):
-        return
-    if getattr(transformer, "is_cache_enabled", False):
-        raise ValueError(
-            "A cache is enabled on this transformer: install the conditioning first, then enable the cache "
-            "(`pipe.transformer.disable_cache()`, build the pipeline, then `pipe.transformer.enable_cache(...)`)."
-        )
     for index, block in enumerate(blocks):
         registry = HookRegistry.check_if_exists_or_initialize(block)
         registry.remove_hook(name, recurse=False)
@@ -430,7 +474,7 @@ def conditioning_class_of(pretrained_model_name_or_path, **kwargs) -> type:
     hub = {k: kwargs[k] for k in _LOAD_KWARGS if k in kwargs}
     config = ComponentConfig.load_config(pretrained_model_name_or_path, **hub)
     saved = config.get("_class_name")
-    if saved not in classes:
+    if not isinstance(saved, str) or saved not in classes:
         raise ValueError(
             f"{pretrained_model_name_or_path} is not a conditioning component (its config names {saved!r}); "
             f"expected {', '.join(f'{c.description} ({name})' for name, c in classes.items())}."

@@ -95,13 +95,12 @@ class UMMFConditioner(ConditioningMixin, ModelMixin, ConfigMixin):
             **cls.geometry_of(transformer),
         )
 
-    def install(self, transformer) -> None:
-        """Hook the LoRA into `transformer` (once; see [`ConditioningLoRA`])."""
-        self.check_compatible(transformer)
-        self.lora.install(transformer, id(self))
+    def install_hooks(self, transformer) -> None:
+        """Hook the LoRA into `transformer` (see [`ConditioningLoRA`])."""
+        self.lora.install(transformer)
 
     @staticmethod
-    def uninstall(transformer) -> None:
+    def remove_hooks(transformer) -> None:
         """Remove the LoRA hooks from `transformer` (whichever component installed them)."""
         ConditioningLoRA.uninstall(transformer)
 

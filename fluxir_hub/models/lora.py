@@ -88,24 +88,20 @@ class ConditioningLoRA(nn.Module):
             nn.init.normal_(self.down[_key(name)].weight, std=1 / rank)
             nn.init.zeros_(self.up[_key(name)].weight)
 
-    def install(self, transformer: nn.Module, owner_id: int) -> None:
+    def install(self, transformer: nn.Module) -> None:
         """Hook every block (the strength) and every targeted projection (the update) of `transformer`, replacing
-        another owner's hooks; the same owner's are left as they are."""
+        any hooks of these names (the owning component removes other kinds' first)."""
         modules = dict(transformer.named_modules())
         missing = [name for name in self.names if not isinstance(modules.get(name), nn.Linear)]
         if missing:
             raise ValueError(
                 f"The transformer has no projection(s) {missing[:3]}: this LoRA was made for another base."
             )
-        install_block_hooks(transformer, BLOCK_HOOK_NAME, owner_id, lambda index: LoRAScaleHook(owner_id))
+        install_block_hooks(transformer, BLOCK_HOOK_NAME, lambda index: LoRAScaleHook())
         for name in self.names:
             registry = HookRegistry.check_if_exists_or_initialize(modules[name])
-            current = registry.get_hook(LINEAR_HOOK_NAME)
-            if current is None or current.owner_id != owner_id:
-                registry.remove_hook(LINEAR_HOOK_NAME, recurse=False)
-                registry.register_hook(
-                    LoRALinearHook(self.down[_key(name)], self.up[_key(name)], owner_id), LINEAR_HOOK_NAME
-                )
+            registry.remove_hook(LINEAR_HOOK_NAME, recurse=False)
+            registry.register_hook(LoRALinearHook(self.down[_key(name)], self.up[_key(name)]), LINEAR_HOOK_NAME)
 
     @staticmethod
     def uninstall(transformer: nn.Module) -> None:
@@ -140,10 +136,6 @@ class ConditioningLoRA(nn.Module):
 class LoRAScaleHook(ModelHook):
     """On a base block: the call's LoRA strength (taken out of `joint_attention_kwargs`) is current while it runs."""
 
-    def __init__(self, owner_id: int):
-        super().__init__()
-        self.owner_id = owner_id
-
     def new_forward(self, module: nn.Module, *args, **kwargs):
         scale, args, kwargs = pop_block_kwarg(args, kwargs, LORA_KWARG)
         if scale is None:
@@ -159,16 +151,18 @@ class LoRALinearHook(ModelHook):
     """On a targeted projection: adds `scale * up(down(x))` while a strength is current (holds the two low-rank
     layers by reference: the transformer's parameters never include them)."""
 
-    def __init__(self, down: nn.Linear, up: nn.Linear, owner_id: int):
+    def __init__(self, down: nn.Linear, up: nn.Linear):
         super().__init__()
         self.down = down
         self.up = up
-        self.owner_id = owner_id
 
     def new_forward(self, module: nn.Module, x: torch.Tensor):
         out = self.fn_ref.original_forward(x)
         scale = _current_scale.get()
         if not scale:
             return out
-        update = self.up(self.down(x.to(self.down.weight.dtype)))
+        # Compute in the LoRA's dtype, unless its weights are stored in fp8 (layerwise casting): diffusers' hook on
+        # `down`/`up` upcasts them to the compute dtype only inside their forward, so the input keeps its own.
+        dtype = self.down.weight.dtype
+        update = self.up(self.down(x if dtype.itemsize == 1 else x.to(dtype)))
         return out + (update * scale).to(out.dtype)

@@ -8,6 +8,7 @@ import itertools
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,10 +98,9 @@ def _as_image_list(image: PipelineImage) -> list:
     if isinstance(image, (list, tuple)):
         if not image:
             raise ValueError("`image` is empty: pass at least one image.")
-        return list(image)
-    if isinstance(image, torch.Tensor) and image.ndim == 4:
-        return list(image)
-    if isinstance(image, np.ndarray) and image.ndim == 4:
+        # a list of batches, e.g. `(1, 3, H, W)` tensors, is concatenated as diffusers' `VaeImageProcessor` does
+        return [item for batch in image for item in _as_image_list(batch)]
+    if isinstance(image, (torch.Tensor, np.ndarray)) and image.ndim == 4:
         return list(image)
     return [image]
 
@@ -159,6 +159,8 @@ def _normalise_image(image):
                 f"An image tensor must be (3, H, W) or (1, H, W) in [0, 1], got shape {tuple(image.shape)}; drop the "
                 "alpha channel or pass a PIL image (transparency is then composited on white)."
             )
+        if image.numel() == 0:
+            raise ValueError(f"The image tensor has no pixels (shape {tuple(image.shape)}).")
         if not torch.isfinite(image).all():
             raise ValueError("The image holds NaN or infinite values.")
         if image.min() < -1e-3 or image.max() > 1 + 1e-3:
@@ -171,39 +173,46 @@ def _normalise_image(image):
     )
 
 
-def _ships_only_fluxir_modules(name_or_path: str | os.PathLike, kwargs: dict) -> bool:
-    """Whether the pipeline at `name_or_path` names custom module files and every one is this package's own."""
-    from ..hub_code import PIPELINE_MODULE, is_our_module_file
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
-    def fetch(filename: str) -> Path | None:
-        local = Path(name_or_path) / filename
-        if Path(name_or_path).is_dir():
-            return local if local.is_file() else None
-        try:
-            from huggingface_hub import hf_hub_download
 
-            hub = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
-            return Path(hf_hub_download(str(name_or_path), filename, **hub))
-        except Exception:  # not on the Hub or offline: diffusers' own loading decides
-            return None
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
-    index_path = fetch("model_index.json")
-    if index_path is None:
-        return False
-    index = json.loads(index_path.read_text())
-    needed = []
-    if isinstance(index.get("_class_name"), list):
-        needed.append((f"{index['_class_name'][0]}.py", PIPELINE_MODULE))
-    component = index.get("adapter")
-    if isinstance(component, list) and component[0] not in (None, "fluxir_hub"):  # a module file, not the library
-        needed.append((f"adapter/{component[0]}.py", component[0]))
-    if not needed:
-        return False
-    for filename, module in needed:
-        path = fetch(filename)
-        if path is None or Path(filename).stem != module or not is_our_module_file(path, module):
-            return False
-    return True
+
+def _check_argument_types(prompt, upscale, num_inference_steps, tile_size, tile_overlap, callback_on_step_end) -> None:
+    """Refuse arguments of the wrong type by name, before anything uses them (a `bool` is not a number here)."""
+    if not (
+        isinstance(prompt, str) or (isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt))
+    ):
+        raise TypeError(f"`prompt` must be a string or a non-empty list of strings, got {prompt!r}.")
+    if upscale is not None and not _is_number(upscale):
+        raise TypeError(f"`upscale` must be a number from 1 to {MAX_UPSCALE}, got {upscale!r}.")
+    if num_inference_steps is not None and not _is_int(num_inference_steps):
+        raise TypeError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
+    if tile_size is not None and tile_size != "auto" and not _is_int(tile_size):
+        raise TypeError(f"`tile_size` must be an integer number of output pixels, 'auto' or None, got {tile_size!r}.")
+    if tile_overlap is not None and not _is_int(tile_overlap):
+        raise TypeError(f"`tile_overlap` must be an integer number of output pixels, got {tile_overlap!r}.")
+    if callback_on_step_end is not None and not callable(callback_on_step_end):
+        raise TypeError(f"`callback_on_step_end` must be callable, got {type(callback_on_step_end).__name__}.")
+
+
+def _code_snapshot(name_or_path: str | os.PathLike, kwargs: dict) -> tuple[Path | None, str | None]:
+    """The local folder holding the code and configs of the pipeline `name_or_path` (a folder, or a Hub repo's
+    snapshot of its `.py` and `.json` files) and the commit it was read at (`None` for a folder); `(None, None)` when
+    the Hub cannot be reached and nothing is cached, so diffusers' own loading reports that."""
+    if Path(name_or_path).is_dir():
+        return Path(name_or_path), None
+    from huggingface_hub import snapshot_download
+
+    hub = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
+    try:
+        folder = Path(snapshot_download(str(name_or_path), allow_patterns=["*.py", "*.json"], **hub))
+    except Exception:  # not on the Hub, offline with nothing cached, gated: diffusers' loading says what is wrong
+        return None, None
+    return folder, folder.name  # a snapshot folder is named after its commit
 
 
 @dataclass
@@ -318,23 +327,58 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             data["adapter"] = [module_file, type(self.adapter).__name__]
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        safe_serialization: bool = True,
+        variant: str | None = None,
+        max_shard_size: int | str | None = None,
+        push_to_hub: bool = False,
+        **kwargs,
+    ) -> None:
         """[`~diffusers.DiffusionPipeline.save_pretrained`], plus `pipeline_fluxir.py` at the root (written first, so a
         `push_to_hub=True` upload includes it); the adapter writes its own module file."""
         from ..hub_code import PIPELINE_MODULE, write_module_file
 
         Path(save_directory).mkdir(parents=True, exist_ok=True)
         write_module_file(save_directory, PIPELINE_MODULE)
-        super().save_pretrained(save_directory, *args, **kwargs)
+        super().save_pretrained(
+            save_directory,
+            safe_serialization=safe_serialization,
+            variant=variant,
+            max_shard_size=max_shard_size,
+            push_to_hub=push_to_hub,
+            **kwargs,
+        )
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
         """[`~diffusers.DiffusionPipeline.from_pretrained`]. A folder or repo saved by this class names its classes
-        through small module files; when they are exactly the import-only files this package writes, no
-        `trust_remote_code` is needed (nothing else would run). Anything else still needs the caller's consent."""
-        if "trust_remote_code" not in kwargs and _ships_only_fluxir_modules(pretrained_model_name_or_path, kwargs):
-            kwargs["trust_remote_code"] = True
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        through small module files; when every piece of code it carries is exactly the import-only files this package
+        writes, no `trust_remote_code` is needed (nothing else would run). Any other code runs only with the caller's
+        explicit `trust_remote_code=True`; without it, loading stops before anything runs, naming each file.
+
+        Raises:
+            ValueError: the folder or repo carries code this package did not write and `trust_remote_code` is not set.
+        """
+        from ..hub_code import check_folder_code
+
+        if not kwargs.get("trust_remote_code") and "custom_pipeline" not in kwargs:
+            folder, commit = _code_snapshot(pretrained_model_name_or_path, kwargs)
+            if folder is not None and check_folder_code(folder, pretrained_model_name_or_path):
+                if kwargs.get("trust_remote_code") is None:  # an explicit `False` stays the caller's word
+                    kwargs["trust_remote_code"] = True
+                if commit is not None:  # load exactly the files checked, even if the branch moves meanwhile
+                    kwargs["revision"] = commit
+        # A conditioning passed by the caller replaces the folder's: diffusers would try to import the module file
+        # `model_index.json` names for it to check its type, so it is put in after loading instead.
+        component = kwargs.get("adapter")
+        if component is not None:
+            kwargs["adapter"] = None  # not loaded from the folder at all
+        pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        if component is not None:
+            pipe.load_conditioning(None, component=component)
+        return pipe
 
     def load_conditioning(self, pretrained_model_name_or_path: str | os.PathLike, component=None, **kwargs) -> None:
         r"""
@@ -675,6 +719,19 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             )
         if (prompt_embeds is None) != (pooled_prompt_embeds is None):
             raise ValueError("Pass both `prompt_embeds` and `pooled_prompt_embeds`, or neither.")
+        if prompt_embeds is not None:
+            width = self.transformer.config.joint_attention_dim
+            pooled = self.transformer.config.pooled_projection_dim
+            if prompt_embeds.ndim != 3 or prompt_embeds.shape[-1] != width:
+                raise ValueError(
+                    f"`prompt_embeds` must be (batch, tokens, {width}) for this transformer, got "
+                    f"{tuple(prompt_embeds.shape)}."
+                )
+            if tuple(pooled_prompt_embeds.shape) != (prompt_embeds.shape[0], pooled):
+                raise ValueError(
+                    f"`pooled_prompt_embeds` must be ({prompt_embeds.shape[0]}, {pooled}) for these `prompt_embeds`, "
+                    f"got {tuple(pooled_prompt_embeds.shape)}."
+                )
         if callback_on_step_end_tensor_inputs is not None:
             unknown = [k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]
             if unknown:
@@ -934,6 +991,8 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         Returns:
             [`FluxIRPipelineOutput`] or `tuple(images, nfe)`.
         """
+        prompt = "" if prompt is None else prompt  # no prompt, as the empty default
+        _check_argument_types(prompt, upscale, num_inference_steps, tile_size, tile_overlap, callback_on_step_end)
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         callback_on_step_end_tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
@@ -986,6 +1045,12 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         width, height = output_size(*_image_size(plan.images[0]), plan.upscale, self.output_multiple)
         device = self._execution_device
         dtype = self.transformer.dtype
+        if device.type == "cpu" and {dtype, self.vae.dtype} & {torch.bfloat16, torch.float16}:
+            warnings.warn(
+                "Restoring on the CPU in half precision: CPUs have no fast half-precision kernels, so this runs about 100x "
+                "slower than float32. Load with `dtype=torch.float32` on a CPU (or move the pipeline to a GPU).",
+                stacklevel=2,
+            )
 
         # 2. Prompt embeddings (the adapter's cached ones for the empty prompt and task prompts).
         prompt = plan.prompt
@@ -1084,6 +1149,11 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
                     step_tensors = {"latents": latents, "lq_latents": lq_latents, "prompt_embeds": prompt_embeds}
                     callback_kwargs = {k: step_tensors[k] for k in callback_on_step_end_tensor_inputs}
                     callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                    if not isinstance(callback_outputs, dict):
+                        raise TypeError(
+                            "`callback_on_step_end` must return a dict of the tensors it replaces (return "
+                            f"`callback_kwargs` to change nothing), got {type(callback_outputs).__name__}."
+                        )
                     latents = callback_outputs.pop("latents", latents)
                     lq_latents = callback_outputs.pop("lq_latents", lq_latents)
                     prompt_embeds = callback_outputs.pop("prompt_embeds", prompt_embeds)

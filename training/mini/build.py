@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 import time
@@ -529,8 +530,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.scale <= 0:
-        print("fluxir-build-mini: --scale must be positive.", file=sys.stderr)
+    if not math.isfinite(args.scale) or args.scale <= 0:  # `nan <= 0` is False: NaN would pass a plain check
+        print(f"fluxir-build-mini: --scale must be a positive number, got {args.scale}.", file=sys.stderr)
         return 2
     config = MiniBuildConfig(seed=args.seed)
     if args.scale != 1.0:

