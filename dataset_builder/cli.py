@@ -26,8 +26,8 @@ from .config import (
     FluxGenConfig,
     config_differences,
 )
-from .distributed import process_state
-from .io_utils import BuildLayout
+from .distributed import process_state, stop_if_any_failed
+from .io_utils import BuildLayout, claim_folder, release_folder
 
 STAGES = ("generate", "score", "select", "degrade", "export", "push", "run")
 TINY_OVERRIDES = {
@@ -171,21 +171,44 @@ def resolve_config(args: argparse.Namespace, stored: FluxGenConfig | None) -> Fl
     return config
 
 
+def _own_settings(stage: str) -> tuple[str, ...]:
+    """Config sections that only `stage` and the stages after it read: changing them there remakes that stage's own
+    outputs (each stage redoes what is not current), so it needs no `--resume`."""
+    sections = ("degrade", "export")
+    return sections[sections.index(stage) :] if stage in sections else ()
+
+
+def claim(args: argparse.Namespace) -> Path | None:
+    """The main process takes the build folder (refused while another run uses it) and clears it for
+    `--overwrite`; every process stops if that failed. Returns the lock to release (main process only)."""
+    root = Path(args.output_dir)
+    state = process_state()
+    lock, error = None, None
+    creates = args.stage in ("generate", "run")
+    if state.is_main_process and (creates or root.is_dir()):  # else `prepare_folder` says there is no build
+        try:
+            lock = claim_folder(root)
+            if args.overwrite and (root / "fluxgen_config.json").exists():
+                for name in ("images", "scores", "lq", "dataset", "selection.json", "fluxgen_config.json"):
+                    target = root / name
+                    shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+        except (OSError, ValueError) as err:
+            error = f"Cannot write to the output folder {root}: {err}" if isinstance(err, OSError) else str(err)
+    stop_if_any_failed(error, state)  # other ranks read the folder only after the main one has taken and cleared it
+    return lock
+
+
 def prepare_folder(args: argparse.Namespace, creates: bool) -> FluxGenConfig:
     root = Path(args.output_dir)
     state = process_state()
-    if args.overwrite and state.is_main_process and (root / "fluxgen_config.json").exists():
-        for name in ("images", "scores", "lq", "dataset", "selection.json", "fluxgen_config.json"):
-            target = root / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-    state.wait_for_everyone()  # other ranks read the folder only after the main one has cleared it
     stored = FluxGenConfig.load(root) if root.exists() else None
     if stored is None and not creates:
         raise ValueError(f"{root} holds no FluxGen build; run `fluxgen generate -o {root}` (or `fluxgen run`) first.")
     config = resolve_config(args, stored)
     config.validate()
     if stored is not None:
-        differences = config_differences(stored, config)
+        own = tuple(f"{section}." for section in _own_settings(args.stage))
+        differences = [d for d in config_differences(stored, config) if not d.startswith(own)]
         if differences and not args.resume:
             raise ValueError(
                 f"{root} was built with different settings: {'; '.join(differences)}. Rerun with --resume to continue "
@@ -204,39 +227,61 @@ def prepare_folder(args: argparse.Namespace, creates: bool) -> FluxGenConfig:
 
 
 def run_stage(stage: str, args: argparse.Namespace, config: FluxGenConfig) -> None:
+    """Run `stage` on every process of the run (each takes its share; selection and the card are the main process's
+    work), then stop every process if any failed, naming it."""
+    state = process_state()
+    error = None
+    try:
+        message = _stage_work(stage, args, config, state)
+    except (ValueError, OSError) as err:
+        from fluxir_hub.cli import describe_os_error
+
+        error, message = (describe_os_error(err) if isinstance(err, OSError) else str(err)), None
+    stop_if_any_failed(error, state)
+    if message:
+        print(message if state.num_processes == 1 else f"[process {state.process_index}] {message}")
+
+
+def _stage_work(stage: str, args: argparse.Namespace, config: FluxGenConfig, state) -> str | None:
     root = Path(args.output_dir)
     # The pool is the configured seed range: images of a larger earlier range stay on disk but are not used.
     seed_range = (config.generate.seed_start, config.generate.seed_end)
     if stage == "generate":
         from .generate import generate_images
 
-        print(f"generate: wrote {generate_images(root, config.generate)} image(s)")
-    elif stage == "score":
+        return f"generate: wrote {generate_images(root, config.generate)} image(s)"
+    if stage == "score":
         from .score import score_images
 
-        print(f"score: scored {score_images(root, config.score, seed_range)} image(s)")
-    elif stage == "select":
+        return f"score: scored {score_images(root, config.score, seed_range)} image(s)"
+    if stage == "select":
         from .select import select_images
 
+        if not state.is_main_process:  # percentiles over the whole pool: one process, from every process's scores
+            return None
         counts = select_images(root, config.select, config.score.metrics, seed_range)["counts"]
-        print(f"select: kept {counts['kept']}, dropped {counts['dropped']}, unreadable {counts['corrupt']}")
-    elif stage == "degrade":
+        return f"select: kept {counts['kept']}, dropped {counts['dropped']}, unreadable {counts['corrupt']}"
+    if stage == "degrade":
         from .degrade_stage import degrade_images
 
-        print(f"degrade: wrote {degrade_images(root, config.degrade)} LQ image(s)")
-    elif stage == "export":
+        written = degrade_images(root, config.degrade)
+        return f"degrade: wrote {written} LQ image(s)"
+    if stage == "export":
         from .export import export_dataset
 
         splits = export_dataset(root, config, repo_id=args.repo_id)
-        print(
-            f"export: {splits['train']} train / {splits['validation']} validation rows in {BuildLayout(root).dataset_dir}"
-        )
-    elif stage == "push":
+        if not state.is_main_process:
+            return None
+        return f"export: {splits['train']} train / {splits['validation']} validation rows in {BuildLayout(root).dataset_dir}"
+    if stage == "push":
         from .push import push_dataset
 
         if not args.repo_id:
             raise ValueError("push needs --repo-id (e.g. your-org/fluxgen-pairs).")
-        print(f"push: {push_dataset(BuildLayout(root).dataset_dir, args.repo_id, private=args.private)}")
+        if not state.is_main_process:
+            return None
+        return f"push: {push_dataset(BuildLayout(root).dataset_dir, args.repo_id, private=args.private)}"
+    raise ValueError(f"Unknown stage {stage!r}.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -245,18 +290,20 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as stop:  # argparse printed the usage and what is wrong (or --help / --version)
         return stop.code if isinstance(stop.code, int) else 2
     configure_logging(args.verbose)
+    lock = None
     try:
+        lock = claim(args)
         config = prepare_folder(args, creates=args.stage in ("generate", "run"))
         if args.stage == "run":
-            state = process_state()
-            run_stage("generate", args, config)
-            state.wait_for_everyone()
-            if not state.is_main_process:  # scoring onwards needs the whole pool: one process
-                return 0
-            for stage in ("score", "select", "degrade", "export"):
+            for stage in ("generate", "score", "select", "degrade", "export"):  # every stage on every process
                 run_stage(stage, args, config)
             if args.repo_id:
                 run_stage("push", args, config)
+        elif args.stage == "degrade":
+            exported = BuildLayout(args.output_dir).dataset_dir.exists()
+            run_stage("degrade", args, config)
+            if exported:  # an export of the earlier LQs would be stale: remake it (a no-op when nothing changed)
+                run_stage("export", args, config)
         else:
             run_stage(args.stage, args, config)
     except ValueError as err:
@@ -267,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"fluxgen: {describe_os_error(err)}", file=sys.stderr)
         return 2
+    finally:
+        release_folder(lock)
     return 0
 
 

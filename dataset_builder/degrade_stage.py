@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from fluxir_hub.degradations import degrade, record_task
 
 from .config import DegradeConfig
+from .distributed import process_state, shard
 from .io_utils import BuildLayout, atomic_save_png, atomic_write_json, check_image, quarantine, remove_stale_temp_files
 
 
@@ -45,25 +46,28 @@ def lq_is_current(layout: BuildLayout, seed: int, config: DegradeConfig) -> bool
 
 
 def degrade_images(root, config: DegradeConfig, show_progress: bool = True, device: str | None = None) -> int:
-    """Degrade every kept image whose LQ is not current (on the GPU when there is one); returns how many were written.
+    """Degrade every kept image of this process's share whose LQ is not current (on the GPU when there is one);
+    returns how many were written.
 
     Noise is drawn on the CPU either way, so a record replays on any device up to float rounding in the filters.
 
     Raises:
         ValueError: some kept HQ images are damaged (after all the others are done); the message names them.
     """
-    import torch
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    state = process_state()
+    device = device or str(state.device)
     layout = BuildLayout(root)
     if not layout.selection_path.exists():
         raise ValueError("No selection.json yet; run `fluxgen select` first.")
-    remove_stale_temp_files(layout.root / "lq")
+    if state.is_main_process:
+        remove_stale_temp_files(layout.root / "lq")
+    state.wait_for_everyone()
     kept = [int(i) for i in json.loads(layout.selection_path.read_text())["kept"]]
-    pending = [s for s in kept if not lq_is_current(layout, s, config)]
+    # Each process its share of the kept list (records are seeded per image: the same LQ on any process).
+    pending = [s for s in shard(kept, state) if not lq_is_current(layout, s, config)]
     damaged: list[str] = []
     written = 0
-    for seed in tqdm(pending, desc="Degrading", disable=not show_progress):
+    for seed in tqdm(pending, desc=f"Degrading [{state.process_index}]", disable=not show_progress):
         hq_path = layout.image_path(seed)
         try:
             with Image.open(hq_path) as image:

@@ -6,11 +6,14 @@ import hashlib
 import json
 from pathlib import Path
 
+from PIL import Image
+
 from fluxir_hub.degradations import TASKS, record_task
 from fluxir_hub.files import atomic_write
 from fluxir_hub.licences import card_licence, size_category
 
 from .config import GENERATOR_LICENSES, FluxGenConfig
+from .distributed import process_state, shard, stop_if_any_failed
 from .generate import read_image_metadata
 from .io_utils import BuildLayout, atomic_write_text
 
@@ -63,30 +66,43 @@ def _checked_bytes(path: Path, redo: str) -> tuple[bytes, tuple[int, int]]:
     return data, size
 
 
-def _row(layout: BuildLayout, image_id: str, scores: dict[str, float]) -> dict:
+def _provenance(layout: BuildLayout, image_id: str) -> dict:
+    """What a row says about where it came from (no image bytes: cheap to read for every row)."""
     seed = int(image_id)
     meta = read_image_metadata(layout.image_path(seed))
-    redo_hq = f"delete it and rerun `fluxgen run` to regenerate, rescore and reselect image {image_id}."
-    redo_lq = "delete it and its .json record and rerun `fluxgen degrade` to remake it."
     record = json.loads(layout.lq_params_path(seed).read_text())
-    if record.get("target") == "usm":  # the sharpened target the LQ was made from
-        hq, hq_size = _checked_bytes(layout.target_path(seed), redo_lq)
-    else:
-        hq, hq_size = _checked_bytes(layout.image_path(seed), redo_hq)
-    lq, _ = _checked_bytes(layout.lq_path(seed), redo_lq)
+    hq_path = layout.target_path(seed) if record.get("target") == "usm" else layout.image_path(seed)
+    with Image.open(hq_path) as image:  # the header only
+        hq_size = image.size
     return {
-        "id": image_id,
         "seed": seed,
-        "hq": {"bytes": hq, "path": f"{image_id}_hq.png"},
-        "lq": {"bytes": lq, "path": f"{image_id}_lq.png"},
         "prompt": meta["prompt"],
         "task": record_task(record),
         "generator_model": meta["model"],
         "generator_revision": meta["revision"],
         "_sampling": (meta.get("guidance_scale"), meta.get("num_inference_steps"), meta.get("prompt") != "", hq_size),
-        "scores": scores,
         "degradation": json.dumps(record),
     }
+
+
+def _row(layout: BuildLayout, image_id: str, scores: dict[str, float]) -> dict:
+    seed = int(image_id)
+    redo_hq = f"delete it and rerun `fluxgen run` to regenerate, rescore and reselect image {image_id}."
+    redo_lq = "delete it and its .json record and rerun `fluxgen degrade` to remake it."
+    provenance = _provenance(layout, image_id)
+    if json.loads(provenance["degradation"]).get("target") == "usm":  # the sharpened target the LQ was made from
+        hq, _ = _checked_bytes(layout.target_path(seed), redo_lq)
+    else:
+        hq, _ = _checked_bytes(layout.image_path(seed), redo_hq)
+    lq, _ = _checked_bytes(layout.lq_path(seed), redo_lq)
+    row = {
+        **provenance,
+        "id": image_id,
+        "hq": {"bytes": hq, "path": f"{image_id}_hq.png"},
+        "lq": {"bytes": lq, "path": f"{image_id}_lq.png"},
+        "scores": scores,
+    }
+    return {name: row[name] for name in (*_features([]), "_sampling")}  # the columns in the features' order
 
 
 def plan_shards(sizes: list[int], max_bytes: int, max_rows: int) -> list[tuple[int, int]]:
@@ -110,27 +126,23 @@ def _row_bytes(layout: BuildLayout, image_id: str) -> int:
 
 def write_split(
     layout: BuildLayout, split: str, ids: list[str], scores: dict, metrics: list[str], max_bytes: int, max_rows: int
-) -> tuple[list[Path], list[dict]]:
-    """Write one split's parquet shards (by image bytes, as `datasets` shards); returns their paths and the exported
-    rows' provenance (no image bytes)."""
+) -> list[Path]:
+    """Plan one split's parquet shards (by image bytes, as `datasets` shards) and write this process's share of
+    them; returns the paths of every planned shard. The plan depends on the rows alone, so the files are the same
+    for any number of processes."""
     from datasets import Dataset
 
     data_dir = layout.dataset_dir / "data"
     shards = plan_shards([_row_bytes(layout, i) for i in ids], max_bytes, max_rows)
     n_shards = len(shards)
-    written, provenance = [], []
-    for shard, (start, end) in enumerate(shards):
-        chunk = ids[start:end]
-        rows = [_row(layout, i, {m: scores[i][m] for m in metrics}) for i in chunk]
+    paths = [data_dir / f"{split}-{index:05d}-of-{n_shards:05d}.parquet" for index in range(n_shards)]
+    for index, (start, end) in shard(list(enumerate(shards))):
+        rows = [_row(layout, i, {m: scores[i][m] for m in metrics}) for i in ids[start:end]]
         dataset = Dataset.from_list(
             [{k: v for k, v in r.items() if k != "_sampling"} for r in rows], features=_features(metrics)
         )
-        path = data_dir / f"{split}-{shard:05d}-of-{n_shards:05d}.parquet"
-        atomic_write(path, lambda tmp, dataset=dataset: dataset.to_parquet(tmp))
-        written.append(path)
-        keys = ("seed", "generator_model", "generator_revision", "degradation", "_sampling")
-        provenance += [{k: row[k] for k in keys} for row in rows]
-    return written, provenance
+        atomic_write(paths[index], lambda tmp, dataset=dataset: dataset.to_parquet(tmp))
+    return paths
 
 
 def exported_facts(provenance: list[dict]) -> dict:
@@ -226,7 +238,8 @@ def _sampling_description(facts: dict, gen) -> str:
 
 
 def export_dataset(root, config: FluxGenConfig, repo_id: str | None = None) -> dict:
-    """Write `root/dataset/` (data/*.parquet and README.md); returns the split sizes."""
+    """Write `root/dataset/` (data/*.parquet and README.md), each process its share of the shards and the main one
+    the card; returns the split sizes."""
     from .score import load_scores
 
     layout = BuildLayout(root)
@@ -244,21 +257,26 @@ def export_dataset(root, config: FluxGenConfig, repo_id: str | None = None) -> d
     selection["metrics"] = metrics
     train, validation = split_ids(kept, config.export.validation_fraction)
 
-    data_dir = layout.dataset_dir / "data"
-    written, provenance = [], []
-    for split, ids in (("train", train), ("validation", validation)):
-        if ids:
-            paths, rows = write_split(
-                layout, split, ids, scores, metrics, config.export.max_shard_bytes, config.export.rows_per_shard
-            )
-            written += paths
-            provenance += rows
-    for stale in data_dir.glob("*.parquet"):  # shards of an earlier, larger export
-        if stale not in written:
-            stale.unlink()
-    atomic_write_text(
-        layout.dataset_dir / "README.md",
-        render_card(config, selection, len(train), len(validation), repo_id, exported_facts(provenance)),
-    )
-    config.save(layout.dataset_dir)
+    state = process_state()
+    written, error = [], None
+    try:  # every process writes its share of the shards
+        for split, ids in (("train", train), ("validation", validation)):
+            if ids:
+                written += write_split(
+                    layout, split, ids, scores, metrics, config.export.max_shard_bytes, config.export.rows_per_shard
+                )
+    except (OSError, ValueError) as err:
+        error = str(err)
+    stop_if_any_failed(error, state)  # all shards written (or every process stops)
+    if state.is_main_process:
+        for stale in (layout.dataset_dir / "data").glob("*.parquet"):  # shards of an earlier, larger export
+            if stale not in written:
+                stale.unlink()
+        provenance = [_provenance(layout, i) for i in train + validation]
+        atomic_write_text(
+            layout.dataset_dir / "README.md",
+            render_card(config, selection, len(train), len(validation), repo_id, exported_facts(provenance)),
+        )
+        config.save(layout.dataset_dir)
+    state.wait_for_everyone()
     return {"train": len(train), "validation": len(validation)}

@@ -1,7 +1,8 @@
 """Stage 1: generate images with a FLUX text-to-image model, one seed per image (paper 001 §3.1).
 
-Seeds are split across processes (`accelerate launch`, one per GPU, any number of machines): process `i` of `n`
-takes seeds `i, i+n, ...` of the range, so shards are disjoint. Every image is written atomically; a rerun skips
+Seeds are split across processes (`accelerate launch`, one per GPU, any number of machines) in fixed blocks of
+`batch_size` seeds: process `i` of `n` takes blocks `i, i+n, ...`, so shards are disjoint and each image is made in
+the same batch for any number of processes. Every image is written atomically; a rerun skips
 seeds already on disk, so a killed run loses only the batch in flight.
 """
 
@@ -15,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .config import GenerateConfig
-from .distributed import process_state
+from .distributed import blocks, process_state, shard
 from .io_utils import BuildLayout, atomic_save_png, remove_stale_temp_files
 
 TINY_MAX_SEQUENCE_LENGTH = 32
@@ -57,18 +58,24 @@ def generate_images(root: Path, config: GenerateConfig, show_progress: bool = Tr
         remove_stale_temp_files(layout.root / "images")
     state.wait_for_everyone()
 
-    seeds = list(range(config.seed_start, config.seed_end))[state.process_index :: state.num_processes]
-    pending = [seed for seed in seeds if not layout.image_path(seed).exists()]
-    if not pending:
+    # Batches are fixed blocks of seeds, dealt to the processes in turn: an image is computed in the same batch
+    # (so with the same numbers) whatever the number of processes.
+    seeds = range(config.seed_start, config.seed_end)
+    batches = [
+        pending
+        for block in shard(blocks(list(seeds), config.batch_size), state)
+        if (pending := [seed for seed in block if not layout.image_path(seed).exists()])
+    ]
+    if not batches:
         return 0
     prompts = load_prompts(config)
     pipe, revision, max_sequence_length = load_text_to_image(config, state.device)
     pipe.set_progress_bar_config(disable=True)
 
     written = 0
-    bar = tqdm(total=len(pending), desc=f"Generating [{state.process_index}]", disable=not show_progress)
-    for start in range(0, len(pending), config.batch_size):
-        batch = pending[start : start + config.batch_size]
+    total = sum(len(batch) for batch in batches)
+    bar = tqdm(total=total, desc=f"Generating [{state.process_index}]", disable=not show_progress)
+    for batch in batches:
         batch_prompts = [prompts[seed % len(prompts)] for seed in batch]
         images = pipe(
             prompt=batch_prompts,
@@ -87,8 +94,7 @@ def generate_images(root: Path, config: GenerateConfig, show_progress: bool = Tr
                 "revision": revision,
                 "guidance_scale": config.guidance_scale,
                 "num_inference_steps": config.num_inference_steps,
-                "process": state.process_index,
-            }
+            }  # no rank here: an image's bytes are the same whatever the number of processes
             atomic_save_png(layout.image_path(seed), image, {"fluxgen": json.dumps(meta)})
             written += 1
         bar.update(len(batch))

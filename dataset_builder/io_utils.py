@@ -15,11 +15,14 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "check_image",
+    "claim_folder",
     "quarantine",
+    "release_folder",
     "remove_stale_temp_files",
 ]
 
 QUARANTINE_SUFFIX = ".corrupt"
+LOCK_NAME = ".fluxgen.lock"  # held by the main process of the run writing into a build folder
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -107,3 +110,63 @@ class BuildLayout:
         if seed_range is not None:
             seeds = [s for s in seeds if seed_range[0] <= s < seed_range[1]]
         return seeds
+
+
+def _pid_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, TypeError, ValueError, OverflowError):
+        return True  # someone else's process, or an unreadable record: assume it is there
+    return True
+
+
+def claim_folder(root: Path) -> Path:
+    """
+    Mark `root` as used by this run (the main process calls this once) and return the lock file; a lock left by a
+    killed run on this machine is taken over.
+
+    Raises:
+        ValueError: another run that is still alive (or on another machine) holds the folder.
+    """
+    import socket
+    import time
+
+    root.mkdir(parents=True, exist_ok=True)
+    lock = root / LOCK_NAME
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(lock.read_text())
+            except (OSError, ValueError):
+                holder = {}
+            ours = holder.get("host") == me["host"] and (
+                holder.get("pid") == me["pid"] or not _pid_alive(holder.get("pid"))
+            )
+            if ours or not holder:  # left by a killed run here (or half-written): take it over
+                lock.unlink(missing_ok=True)
+                continue
+            raise ValueError(
+                f"{root} is in use by another fluxgen run (process {holder.get('pid')} on {holder.get('host')}, "
+                f"started {holder.get('started')}). Wait for it to finish or use another --output-dir; if that run is "
+                f"gone (its machine restarted), delete {lock}."
+            ) from None
+        with os.fdopen(fd, "w") as file:
+            json.dump(me, file)
+        return lock
+    raise ValueError(f"Could not take {lock}: another run keeps replacing it.")
+
+
+def release_folder(lock: Path | None) -> None:
+    """Remove the lock this process took with [`claim_folder`] (never another run's)."""
+    if lock is None:
+        return
+    try:
+        if json.loads(lock.read_text()).get("pid") == os.getpid():
+            lock.unlink(missing_ok=True)
+    except (OSError, ValueError):
+        pass

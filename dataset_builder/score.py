@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .config import ScoreConfig
+from .distributed import blocks, process_state, shard
 from .io_utils import BuildLayout, atomic_write_json, check_image, quarantine, remove_stale_temp_files
 
 
@@ -64,18 +65,27 @@ def score_images(
     device: str | None = None,
     show_progress: bool = True,
 ) -> int:
-    """Score every image (in `seed_range`) that lacks a score for any configured metric; returns how many."""
+    """
+    Score every image (in `seed_range`) that lacks a score for any configured metric; returns how many this process
+    scored. Across processes (`accelerate launch`), each scores its share of the batches on its own device, and
+    batches are fixed blocks of seeds, so every image gets the same scores for any number of processes.
+    """
+    state = process_state()
     layout = BuildLayout(root)
-    remove_stale_temp_files(layout.scores_dir)
+    if state.is_main_process:
+        remove_stale_temp_files(layout.scores_dir)
+    state.wait_for_everyone()
     done, _ = load_scores(layout)
     pending = [
         seed
         for seed in layout.generated_seeds(seed_range)
         if any(m not in done.get(layout.image_id(seed), {}) for m in config.metrics)
     ]
-    if not pending:
+    batches = shard(blocks(pending, config.batch_size), state)
+    state.wait_for_everyone()  # every process has read the scores before any writes new ones
+    if not batches:
         return 0
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or str(state.device)
     metrics = create_metrics(config.metrics, config.pretrained, device)
     # Selection needs each metric's direction (PIQE/NIQE: lower is better) without loading the models again.
     directions_path = layout.scores_dir / "metrics.json"
@@ -84,8 +94,7 @@ def score_images(
     atomic_write_json(directions_path, directions)
 
     scored = 0
-    for start in tqdm(range(0, len(pending), config.batch_size), desc="Scoring", disable=not show_progress):
-        batch = pending[start : start + config.batch_size]
+    for batch in tqdm(batches, desc=f"Scoring [{state.process_index}]", disable=not show_progress):
         tensors, ids, bad = [], [], []
         for seed in batch:
             path = layout.image_path(seed)
@@ -116,7 +125,7 @@ def score_images(
                         results[ids[i]][name] = float(value)
         written_at = time.time_ns()
         atomic_write_json(
-            layout.scores_dir / f"part-{written_at}-{layout.image_id(batch[0])}.json",
+            layout.scores_dir / f"part-{written_at}-{layout.image_id(batch[0])}.json",  # a block: one process's
             {"written_at": written_at, "scores": results, "corrupt": bad},
         )
         scored += len(ids)

@@ -114,20 +114,80 @@ def test_killed_generation_resumes_without_duplicates(tmp_path):
         assert read_image_metadata(layout.image_path(seed))["seed"] == seed
 
 
-def test_accelerate_two_processes_generate_disjoint_shards(tmp_path):
-    out = tmp_path / "multi"
-    # `--cpu` makes accelerate start a single process; `--multi_gpu` on a GPU-less machine starts two CPU ranks (gloo)
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "dataset_builder.cli", "generate", "-o", str(out),
-           "--tiny", "--seed-end", "10"]  # fmt: skip
-    result = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    layout = BuildLayout(out)
-    assert layout.generated_seeds() == list(range(10))
-    by_process = {}
-    for seed in range(10):
-        by_process.setdefault(read_image_metadata(layout.image_path(seed))["process"], []).append(seed)
-    assert by_process == {0: [0, 2, 4, 6, 8], 1: [1, 3, 5, 7, 9]}
+def _launch(out, *args, processes: int = 2, stage: str = "run"):
+    """`fluxgen` under `accelerate launch` with `processes` CPU ranks (gloo; `--multi_gpu` on a GPU-less machine),
+    or as one plain process; one intra-op thread each, as accelerate sets (CPU kernels pick their reduction order
+    by thread count, so numbers are compared at equal threads)."""
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "dataset_builder.cli"]  # fmt: skip
+    cmd = (launch if processes > 1 else [sys.executable, "-m", "dataset_builder.cli"]) + [stage, "-o", str(out), *args]
+    result = subprocess.run(cmd, env={**_env(), "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def _build_digest(out) -> dict[str, str]:
+    """Every file of a build by content (score parts merged: their names say when and by whom they were written)."""
+    import hashlib
+
+    from dataset_builder.score import load_scores
+
+    files = {
+        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and not p.name.startswith("part-")
+    }
+    files["scores"] = json.dumps(load_scores(BuildLayout(out))[0], sort_keys=True)
+    return files
+
+
+FLUXGEN_SCALE_ARGS = [
+    "--tiny",
+    "--seed-end",
+    "12",
+    "--batch-size",
+    "2",
+    "--score-batch-size",
+    "4",
+    "--rows-per-shard",
+    "1",
+]
+
+
+def test_every_stage_runs_on_every_process_and_the_dataset_is_the_same(tmp_path):
+    one = _launch(tmp_path / "one", *FLUXGEN_SCALE_ARGS, processes=1)
+    two = _launch(tmp_path / "two", *FLUXGEN_SCALE_ARGS, processes=2)
+    import re
+
+    for stage, counts in (("generate: wrote", [6, 6]), ("score: scored", [4, 8]), ("degrade: wrote", [2, 3])):
+        said = re.findall(rf"\[process (\d)\] {stage} (\d+)", two)  # lines of two processes may interleave
+        assert sorted(rank for rank, _ in said) == ["0", "1"], two  # each process did its share
+        assert sorted(int(n) for _, n in said) == counts, two
+    assert "kept 5" in one and len(list((tmp_path / "two" / "dataset" / "data").glob("*.parquet"))) == 5
+    assert _build_digest(tmp_path / "two") == _build_digest(tmp_path / "one")
+    # A build started with two processes and finished with one (another world size) is the same build again.
+    _launch(tmp_path / "resumed", *FLUXGEN_SCALE_ARGS, processes=2, stage="generate")
+    _launch(tmp_path / "resumed", *FLUXGEN_SCALE_ARGS, processes=1)
+    assert _build_digest(tmp_path / "resumed") == _build_digest(tmp_path / "one")
+
+
+def test_a_folder_in_use_by_another_run_is_refused(tmp_path, capsys):
+    import os
+
+    from dataset_builder.io_utils import LOCK_NAME
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / LOCK_NAME).write_text(json.dumps({"host": "elsewhere", "pid": 1, "started": "now"}))
+    assert main(["generate", "-o", str(out), "--tiny", "--seed-end", "2"]) == 2
+    assert "is in use by another fluxgen run (process 1 on elsewhere" in capsys.readouterr().err
+    assert not (out / "images").exists()
+    import socket
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (out / LOCK_NAME).write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout), "started": "x"}))
+    assert main(["generate", "-o", str(out), "--tiny", "--seed-end", "2"]) == 0  # a killed run's lock: taken over
+    assert not (out / LOCK_NAME).exists() and os.listdir(out / "images")  # released at the end
 
 
 def test_unreadable_image_is_set_aside_then_regenerated_and_scored(tmp_path, capsys):
@@ -294,3 +354,21 @@ def test_shards_by_bytes_and_card_metadata_for_any_size():
     flux = card_licence(["black-forest-labs/FLUX.1-dev"])
     assert flux["license"] == "other" and flux["license_name"] == "flux-1-dev-non-commercial-license"
     assert card_licence(["black-forest-labs/FLUX.1-schnell", "tiny"]) == {"license": "apache-2.0"}
+
+
+def test_random_stand_in_metrics_are_the_same_in_every_process():
+    # A resumed (or another rank's) scoring builds the MUSIQ stand-in again: it must score as the first one did.
+    import torch
+
+    from fluxir_hub.evaluation.metrics import create_pyiqa_metric
+
+    torch.manual_seed(1)
+    first = create_pyiqa_metric("musiq", pretrained=False)
+    state = torch.random.get_rng_state()
+    torch.manual_seed(2)
+    second = create_pyiqa_metric("musiq", pretrained=False)
+    for (name, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    torch.manual_seed(1)
+    create_pyiqa_metric("musiq", pretrained=False)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random stream is left as it was
