@@ -17,16 +17,17 @@ import argparse
 import os
 import shutil
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
 from fluxir_hub.cli import add_common_arguments, configure_logging
+from fluxir_hub.distributed import process_state, stop_if_any_failed
 
 from .config import (
     FluxGenConfig,
     config_differences,
 )
-from .distributed import process_state, stop_if_any_failed
 from .io_utils import BuildLayout, claim_folder, release_folder
 
 STAGES = ("generate", "score", "select", "degrade", "export", "push", "run")
@@ -231,6 +232,7 @@ def run_stage(stage: str, args: argparse.Namespace, config: FluxGenConfig) -> No
     work), then stop every process if any failed, naming it."""
     state = process_state()
     error = None
+    start = time.perf_counter()
     try:
         message = _stage_work(stage, args, config, state)
     except (ValueError, OSError) as err:
@@ -239,6 +241,7 @@ def run_stage(stage: str, args: argparse.Namespace, config: FluxGenConfig) -> No
         error, message = (describe_os_error(err) if isinstance(err, OSError) else str(err)), None
     stop_if_any_failed(error, state)
     if message:
+        message += f" ({time.perf_counter() - start:.1f} s)"
         print(message if state.num_processes == 1 else f"[process {state.process_index}] {message}")
 
 

@@ -15,9 +15,9 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from fluxir_hub.degradations import degrade, record_task
+from fluxir_hub.distributed import process_state, shard
 
 from .config import DegradeConfig
-from .distributed import process_state, shard
 from .io_utils import BuildLayout, atomic_save_png, atomic_write_json, check_image, quarantine, remove_stale_temp_files
 
 

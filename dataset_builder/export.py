@@ -9,11 +9,11 @@ from pathlib import Path
 from PIL import Image
 
 from fluxir_hub.degradations import TASKS, record_task
+from fluxir_hub.distributed import process_state, shard, stop_if_any_failed
 from fluxir_hub.files import atomic_write
 from fluxir_hub.licences import card_licence, size_category
 
 from .config import GENERATOR_LICENSES, FluxGenConfig
-from .distributed import process_state, shard, stop_if_any_failed
 from .generate import read_image_metadata
 from .io_utils import BuildLayout, atomic_write_text
 

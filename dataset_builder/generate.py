@@ -15,8 +15,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from fluxir_hub.distributed import blocks, process_state, shard
+
 from .config import GenerateConfig
-from .distributed import blocks, process_state, shard
 from .io_utils import BuildLayout, atomic_save_png, remove_stale_temp_files
 
 TINY_MAX_SEQUENCE_LENGTH = 32

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from fluxir_hub.distributed import blocks, process_state, shard
+
 from .config import ScoreConfig
-from .distributed import blocks, process_state, shard
 from .io_utils import BuildLayout, atomic_write_json, check_image, quarantine, remove_stale_temp_files
 
 

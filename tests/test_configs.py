@@ -59,3 +59,17 @@ def test_a_configuration_saved_before_the_newer_settings_still_loads(tmp_path):
     loaded = TrainConfig.from_file(tmp_path / "train_config.json")
     assert loaded.learning_rate == 2e-5 and loaded.rl_loss_form == "one-step" and loaded.distill_gt_weight == 300.0
     loaded.validate()
+
+
+def test_shipped_accelerate_configs_load_as_accelerate_reads_them():
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.utils import DistributedType
+
+    expected = {"single_gpu": (DistributedType.NO, 1, 1), "ddp": (DistributedType.MULTI_GPU, 4, 1),
+                "multi_node": (DistributedType.MULTI_GPU, 16, 2)}  # fmt: skip
+    found = {p.stem for p in (ROOT / "configs" / "accelerate").glob("*.yaml")}
+    assert found == set(expected)
+    for name, (kind, processes, machines) in expected.items():
+        config = load_config_from_file(str(ROOT / "configs" / "accelerate" / f"{name}.yaml"))
+        assert (config.distributed_type, config.num_processes, config.num_machines) == (kind, processes, machines)
+        assert config.mixed_precision == "bf16"

@@ -1,4 +1,5 @@
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,3 +192,31 @@ def test_restore_records_its_settings_and_never_mixes_two(div2k_like, tmp_path, 
     assert main(["score", "--bench", f"b={bench}", "--results", str(tmp_path / "results"), "--methods", "fluxir",
                  "--metrics", "PSNR", "-o", str(report)]) == 0  # fmt: skip
     assert "preset=paper001" in (report / "table.md").read_text()
+
+
+def test_restore_split_over_two_processes_writes_what_one_does(div2k_like, tmp_path):
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    bench = tmp_path / "bench"
+    assert (
+        main(["build", "div2k-val", "--source", str(div2k_like), "--count", "3", "--crop", "64", "-o", str(bench)])
+        == 0
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    restore = ["-m", "fluxir_hub.cli.evaluate", "restore", str(bench), "--method", "fluxir", "--tiny", "--steps", "2"]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+    runs = {"one": [sys.executable], "two": launch}
+    for name, prefix in runs.items():
+        result = subprocess.run([*prefix, *restore, "-o", str(tmp_path / name)], env=env, capture_output=True, text=True,
+                                timeout=300)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert "[process 1] restore: wrote 1 image(s)" in result.stdout and "[process 0] restore: wrote 2" in result.stdout
+
+    def digest(folder):
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+    assert digest(tmp_path / "two") == digest(tmp_path / "one") and len(digest(tmp_path / "one")) == 4

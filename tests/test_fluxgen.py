@@ -169,6 +169,40 @@ def test_every_stage_runs_on_every_process_and_the_dataset_is_the_same(tmp_path)
     _launch(tmp_path / "resumed", *FLUXGEN_SCALE_ARGS, processes=2, stage="generate")
     _launch(tmp_path / "resumed", *FLUXGEN_SCALE_ARGS, processes=1)
     assert _build_digest(tmp_path / "resumed") == _build_digest(tmp_path / "one")
+    # Two "nodes" sharing one folder (torchrun forms the group on this machine; a cluster uses accelerate launch
+    # --num_machines 2 --machine_rank i, configs/accelerate/multi_node.yaml).
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+                "--master_addr", "127.0.0.1", "--master_port", str(port)]  # fmt: skip
+    env = {**_env(), "OMP_NUM_THREADS": "1"}
+    nodes = [
+        subprocess.Popen(
+            [
+                *torchrun,
+                "--node_rank",
+                str(rank),
+                "-m",
+                "dataset_builder.cli",
+                "run",
+                "-o",
+                str(tmp_path / "nodes"),
+                *FLUXGEN_SCALE_ARGS,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for rank in (0, 1)
+    ]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    assert all(node.returncode == 0 for node in nodes), [err[-2000:] for _, err in outputs]
+    assert "[process 1] score: scored 4" in outputs[1][0]
+    assert _build_digest(tmp_path / "nodes") == _build_digest(tmp_path / "one")
 
 
 def test_a_folder_in_use_by_another_run_is_refused(tmp_path, capsys):

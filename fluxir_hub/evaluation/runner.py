@@ -12,12 +12,13 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..distributed import process_state, shard
 from ..files import atomic_save_png, atomic_write_text
 from ..tasks import TASKS
 from .benchmarks import benchmark_names, benchmark_tasks
 from .metrics import FULL_REFERENCE
 
-METHODS = ("bicubic", "fluxir")
+METHODS = ("bicubic", "fluxir", "realesrgan", "spandrel")  # the last two: `pipe` is a baselines restorer
 
 
 SETTINGS_NAME = "restore_settings.json"
@@ -34,7 +35,8 @@ def restore_benchmark(
     **pipe_kwargs,
 ) -> int:
     """
-    Write `out_dir/<name>.png` for every LQ image not restored yet; returns how many were written.
+    Write `out_dir/<name>.png` for every LQ image not restored yet; returns how many this process wrote (each
+    process of an `accelerate launch` run restores its share).
 
     `settings` (JSON: the model and every sampling setting) are saved as `restore_settings.json`; a folder restored
     with other settings is refused rather than topped up, so no result folder mixes two configurations. Each image
@@ -57,12 +59,18 @@ def restore_benchmark(
                 f"{out_dir} was restored with other settings ({', '.join(f'{k}: {stored.get(k)!r} -> {record.get(k)!r}' for k in changed)}); "
                 "restore into another folder or delete it."
             )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(settings_path, json.dumps(record, indent=1) + "\n")
+    state = process_state()
+    if state.is_main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(settings_path, json.dumps(record, indent=1) + "\n")
+    state.wait_for_everyone()
     written = 0
     tasks = benchmark_tasks(bench_dir)
     knows_tasks = bool(getattr(getattr(pipe, "adapter", None), "config", {}).get("task_prompts"))
-    for name in tqdm(benchmark_names(bench_dir), desc=f"Restoring with {method}"):
+    # Under `accelerate launch`, each process restores its share; every image has its own seeded generator, so the
+    # folder is the one a single process writes.
+    names = shard(benchmark_names(bench_dir), state)
+    for name in tqdm(names, desc=f"Restoring with {method} [{state.process_index}]"):
         target = out_dir / f"{name}.png"
         if target.exists():
             continue
@@ -72,6 +80,8 @@ def restore_benchmark(
         factor = upscale if task is None or TASKS[task].resizes else 1
         if method == "bicubic":
             result = lq.resize((lq.width * factor, lq.height * factor), Image.BICUBIC)
+        elif method != "fluxir":  # Real-ESRGAN or a spandrel model (`fluxir_hub.evaluation.baselines`)
+            result = pipe(lq, outscale=factor)
         else:
             generator = torch.Generator("cpu").manual_seed(seed)
             call = dict(pipe_kwargs)
@@ -84,6 +94,7 @@ def restore_benchmark(
             result = pipe(lq, upscale=factor, generator=generator, **call).images[0]
         atomic_save_png(target, result)
         written += 1
+    state.wait_for_everyone()  # the folder is complete when any process returns
     return written
 
 

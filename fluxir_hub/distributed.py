@@ -1,4 +1,5 @@
-"""The process group of a (possibly multi-process) run."""
+"""The process group of a (possibly multi-process) run, and how work is split across it: FluxGen's stages and
+`fluxir-eval restore` take their shares the same way."""
 
 from __future__ import annotations
 
