@@ -379,3 +379,21 @@ def test_training_steps_on_cuda_leave_cudnn_attention_out():
     assert torch.backends.cuda.cudnn_sdp_enabled()
     with training_attention_backends("cpu"):
         assert torch.backends.cuda.cudnn_sdp_enabled()
+
+
+def test_dataloader_workers_give_the_same_batches_and_losses(pairs, tmp_path):
+    import itertools
+
+    from training.data import PairSource, iterate_batches, training_batches
+
+    config = _config(pairs, tmp_path / "w", dataloader_num_workers=2, train_batch_size=1)
+    source = PairSource(config)
+    expected = list(itertools.islice(iterate_batches(config, source, skip=1), 5))
+    got = list(itertools.islice(training_batches(config, source, skip=1), 5))
+    for a, b in zip(expected, got, strict=True):
+        assert torch.equal(a["hq"], b["hq"]) and torch.equal(a["lq"], b["lq"]) and a["prompts"] == b["prompts"]
+    plain = Trainer(_config(pairs, tmp_path / "plain", train_batch_size=1)).train()
+    workers = Trainer(config).train()
+    assert [h["loss"] for h in workers] == [h["loss"] for h in plain]
+    with pytest.raises(ValueError, match="`dataloader_num_workers` needs a local dataset"):
+        _config(pairs, tmp_path / "s", dataloader_num_workers=2, streaming=True).validate()

@@ -22,7 +22,7 @@ CONFIG_NAME = "train_config.json"
 RESUMABLE_KEYS = {
     "max_train_steps", "resume_from_checkpoint", "checkpointing_steps", "checkpoints_total_limit", "validation_steps",
     "num_validation_images", "validation_inference_steps", "report_to", "push_to_hub", "hub_model_id", "hub_private",
-    "output_dir", "dataloader_shuffle_buffer",
+    "output_dir", "dataloader_shuffle_buffer", "dataloader_num_workers",
 }  # fmt: skip
 
 
@@ -140,6 +140,13 @@ class DataConfig(_Section):
         default=False, metadata=_help("Stream `dataset` instead of downloading it first (for very large sets)")
     )
     dataloader_shuffle_buffer: int = field(default=1000, metadata=_help("Shuffle buffer of a streamed dataset"))
+    dataloader_num_workers: int = field(
+        default=0,
+        metadata=_help(
+            "Processes that load, crop and degrade the next batches while the GPU trains (0: in the training process);"
+            " the batches are the same for any number"
+        ),
+    )
     hq_folder: str | None = field(
         default=None, metadata=_help("A folder of HQ images, degraded on the fly (instead of `dataset`)")
     )
@@ -226,6 +233,13 @@ class DataConfig(_Section):
             )
         if self.crop_mode not in ("random", "center"):
             out.append(f"`crop_mode` must be 'random' or 'center', got {self.crop_mode!r}.")
+        if self.dataloader_num_workers < 0:
+            out.append(f"`dataloader_num_workers` must be 0 or more, got {self.dataloader_num_workers}.")
+        elif self.dataloader_num_workers and self.streaming:
+            out.append(
+                "`dataloader_num_workers` needs a local dataset or `hq_folder`: each worker of a streamed dataset would "
+                "decode every row. Leave it at 0 with `streaming`."
+            )
         if not 0 <= self.prompt_drop_rate <= 1:
             out.append(f"`prompt_drop_rate` must be in [0, 1], got {self.prompt_drop_rate}.")
         if self.task_prompts not in ("auto", "on", "off"):

@@ -212,13 +212,21 @@ class BadPairs:
 
 
 def iterate_batches(
-    config: TrainConfig, source: PairSource, rank: int = 0, world: int = 1, skip: int = 0
+    config: TrainConfig,
+    source: PairSource,
+    rank: int = 0,
+    world: int = 1,
+    skip: int = 0,
+    worker: int = 0,
+    workers: int = 1,
 ) -> Iterator[dict]:
     """
     Endless stream of micro-batches for process `rank` of `world`, skipping the first `skip` (resume).
 
     Every batch shares one crop size (bucketing). Yields `{"hq": (B, 3, H, W), "lq": (B, 3, H, W), "prompts": [..]}`.
-    A damaged or too-small pair is logged once and replaced by the next usable one.
+    A damaged or too-small pair is logged once and replaced by the next usable one. With `workers > 1` (DataLoader
+    workers), this one builds only every `workers`-th batch from its index `worker`: taken in turn, the workers' batches
+    are the single stream's, in order.
     """
     batch_size = config.train_batch_size
     micro = 0
@@ -238,7 +246,7 @@ def iterate_batches(
             chunk = [next(items, None) for _ in range(batch_size)]
             if chunk[-1] is None:
                 break
-            if micro < skip:  # resume: consume without loading or cropping
+            if micro < skip or (micro - skip) % workers != worker:  # resumed past, or another worker's: no loading
                 micro += 1
                 continue
             rng = _rng(config.seed, "batch", rank, micro)
@@ -256,3 +264,33 @@ def iterate_batches(
             micro += 1
             yield {"hq": torch.stack(hqs), "lq": torch.stack(lqs), "prompts": prompts}
         epoch += 1
+
+
+class TrainingBatches(torch.utils.data.IterableDataset):
+    """[`iterate_batches`] as a `DataLoader` dataset: each worker builds (loads, crops, degrades) its turn of batches."""
+
+    def __init__(self, config: TrainConfig, source: PairSource, rank: int, world: int, skip: int):
+        super().__init__()
+        self.args = (config, source, rank, world, skip)
+
+    def __iter__(self) -> Iterator[dict]:
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        return iterate_batches(*self.args, worker=worker, workers=workers)
+
+
+def training_batches(config: TrainConfig, source: PairSource, rank: int = 0, world: int = 1, skip: int = 0):
+    """
+    The training stream of process `rank`: in this process, or with `config.dataloader_num_workers` DataLoader
+    workers loading and degrading the next batches meanwhile. A `DataLoader` takes workers' batches in turn, so the
+    stream, and the training, is the same for any number of workers.
+    """
+    if not config.dataloader_num_workers:
+        return iterate_batches(config, source, rank, world, skip)
+    loader = torch.utils.data.DataLoader(
+        TrainingBatches(config, source, rank, world, skip),
+        batch_size=None,
+        num_workers=config.dataloader_num_workers,
+        persistent_workers=True,
+    )
+    return iter(loader)

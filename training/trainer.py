@@ -32,7 +32,7 @@ from .checkpoint import (
     staging_folder,
 )
 from .config import CONFIG_NAME, TrainConfig
-from .data import PairSource, iterate_batches
+from .data import PairSource, iterate_batches, training_batches
 from .model import ControlledTransformer, freeze_unreachable_parameters, training_attention_backends
 from .objectives import AdapterObjective, LatentBatch
 from .timesteps import sample_timesteps
@@ -371,7 +371,7 @@ class Trainer:
         config, accelerator = self.config, self.accelerator
         rank, world = accelerator.process_index, accelerator.num_processes
         skip = self.global_step * config.gradient_accumulation_steps
-        batches = iterate_batches(config, self.source, rank, world, skip=skip)
+        batches = training_batches(config, self.source, rank, world, skip=skip)
         history: list[dict[str, float]] = []
         micro = skip
         bar = tqdm(
