@@ -189,10 +189,10 @@ def estimate_duration(
     model: DemoModel, width: int, height: int, upscale: float, steps: int, tts_candidates: int
 ) -> int:
     """Seconds of GPU to ask ZeroGPU for: steps x output megapixels x a per-step cost, TTS included, plus overhead."""
+    from fluxir_hub.tts import TTSConfig
+
     out_w, out_h = output_size(width, height, upscale)
-    nfe = steps
-    if tts_candidates > 1:
-        nfe += max(1, steps // 4) * ((tts_candidates - 1) + 2 * tts_candidates)
+    nfe = TTSConfig(num_candidates=tts_candidates).expected_nfe(steps)  # the search's own cost formula
     return int(min(300, 15 + math.ceil(nfe * out_w * out_h / 1e6 * model.seconds_per_megapixel_step)))
 
 

@@ -6,7 +6,7 @@ from fluxir_hub.latents import image_ids, pack_latents, unpack_latents
 from fluxir_hub.sampling import apply_restoration_guidance, restoration_gate
 from fluxir_hub.tiling import blend_ramp, tile_starts, tiled_map
 
-from .helpers import photo
+from .helpers import gen, photo
 
 
 def test_restoration_gate_follows_paper_004_eq_2():
@@ -121,6 +121,19 @@ def test_auto_tiles_only_when_one_pass_does_not_fit():
     assert auto_tile_size(4096, 4096, 3072, 2, free_bytes=2 * gib) == tile  # the tile depends on memory, not size
 
 
-def test_pipeline_auto_tiling_runs(tiny_pipe):
+def test_pipeline_auto_tiling_runs(tiny_pipe, monkeypatch):
+    import fluxir_hub.tiling as tiling
+
     out = tiny_pipe(photo(size=(16, 16)), upscale=2, num_inference_steps=1, tile_size="auto", output_type="pt")
-    assert out.images.shape[-2:] == (32, 32) and tiny_pipe.auto_tile_size(32, 32) is None
+    assert out.images.shape[-2:] == (32, 32) and tiny_pipe.auto_tile_size(32, 32) is None  # fits: one pass
+    monkeypatch.setattr(tiling, "free_memory", lambda device: 200_000)  # a device with almost nothing free
+    tile = tiny_pipe.auto_tile_size(128, 128)
+    assert tile is not None and tile < 128
+
+    def restore(tile_size):
+        lq = photo(size=(64, 64))
+        return tiny_pipe(lq, upscale=2, num_inference_steps=1, tile_size=tile_size, generator=gen(), output_type="pt")
+
+    auto = restore("auto").images
+    torch.testing.assert_close(auto, restore(tile).images, rtol=0, atol=0)  # "auto" tiled, with that tile
+    assert not torch.equal(auto, restore(None).images)

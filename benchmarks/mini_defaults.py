@@ -1,0 +1,92 @@
+"""Choosing the mini model's sampling defaults on validation crops of *training* photos (never the held-out ones).
+
+    python benchmarks/mini_defaults.py --work-dir mini-build
+
+Sweeps steps (1, 2, 4, 8, 20), restoration weight (0, 0.05, 0.1) and colour fix (wavelet, none) with the shipped
+adapter on seeded `seesr` x4 crops of 7 training photos (a fixed, seeded choice), and prints each setting's PSNR /
+SSIM / PIQE and seconds per image, best first by a simple rank sum over the three metrics. Nothing here reads a
+held-out photo; the held-out numbers of a chosen setting come from `mini_yardstick.py` / `mini_ablation.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from a fresh clone
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.mini_ablation import evaluate  # noqa: E402
+
+STEPS = (1, 2, 4, 8, 20)
+WEIGHTS = (0.0, 0.05, 0.1)
+COLOUR_FIXES = ("wavelet", "none")
+
+
+def validation_bench(work: Path, photos_dir: Path | None, seed: int, count: int = 14) -> Path:
+    """Seeded `seesr` x4 crops of 7 training photos, built like the held-out bench."""
+    from fluxir_hub.cli.evaluate import main as fluxir_eval
+    from fluxir_hub.mini.photos import check_training_photos, default_photos_dir, load_photo, photo_names
+
+    names = sorted(random.Random(seed).sample(photo_names("train"), 7))
+    check_training_photos(names)
+    folder = work / "validation-photos"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if not (folder / f"{name}.png").exists():
+            load_photo(name, photos_dir or default_photos_dir()).save(folder / f"{name}.png")
+    bench = work / "bench-validation"
+    if not (bench / "lq").is_dir():
+        argv = ["build", "div2k-val", "--source", str(folder), "--count", str(count), "--crop", "256", "--scale", "4",
+                "--seed", str(seed + 1), "--preset", "seesr", "-o", str(bench)]  # fmt: skip
+        if fluxir_eval(argv) != 0:
+            raise SystemExit("could not build the validation bench")
+    return bench
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", default="mini-build")
+    parser.add_argument("--photos-dir", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    from fluxir_hub.mini import load_mini_pipeline
+
+    work = Path(args.work_dir)
+    bench = validation_bench(work, Path(args.photos_dir) if args.photos_dir else None, args.seed)
+    pipe = load_mini_pipeline(device="cpu")
+    results = {}
+    for steps, weight, fix in itertools.product(STEPS, WEIGHTS, COLOUR_FIXES):
+        name = f"{steps} steps, w={weight}, {fix}"
+        kwargs = {"num_inference_steps": steps, "restoration_weight": weight, "color_fix": fix}
+        folder = work / "defaults" / f"s{steps}-w{weight}-{fix}"
+        results[name] = {**evaluate(pipe, bench, folder, kwargs, args.seed), **kwargs}
+        print(name, {k: round(v, 4) for k, v in results[name].items() if isinstance(v, float)}, flush=True)
+    results["bicubic"] = evaluate(None, bench, work / "defaults" / "bicubic", {}, args.seed)
+
+    def ranks(metric: str, reverse: bool) -> dict[str, int]:
+        order = sorted((n for n in results if n != "bicubic"), key=lambda n: results[n][metric], reverse=reverse)
+        return {n: i for i, n in enumerate(order)}
+
+    psnr, ssim, piqe = ranks("PSNR", True), ranks("SSIM", True), ranks("PIQE", False)
+    ordered = sorted((n for n in results if n != "bicubic"), key=lambda n: psnr[n] + ssim[n] + piqe[n])
+    lines = ["| setting | PSNR ↑ | SSIM ↑ | PIQE ↓ | s/image |", "|---|---|---|---|---|"]
+    for name in ["bicubic", *ordered]:
+        r = results[name]
+        lines.append(
+            f"| {name} | {r['PSNR']:.2f} | {r['SSIM']:.4f} | {r['PIQE']:.2f} | {r['seconds_per_image']:.2f} |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    (work / "defaults.json").write_text(json.dumps({"results": results, "table": table}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
