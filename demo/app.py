@@ -107,6 +107,13 @@ class DemoModel:
     def tiny(self) -> bool:
         return self.kind == "tiny"
 
+    def sampling_defaults(self, task: str = "sr") -> dict:
+        """What the adapter serving `task` restores with by default (its `sampling_defaults`; chosen on validation
+        data for the mini model), over FLUX.1's 0.05 / wavelet."""
+        adapter = getattr(self.pipe_for(task), "adapter", None)
+        return {"restoration_weight": 0.05, "color_fix": "wavelet",
+                **(getattr(adapter, "config", {}).get("sampling_defaults") or {})}  # fmt: skip
+
     @property
     def distilled_steps(self) -> int | None:
         """Steps of the adapter's distilled schedule (`fluxir-train --stage distill`), if it has one."""
@@ -179,6 +186,7 @@ def load_model() -> DemoModel:
         "results."
     )
     model = DemoModel(load_mini_pipeline(), "mini", banner, 512 * 512, 1024 * 1024, 0.5)
+    model.default_steps = model.sampling_defaults().get("num_inference_steps", model.default_steps)
     if (ALL_IN_ONE_DIR / "config.json").is_file():  # its all-in-one adapter serves the six other tasks
         all_in_one = load_mini_pipeline(task="denoise")
         model.task_pipes = {task: all_in_one for task in all_in_one.adapter.config.task_prompts if task != "sr"}
@@ -496,9 +504,14 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
                     randomize = gr.Checkbox(value=False, label="Randomize seed")
                 with gr.Accordion("Advanced", open=False):
                     fidelity = gr.Slider(
-                        *LIMITS.fidelity, value=0.05, step=0.01, label="Fidelity (restoration sampling weight)"
+                        *LIMITS.fidelity,
+                        value=model.sampling_defaults()["restoration_weight"],
+                        step=0.01,
+                        label="Fidelity (restoration sampling weight)",
                     )
-                    color_fix = gr.Radio(list(COLOR_FIXES), value="wavelet", label="Colour fix")
+                    color_fix = gr.Radio(
+                        list(COLOR_FIXES), value=model.sampling_defaults()["color_fix"], label="Colour fix"
+                    )
                     use_tts = gr.Checkbox(value=False, label="Test-time scaling (reward-guided search)")
                     candidates = gr.Slider(
                         *LIMITS.tts_candidates, value=4, step=1, label="Candidates per branching step"
@@ -514,10 +527,15 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
         # only super-resolution changes the size (the server enforces it too)
         def task_settings(name):  # the task's own defaults (the server still checks whatever comes back)
             spec = TASKS.get(name, TASKS["sr"])
-            weight = 0.05 if spec.restoration_weight is None else spec.restoration_weight
-            return gr.update(value=4 if spec.resizes else 1), gr.update(value=weight), gr.update(value=spec.color_fix)
+            own = model.sampling_defaults(spec.name)
+            weight = own["restoration_weight"] if spec.restoration_weight is None else spec.restoration_weight
+            fix = own["color_fix"] if spec.keeps_colors else spec.color_fix
+            same_pipe = model.pipe_for(spec.name) is model.pipe
+            steps_value = own.get("num_inference_steps", model.default_steps if same_pipe else 20)
+            return (gr.update(value=4 if spec.resizes else 1), gr.update(value=weight), gr.update(value=fix),
+                    gr.update(value=steps_value))  # fmt: skip
 
-        task.change(task_settings, task, [upscale, fidelity, color_fix])
+        task.change(task_settings, task, [upscale, fidelity, color_fix, steps])
         # No preprocessing: Gradio would copy *any* server path named in the payload into its cache before the
         # function runs. `RestoreRequest.parse` reads only files inside the upload folder and checks every value.
         run.click(
@@ -534,7 +552,9 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
 
             def restore_example(image_path):
                 steps = model.default_steps
-                return gpu_restore(image_path, "", 4, steps, 0, False, 0.05, "wavelet", False, 4, "sr")
+                own = model.sampling_defaults()
+                return gpu_restore(image_path, "", 4, steps, 0, False, own["restoration_weight"], own["color_fix"],
+                                   False, 4, "sr")  # fmt: skip
 
             gr.Examples(  # the image alone: an empty prompt column would show as an empty table column
                 examples=[[str(p)] for p in examples],

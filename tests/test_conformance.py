@@ -176,3 +176,19 @@ def test_the_default_search_verifier_falls_back_offline(caplog, monkeypatch):
     assert set(reward.weights) == {"piqe", "entropy"} and "instead" in caplog.text
     with pytest.raises(metrics.MetricUnavailableError):  # metrics the caller chose are never swapped
         IQAReward(metrics={"musiq": 1.0})(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
+
+
+def test_an_adapters_sampling_defaults_apply_when_a_call_leaves_them_unset(tiny_pipe):
+    lq = photo(size=(16, 16))
+    explicit = {"num_inference_steps": 1, "restoration_weight": 0.3, "color_fix": "none"}
+    expected = tiny_pipe(lq, generator=gen(), upscale=2, output_type="pt", **explicit).images
+    tiny_pipe.adapter.register_to_config(sampling_defaults=explicit)
+    out = tiny_pipe(lq, generator=gen(), upscale=2, output_type="pt")
+    assert out.nfe == 1
+    torch.testing.assert_close(out.images, expected, rtol=0, atol=0)
+    two = tiny_pipe(lq, generator=gen(), upscale=2, output_type="pt", num_inference_steps=2)  # the caller's wins
+    assert two.nfe == 2
+    with pytest.raises(ValueError, match="`sampling_defaults` may set"):
+        FluxIRAdapter(rank=4, sampling_defaults={"guidance_scale": 2.0})
+    with pytest.raises(ValueError, match="invalid steps count"):
+        FluxIRAdapter(rank=4, sampling_defaults={"num_inference_steps": 0})

@@ -48,14 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps",
         type=_number(int, 1, MAX_STEPS),
         default=None,
-        help=f"denoising steps, 1 to {MAX_STEPS} (default: a distilled adapter's own schedule, else 20)",
+        help=f"denoising steps, 1 to {MAX_STEPS} (default: a distilled adapter's own schedule, else the adapter's "
+        "default: 1 for the mini model, 20 for FLUX.1)",
     )
     parser.add_argument("--seed", type=_number(int, 0, 2**63 - 1), default=0, help="random seed (default 0)")
     parser.add_argument(
         "--fidelity",
         type=_number(float, 0, 1),
         default=None,
-        help="restoration sampling weight w in [0, 1]; 0 = off (default 0.05; 0 for low_light, underwater, desnow)",
+        help="restoration sampling weight w in [0, 1]; 0 = off (default: the adapter's, 0.1 for the mini model, else "
+        "0.05; 0 for low_light, underwater, desnow)",
     )
     parser.add_argument(
         "--color-fix",

@@ -75,6 +75,20 @@ class SqueezeExcitation(nn.Module):
         return self.excitation(self.squeeze(x))
 
 
+SAMPLING_DEFAULT_KEYS = ("num_inference_steps", "restoration_weight", "color_fix")
+
+
+def check_sampling_defaults(defaults: dict | None) -> None:
+    """Refuse `sampling_defaults` with unknown keys or values the pipeline would refuse."""
+    if defaults is None:
+        return
+    if not isinstance(defaults, dict) or set(defaults) - set(SAMPLING_DEFAULT_KEYS):
+        raise ValueError(f"`sampling_defaults` may set {', '.join(SAMPLING_DEFAULT_KEYS)}; got {defaults!r}.")
+    steps, weight = defaults.get("num_inference_steps", 1), defaults.get("restoration_weight", 0.0)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1 or not 0 <= weight <= 1:
+        raise ValueError(f"`sampling_defaults` holds an invalid steps count or restoration weight: {defaults!r}.")
+
+
 class FluxIRAdapter(ConditioningMixin, ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin):
     r"""
     The FluxIR restoration adapter for a FLUX.1 transformer ([`~diffusers.FluxTransformer2DModel`]).
@@ -110,6 +124,10 @@ class FluxIRAdapter(ConditioningMixin, ModelMixin, ConfigMixin, PeftAdapterMixin
             For an all-in-one adapter (paper 002): the prompt it was trained with for each restoration task, e.g.
             `{"denoise": "noise-free, clean, smooth"}`. [`FluxIRPipeline`] turns `task=` into that prompt. `None`: a
             super-resolution adapter trained on the empty prompt.
+        sampling_defaults (`dict`, *optional*):
+            The call settings this adapter restores with when the caller leaves them unset: any of
+            `num_inference_steps`, `restoration_weight`, `color_fix` (chosen on validation data for this adapter; the
+            shipped mini adapter carries them). A task's own settings and a distilled schedule come first.
     """
 
     training_names = {"fluxir": {}}
@@ -140,8 +158,10 @@ class FluxIRAdapter(ConditioningMixin, ModelMixin, ConfigMixin, PeftAdapterMixin
         distilled_sigmas: list[float] | None = None,
         task_prompts: dict[str, str] | None = None,
         distilled_start_lq_weight: float = 0.0,
+        sampling_defaults: dict | None = None,
     ):
         super().__init__()
+        check_sampling_defaults(sampling_defaults)
         if rank < 1:
             raise ValueError(f"`rank` must be a positive integer, got {rank}.")
         if distilled_sigmas is not None and (

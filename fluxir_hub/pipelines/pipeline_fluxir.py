@@ -573,11 +573,15 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         arguments are `__call__`'s; [`check_inputs`] checks the result."""
         prompt, upscale = self.task_prompt(task, prompt, upscale)
         spec = get_task(task) if task is not None else None
+        # The adapter's own defaults (chosen on validation data for it), after the task's and before FLUX.1's.
+        own = (self.adapter.config.get("sampling_defaults") if self.adapter is not None else None) or {}
         if color_fix is None:
-            color_fix = spec.color_fix if spec else "wavelet"
+            color_fix = spec.color_fix if spec and not spec.keeps_colors else own.get("color_fix", "wavelet")
         if restoration_weight is None:
             weight = spec.restoration_weight if spec else None
-            restoration_weight = DEFAULT_RESTORATION_WEIGHT if weight is None else weight
+            restoration_weight = (
+                own.get("restoration_weight", DEFAULT_RESTORATION_WEIGHT) if weight is None else weight
+            )
         # Upright RGB first: EXIF rotation changes the size the checks and the output are based on.
         images = [_normalise_image(im) for im in _as_image_list(image)]
         if captioner is not None and prompt_embeds is None and (prompt == "" or prompt == [""] * len(images)):
@@ -592,7 +596,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             sigmas, num_inference_steps = [float(x) for x in distilled], len(distilled)
             start_lq_weight = float(self.adapter.config.get("distilled_start_lq_weight") or 0.0)
         elif num_inference_steps is None:
-            num_inference_steps = DEFAULT_NUM_INFERENCE_STEPS
+            num_inference_steps = own.get("num_inference_steps", DEFAULT_NUM_INFERENCE_STEPS)
         elif distilled and num_inference_steps != len(distilled):
             logger.warning(
                 f"This adapter was distilled for {len(distilled)} steps; {num_inference_steps} steps run the uniform "

@@ -330,6 +330,7 @@ class MiniBuild:
         if self.output_dir.exists():
             shutil.rmtree(self.output_dir)
         adapter = FluxIRAdapter.from_pretrained(self.adapter_dir)
+        adapter.register_to_config(sampling_defaults=dict(self.config.eval.sampling_defaults))
         pipe = FluxIRPipeline.from_pretrained(self.base_dir, adapter=adapter)
         pipe.vae.to(dtype=getattr(torch, self.config.vae.storage_dtype))  # load_mini_pipeline casts it back
         all_in_one = FluxIRAdapter.from_pretrained(self.all_in_one_dir)

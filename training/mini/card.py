@@ -76,7 +76,7 @@ cores. The text encoders are random and frozen: prompts do not steer it, but the
 from fluxir_hub.mini import load_mini_pipeline
 
 pipe = load_mini_pipeline()
-restored = pipe(low_quality_image, upscale=4, num_inference_steps=20).images[0]
+restored = pipe(low_quality_image, upscale=4).images[0]  # its defaults: {config.eval.sampling_defaults}
 pipe = load_mini_pipeline(task="denoise")  # the all-in-one adapter in all_in_one/: seven tasks
 restored = pipe(noisy_image, task="denoise").images[0]
 ```
