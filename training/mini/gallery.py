@@ -1,8 +1,10 @@
 """What the mini model does, shown and bounded: a gallery of held-out crops of every task, and the VAE's round trip.
 
 The gallery has one row per task (paper 002's seven): the degraded input, its bicubic upscale (super-resolution; the
-input itself for the same-size tasks), the mini model's restoration (the SR adapter for `sr`, the all-in-one adapter
-for the others, told the task) and the ground truth, all crops of held-out photos that no stage trained on.
+input itself for the same-size tasks), Real-ESRGAN x4plus's restoration when the `[baselines]` extra is installed (what
+users run instead; for the same-size tasks its x4 output resized back, as its `--outscale 1`), the mini model's
+restoration (the SR adapter at its defaults for `sr`, the all-in-one adapter for the others, told the task) and the
+ground truth, all crops of held-out photos that no stage trained on.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-COLUMNS = ("input", "bicubic", "mini FluxIR", "ground truth")
+COLUMNS = ("input", "bicubic", "Real-ESRGAN", "mini FluxIR", "ground truth")
 LABEL_HEIGHT = 18
 
 
@@ -39,9 +41,12 @@ def _labelled(image: Image.Image, text: str) -> Image.Image:
     return out
 
 
-def gallery_rows(bench: Path, seed: int, steps: int, load_pipeline) -> list[tuple[str, list[Image.Image]]]:
-    """`(task, [input, bicubic, restored, ground truth])` for the first crop of each task in a `tasks` benchmark;
-    `load_pipeline(task)` gives the pipeline that restores it."""
+def gallery_rows(
+    bench: Path, seed: int, steps: int | None, load_pipeline, baseline=None
+) -> list[tuple[str, list[Image.Image | None]]]:
+    """`(task, [input, bicubic, baseline, restored, ground truth])` for the first crop of each task in a `tasks`
+    benchmark; `load_pipeline(task)` gives the pipeline that restores it, `steps=None` its default; `baseline` (an
+    `image, outscale -> image` restorer) fills the Real-ESRGAN column (`None` there without one)."""
     from fluxir_hub.evaluation.benchmarks import benchmark_tasks
     from fluxir_hub.tasks import get_task
 
@@ -58,20 +63,26 @@ def gallery_rows(bench: Path, seed: int, steps: int, load_pipeline) -> list[tupl
         restored = pipes[kind](
             lq, task=task, upscale=upscale, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed)
         ).images[0]
-        rows.append((task, [lq.resize(hq.size, Image.NEAREST), lq.resize(hq.size, Image.BICUBIC), restored, hq]))
+        other = None
+        if baseline is not None:  # Real-ESRGAN upscales x4; the same-size tasks get its output resized back
+            other = baseline(lq, outscale=upscale).resize(hq.size, Image.LANCZOS)
+        bicubic = lq.resize(hq.size, Image.BICUBIC)
+        rows.append((task, [lq.resize(hq.size, Image.NEAREST), bicubic, other, restored, hq]))
     return rows
 
 
 def compose(rows: list[tuple[str, list[Image.Image]]], tile: int = 176) -> Image.Image:
     """One image: a labelled column per kind, a labelled row per task."""
     label_width = 90
-    sheet = Image.new("RGB", (label_width + tile * len(COLUMNS), (tile + LABEL_HEIGHT) * len(rows)), "white")
+    shown = [i for i, _ in enumerate(COLUMNS) if any(images[i] is not None for _, images in rows)]
+    sheet = Image.new("RGB", (label_width + tile * len(shown), (tile + LABEL_HEIGHT) * len(rows)), "white")
     draw = ImageDraw.Draw(sheet)
     for r, (task, images) in enumerate(rows):
         y = r * (tile + LABEL_HEIGHT)
         draw.text((4, y + LABEL_HEIGHT + tile // 2), task, fill="black")
-        for c, (column, image) in enumerate(zip(COLUMNS, images, strict=True)):
-            sheet.paste(_labelled(image.resize((tile, tile), Image.LANCZOS), column), (label_width + c * tile, y))
+        for c, index in enumerate(shown):
+            image = images[index].resize((tile, tile), Image.LANCZOS)
+            sheet.paste(_labelled(image, COLUMNS[index]), (label_width + c * tile, y))
     return sheet
 
 
@@ -79,12 +90,17 @@ def render_gallery(build, path: Path) -> dict:
     """Restore one held-out crop of every task with the shipped mini model and save the gallery PNG at `path`."""
     from fluxir_hub.mini import load_mini_pipeline
 
-    stage = build.config.eval
     bench = build.build_bench("tasks", count=1)
 
     def load(task: str):
         return load_mini_pipeline(build.output_dir, device="cpu", task=task)
 
-    rows = gallery_rows(bench, build.config.seed, stage.num_inference_steps, load)
+    from fluxir_hub.evaluation.baselines import BaselineUnavailableError, RealESRGANNcnn
+
+    try:
+        baseline = RealESRGANNcnn()
+    except BaselineUnavailableError:  # the optional extra: the gallery goes without that column
+        baseline = None
+    rows = gallery_rows(bench, build.config.seed, None, load, baseline)  # each pipeline at its own defaults
     compose(rows).save(path, quality=90, optimize=True)  # a JPEG: small enough to ship beside the weights
-    return {"file": path.name, "tasks": [task for task, _ in rows]}
+    return {"file": path.name, "tasks": [task for task, _ in rows], "real_esrgan": baseline is not None}
