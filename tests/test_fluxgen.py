@@ -406,3 +406,35 @@ def test_random_stand_in_metrics_are_the_same_in_every_process():
     torch.manual_seed(1)
     create_pyiqa_metric("musiq", pretrained=False)
     assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random stream is left as it was
+
+
+def test_a_killed_rank_stops_the_run_naming_it_and_the_folder_resumes(tmp_path):
+    import psutil
+
+    out = tmp_path / "killed-rank"
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "dataset_builder.cli",
+              "run", "-o", str(out), "--tiny", "--seed-end", "150"]  # fmt: skip
+    launcher = subprocess.Popen(launch, env={**_env(), "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    deadline = time.time() + 120
+    victim = None
+    while victim is None and time.time() < deadline:
+        time.sleep(0.5)
+        if len(list((out / "images").rglob("*.png"))) < 4:  # both ranks are generating
+            continue
+        for child in psutil.Process(launcher.pid).children(recursive=True):
+            try:
+                if "dataset_builder.cli" in " ".join(child.cmdline()) and child.environ().get("RANK") == "1":
+                    victim = child
+            except psutil.Error:
+                continue
+    assert victim is not None, "rank 1 never started"
+    victim.kill()
+    killed_at = time.time()
+    output, _ = launcher.communicate(timeout=120)
+    assert launcher.returncode != 0 and time.time() - killed_at < 60  # the other rank did not wait for it
+    assert "local_rank: 1" in output and "SIGKILL" in output, output[-2000:]
+    # the folder is not left locked by the dead run, and finishes with any number of processes
+    assert main(["generate", "-o", str(out)]) == 0
+    assert BuildLayout(out).generated_seeds() == list(range(150))
