@@ -65,6 +65,7 @@ OPTIONS = {
     "sharpen_target": ("degrade", "sharpen_target"),
     "scale": ("degrade", "scale"),
     "task_weights": ("degrade", "task_weights"),
+    "num_workers": ("degrade", "num_workers"),
     "validation_fraction": ("export", "validation_fraction"),
     "rows_per_shard": ("export", "rows_per_shard"),
 }
@@ -143,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_task_weights,
         help="with --preset mixed: task=weight pairs, e.g. sr=5,motion_blur=2,denoise=2 (default: the authors' mix "
         f"{','.join(f'{k}={v:g}' for k, v in DEFAULT_WEIGHTS.items())})",
+    )
+    other.add_argument(
+        "--num-workers",
+        type=int,
+        help=f"CPU processes degrading within each FluxGen process (default {degrade_d.num_workers}; same LQs for any "
+        "number)",
     )
     other.add_argument(
         "--validation-fraction",

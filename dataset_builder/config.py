@@ -98,6 +98,7 @@ class DegradeConfig:
     # Store the unsharp-masked HQ as the target (as SeeSR and Real-ESRGAN train); None: the preset's default
     sharpen_target: bool | None = None
     task_weights: dict[str, float] | None = None  # `mixed` only; None: the authors' mix (DEFAULT_WEIGHTS)
+    num_workers: int = 1  # CPU processes degrading within each FluxGen process (the LQs are the same for any number)
 
     @property
     def preset_config(self):
@@ -111,6 +112,8 @@ class DegradeConfig:
         return self.preset_config.sharpen_target if self.sharpen_target is None else self.sharpen_target
 
     def validate(self) -> None:
+        if not isinstance(self.num_workers, int) or self.num_workers < 1:
+            raise ValueError(f"`--num-workers` must be a positive integer, got {self.num_workers!r}.")
         if self.preset not in PRESETS:
             raise ValueError(f"Unknown degradation preset {self.preset!r}; choose one of {', '.join(PRESETS)}.")
         if self.task_weights is not None and self.preset != "mixed":
@@ -193,6 +196,7 @@ class FluxGenConfig:
 # Settings that may change between runs into the same folder without changing what is already there.
 RESUMABLE_KEYS = {
     "generate.seed_end", "generate.batch_size", "score.batch_size", "export.rows_per_shard", "export.max_shard_bytes",
+    "degrade.num_workers",
 }  # fmt: skip
 
 

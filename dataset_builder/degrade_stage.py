@@ -9,6 +9,9 @@ other images are still degraded, and a rerun of `fluxgen run` regenerates, resco
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import functools
 import json
 
 from PIL import Image
@@ -45,6 +48,31 @@ def lq_is_current(layout: BuildLayout, seed: int, config: DegradeConfig) -> bool
     return not sharpened or check_image(layout.target_path(seed), decode=False) is None
 
 
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # a worker per core: no worker oversubscribes the machine
+
+
+def _degrade_one(layout: BuildLayout, config: DegradeConfig, device: str, seed: int) -> str | None:
+    """Make the LQ of `seed` (and its record and target); returns `None`, or a line naming a damaged HQ."""
+    hq_path = layout.image_path(seed)
+    try:
+        with Image.open(hq_path) as image:
+            hq = image.convert("RGB")  # decodes the whole file: damage surfaces here
+    except (OSError, SyntaxError, ValueError) as err:
+        if hq_path.exists():
+            quarantine(hq_path)
+        return f"{hq_path} ({err.__class__.__name__}: {err})"
+    result = degrade(hq, config.preset_config, config.scale, seed + config.seed_offset, device, config.sharpens_target)
+    # Target and record first, image last: an LQ on disk always has what it belongs to.
+    if result.params["target"] == "usm":
+        atomic_save_png(layout.target_path(seed), result.hq)
+    atomic_write_json(layout.lq_params_path(seed), result.params)
+    atomic_save_png(layout.lq_path(seed), result.lq)
+    return None
+
+
 def degrade_images(root, config: DegradeConfig, show_progress: bool = True, device: str | None = None) -> int:
     """Degrade every kept image of this process's share whose LQ is not current (on the GPU when there is one);
     returns how many were written.
@@ -67,25 +95,22 @@ def degrade_images(root, config: DegradeConfig, show_progress: bool = True, devi
     pending = [s for s in shard(kept, state) if not lq_is_current(layout, s, config)]
     damaged: list[str] = []
     written = 0
-    for seed in tqdm(pending, desc=f"Degrading [{state.process_index}]", disable=not show_progress):
-        hq_path = layout.image_path(seed)
-        try:
-            with Image.open(hq_path) as image:
-                hq = image.convert("RGB")  # decodes the whole file: damage surfaces here
-        except (OSError, SyntaxError, ValueError) as err:
-            damaged.append(f"{hq_path} ({err.__class__.__name__}: {err})")
-            if hq_path.exists():
-                quarantine(hq_path)
-            continue
-        result = degrade(
-            hq, config.preset_config, config.scale, seed + config.seed_offset, device, config.sharpens_target
-        )
-        # Target and record first, image last: an LQ on disk always has what it belongs to.
-        if result.params["target"] == "usm":
-            atomic_save_png(layout.target_path(seed), result.hq)
-        atomic_write_json(layout.lq_params_path(seed), result.params)
-        atomic_save_png(layout.lq_path(seed), result.lq)
-        written += 1
+    pooled = config.num_workers > 1 and len(pending) > 1
+    work = functools.partial(_degrade_one, layout, config, "cpu" if pooled else device)
+    with contextlib.ExitStack() as stack:
+        results = map(work, pending)
+        if pooled:  # each LQ is seeded by its image: the same bytes whichever worker makes it
+            pool = stack.enter_context(
+                # the platform's default start method, as torch's DataLoader workers (each set to one thread)
+                concurrent.futures.ProcessPoolExecutor(config.num_workers, initializer=_one_thread)
+            )
+            results = pool.map(work, pending, chunksize=4)
+        for problem in tqdm(results, total=len(pending), desc=f"Degrading [{state.process_index}]",
+                            disable=not show_progress):  # fmt: skip
+            if problem is None:
+                written += 1
+            else:
+                damaged.append(problem)
     if damaged:
         raise ValueError(
             f"{len(damaged)} kept HQ image(s) are damaged and were moved aside (*.corrupt): {'; '.join(damaged[:5])}. "

@@ -438,3 +438,26 @@ def test_a_killed_rank_stops_the_run_naming_it_and_the_folder_resumes(tmp_path):
     # the folder is not left locked by the dead run, and finishes with any number of processes
     assert main(["generate", "-o", str(out)]) == 0
     assert BuildLayout(out).generated_seeds() == list(range(150))
+
+
+def test_degradation_workers_make_the_same_lqs(tiny_build, tmp_path):
+    import hashlib
+    import shutil
+
+    from dataset_builder.config import FluxGenConfig
+    from dataset_builder.degrade_stage import degrade_images
+
+    def lq_digests(folder):
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((folder / "lq").rglob("*.*"))}
+
+    config = FluxGenConfig.load(tiny_build)
+    expected = lq_digests(tiny_build)
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_build, copy)
+    shutil.rmtree(copy / "lq")
+    config.degrade.num_workers = 2
+    assert degrade_images(copy, config.degrade, show_progress=False) == len(expected) // 3  # LQ, record, target
+    assert lq_digests(copy) == expected
+    with pytest.raises(ValueError, match="--num-workers"):
+        config.degrade.num_workers = 0
+        config.degrade.validate()
