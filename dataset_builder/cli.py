@@ -274,8 +274,7 @@ def _stage_work(stage: str, args: argparse.Namespace, config: FluxGenConfig, sta
     if stage == "degrade":
         from .degrade_stage import degrade_images
 
-        written = degrade_images(root, config.degrade)
-        return f"degrade: wrote {written} LQ image(s)"
+        return f"degrade: wrote {degrade_images(root, config.degrade)} LQ image(s)"
     if stage == "export":
         from .export import export_dataset
 

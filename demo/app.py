@@ -35,7 +35,7 @@ from PIL import Image
 from pydantic import model_validator
 
 from fluxir_hub.image_io import ImageLoadError, load_image
-from fluxir_hub.pipelines.pipeline_fluxir import output_size
+from fluxir_hub.pipelines.pipeline_fluxir import DEFAULT_NUM_INFERENCE_STEPS, output_size
 from fluxir_hub.tasks import TASKS
 
 logger = logging.getLogger(__name__)
@@ -531,7 +531,9 @@ def build_demo(model: DemoModel | None = None) -> gr.Blocks:
             weight = own["restoration_weight"] if spec.restoration_weight is None else spec.restoration_weight
             fix = own["color_fix"] if spec.keeps_colors else spec.color_fix
             same_pipe = model.pipe_for(spec.name) is model.pipe
-            steps_value = own.get("num_inference_steps", model.default_steps if same_pipe else 20)
+            steps_value = own.get(
+                "num_inference_steps", model.default_steps if same_pipe else DEFAULT_NUM_INFERENCE_STEPS
+            )
             return (gr.update(value=4 if spec.resizes else 1), gr.update(value=weight), gr.update(value=fix),
                     gr.update(value=steps_value))  # fmt: skip
 

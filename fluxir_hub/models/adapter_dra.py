@@ -144,7 +144,7 @@ class DRAAdapter(ConditioningMixin, ModelMixin, ConfigMixin):
         stage = (index + 1) // every - 1
         return stage if (index + 1) % every == 0 and stage < len(self.stages) else None
 
-    def install_hooks(self, transformer) -> None:
+    def _install_hooks(self, transformer) -> None:
         """A [`DRAStageHook`] on every base block (the blocks without a stage only strip the condition from the
         attention kwargs), and the LoRA's hooks. As for the FluxIR adapter, enable block caches after installing."""
 
@@ -156,7 +156,7 @@ class DRAAdapter(ConditioningMixin, ModelMixin, ConfigMixin):
         self.lora.install(transformer)
 
     @staticmethod
-    def remove_hooks(transformer) -> None:
+    def _remove_hooks(transformer) -> None:
         """Remove the stage hooks and the LoRA hooks from `transformer` (whichever DRA adapter installed them)."""
         remove_block_hooks(transformer, DRA_HOOK_NAME)
         ConditioningLoRA.uninstall(transformer)

@@ -331,7 +331,7 @@ class FluxIRAdapter(ConditioningMixin, ModelMixin, ConfigMixin, PeftAdapterMixin
         return FluxIRAdapterOutput(image_features=image_features, text_features=text_features)
 
     # ------------------------------------------------------------------ control injection
-    def install_hooks(self, transformer: FluxTransformer2DModel) -> None:
+    def _install_hooks(self, transformer: FluxTransformer2DModel) -> None:
         r"""
         The control on `transformer` ([`install`] puts it there once): a [`FluxIRControlHook`] on each of its blocks (diffusers' hook
         registry) that adds this adapter's SE residuals to the block's outputs when a call carries features (see
@@ -346,7 +346,7 @@ class FluxIRAdapter(ConditioningMixin, ModelMixin, ConfigMixin, PeftAdapterMixin
         )
 
     @staticmethod
-    def remove_hooks(transformer: FluxTransformer2DModel) -> None:
+    def _remove_hooks(transformer: FluxTransformer2DModel) -> None:
         """Remove the control hooks from `transformer` (whichever adapter installed them)."""
         remove_block_hooks(transformer, CONTROL_HOOK_NAME)
 

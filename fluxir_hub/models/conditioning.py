@@ -70,7 +70,8 @@ class ConditioningMixin:
       `--stage` values it supports; `lora_targets`, when it holds a LoRA of the base ([`ConditioningLoRA`]);
 
     and implements `from_transformer(transformer, max_sequence_length, **options)`, `prepare_base_call` and, when it
-    acts inside the base, `install`/`uninstall` of its hooks.
+    acts inside the base, `_install_hooks`/`_remove_hooks` (callers use `install`/`uninstall`, which keep one
+    component's hooks per transformer).
     """
 
     training_names: ClassVar[dict[str, dict[str, Any]]] = {}
@@ -198,7 +199,7 @@ class ConditioningMixin:
                 "(`pipe.transformer.disable_cache()`, build the pipeline, then `pipe.transformer.enable_cache(...)`)."
             )
         uninstall_conditioning(transformer)
-        self.install_hooks(transformer)
+        self._install_hooks(transformer)
         setattr(transformer, _OWNER, weakref.ref(self))
 
     @staticmethod
@@ -206,12 +207,12 @@ class ConditioningMixin:
         """Remove every conditioning component's hooks from `transformer` (whichever installed them)."""
         uninstall_conditioning(transformer)
 
-    def install_hooks(self, transformer) -> None:
+    def _install_hooks(self, transformer) -> None:
         """The kind's own hooks on a `transformer` that carries none ([`install`] decides when); none by default."""
 
     @staticmethod
-    def remove_hooks(transformer) -> None:
-        """Remove the hooks [`install_hooks`] of this kind puts on `transformer`; nothing by default."""
+    def _remove_hooks(transformer) -> None:
+        """Remove the hooks [`_install_hooks`] of this kind puts on `transformer`; nothing by default."""
 
     def prepare_base_call(
         self, base_kwargs: dict[str, Any], lq_latents: torch.Tensor, conditioning_scale: float = 1.0
@@ -368,7 +369,7 @@ class ConditioningMixin:
 def uninstall_conditioning(transformer) -> None:
     """Remove the hooks of every registered conditioning kind from `transformer`, and its owner record."""
     for cls in conditioning_classes().values():
-        cls.remove_hooks(transformer)
+        cls._remove_hooks(transformer)
     transformer.__dict__.pop(_OWNER, None)
 
 

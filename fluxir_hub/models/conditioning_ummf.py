@@ -95,12 +95,12 @@ class UMMFConditioner(ConditioningMixin, ModelMixin, ConfigMixin):
             **cls.geometry_of(transformer),
         )
 
-    def install_hooks(self, transformer) -> None:
+    def _install_hooks(self, transformer) -> None:
         """Hook the LoRA into `transformer` (see [`ConditioningLoRA`])."""
         self.lora.install(transformer)
 
     @staticmethod
-    def remove_hooks(transformer) -> None:
+    def _remove_hooks(transformer) -> None:
         """Remove the LoRA hooks from `transformer` (whichever component installed them)."""
         ConditioningLoRA.uninstall(transformer)
 
