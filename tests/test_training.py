@@ -101,7 +101,7 @@ def test_damaged_checkpoint_falls_back_to_the_one_before(pairs, tmp_path, caplog
     out = tmp_path / "damaged"
     kwargs = {"checkpointing_steps": 1, "max_train_steps": 2}
     Trainer(_config(pairs, out, **kwargs)).train()
-    optimizer = out / "checkpoint-2" / "optimizer.safetensors"
+    optimizer = out / "checkpoint-2" / "optimizer.bin"
     optimizer.write_bytes(optimizer.read_bytes()[:100])  # truncated after the fact
     assert not list(out.glob(".*partial"))  # every published checkpoint folder was complete
     resumed = Trainer(_config(pairs, out, **{**kwargs, "max_train_steps": 3}, resume_from_checkpoint="latest"))
@@ -117,7 +117,7 @@ def test_8bit_adam_checkpoints_and_resumes(pairs, tmp_path):
     out = tmp_path / "adam8"
     kwargs = {"checkpointing_steps": 1, "max_train_steps": 1, "use_8bit_adam": True, "rank": 64}
     Trainer(_config(pairs, out, **kwargs)).train()
-    assert (out / "checkpoint-1" / "optimizer.safetensors").exists()
+    assert (out / "checkpoint-1" / "optimizer.bin").exists()
     history = Trainer(_config(pairs, out, **{**kwargs, "max_train_steps": 2}, resume_from_checkpoint="latest")).train()
     assert len(history) == 1 and np.isfinite(history[0]["loss"])
 

@@ -1,14 +1,19 @@
-"""Pickle-free training checkpoints: adapter and LoRA as safetensors, optimizer/scheduler/EMA state as safetensors
-tensors plus JSON scalars, and the resolved config. The data stream and all noise are seeded by step, so no RNG
-state needs saving for an exact resume.
+"""Training checkpoints, written by every process through `accelerator.save_state` (so optimizer state sharded by
+DeepSpeed or FSDP is saved whole), with the adapter itself as safetensors in place of the prepared module (whose
+state would hold the whole frozen base). The data stream and all noise are seeded by step, so a resumed run
+continues exactly.
 
     output_dir/checkpoint-<step>/
         adapter/                      FluxIRAdapter.save_pretrained (loads with from_pretrained)
         pytorch_lora_weights.safetensors  (with use_lora: diffusers LoRA format, pipe.load_lora_weights)
-        optimizer.safetensors + optimizer.json
-        ema.safetensors (with use_ema)
-        trainer_state.json            step, lr scheduler state
+        ema.safetensors + ema.json    (with use_ema)
+        optimizer.bin, scheduler.bin, random_states_<rank>.pkl   accelerate's own files (local resume state; the
+                                      optimizer and scheduler load with `weights_only`)
         train_config.json
+        trainer_state.json            the step; written last, so a checkpoint without it is incomplete
+
+Checkpoints of the first format (`optimizer.safetensors` + `optimizer.json`, the scheduler in trainer_state.json)
+still resume.
 """
 
 from __future__ import annotations
@@ -74,10 +79,15 @@ def load_state(folder: Path, name: str) -> dict:
     return _unflatten(json.loads((folder / f"{name}.json").read_text()), tensors)
 
 
-def staging_folder(folder: Path) -> Path:
+def staging_path(folder: Path) -> Path:
     """Where a checkpoint is written before [`publish_checkpoint`] renames it into place, so a checkpoint folder
     under its final name is always complete."""
-    staging = folder.with_name(f".{folder.name}.partial")
+    return folder.with_name(f".{folder.name}.partial")
+
+
+def staging_folder(folder: Path) -> Path:
+    """[`staging_path`], created empty."""
+    staging = staging_path(folder)
     if staging.exists():  # left by a killed run
         shutil.rmtree(staging)
     staging.mkdir(parents=True)

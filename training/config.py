@@ -22,7 +22,7 @@ CONFIG_NAME = "train_config.json"
 RESUMABLE_KEYS = {
     "max_train_steps", "resume_from_checkpoint", "checkpointing_steps", "checkpoints_total_limit", "validation_steps",
     "num_validation_images", "validation_inference_steps", "report_to", "push_to_hub", "hub_model_id", "hub_private",
-    "output_dir", "dataloader_shuffle_buffer", "dataloader_num_workers",
+    "output_dir", "dataloader_shuffle_buffer", "dataloader_num_workers", "shard_base",
 }  # fmt: skip
 
 
@@ -287,6 +287,13 @@ class OptimConfig(_Section):
     )
     gradient_checkpointing: bool = field(
         default=True, metadata=_help("Recompute activations in the backward pass (much less memory)")
+    )
+    shard_base: bool = field(
+        default=False,
+        metadata=_help(
+            "Shard the frozen base over the processes (PyTorch FSDP2; the adapter stays replicated): for GPUs that "
+            "cannot hold the whole base"
+        ),
     )
 
     def problems(self) -> list[str]:
@@ -598,6 +605,11 @@ class TrainConfig:
             out.append(
                 f"`--stage {stage}` {what}: pass it as `--adapter_init` (Hub id or folder). Train one first with the "
                 "default `--stage adapter`."
+            )
+        if self.shard_base and (self.use_lora or (kind is not None and kind.lora_targets is not None)):
+            out.append(
+                "`shard_base` shards the frozen base only: leave `use_lora` off and use a conditioning without a base "
+                f"LoRA (not {self.conditioning})."
             )
         if stage != "adapter" and self.use_lora:
             who = "RL tuning" if stage == "rl" else "a distilled student"

@@ -30,11 +30,13 @@ from .checkpoint import (
     resolve_resume,
     save_state,
     staging_folder,
+    staging_path,
 )
 from .config import CONFIG_NAME, TrainConfig
 from .data import PairSource, iterate_batches, training_batches
 from .model import ControlledTransformer, freeze_unreachable_parameters, training_attention_backends
 from .objectives import AdapterObjective, LatentBatch
+from .sharding import shard_frozen_base
 from .timesteps import sample_timesteps
 
 logger = logging.getLogger(__name__)
@@ -123,6 +125,8 @@ class Trainer:
             ),
             cpu=not torch.cuda.is_available(),
         )
+        # the frozen base split over the processes (FSDP2); with one process there is nothing to split
+        self.sharded = config.shard_base and self.accelerator.num_processes > 1
         self.weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(config.mixed_precision, torch.float32)
         self.validation_metrics: dict | None = None  # pyiqa models, built at the first validation
         self.validation_inputs: list | None = None
@@ -149,8 +153,13 @@ class Trainer:
         self.models = load_models(config, self.weight_dtype)
         adapter = self.prepare_component()
         model = ControlledTransformer(self.models.transformer, adapter)
+        if self.sharded:
+            shard_frozen_base(model, accelerator.device, accelerator.num_processes)
         optimizer, lr_scheduler = self.make_optimizer(model)
         self.model, self.optimizer, self.lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
+        # `save_state` / `load_state` write and read the adapter (not the prepared module, which holds the base)
+        accelerator.register_save_state_pre_hook(self._save_state_hook)
+        accelerator.register_load_state_pre_hook(self._load_state_hook)
         self.adapter = adapter
         self.ema = None
         if config.use_ema:
@@ -180,7 +189,8 @@ class Trainer:
         for frozen in (models.transformer, models.vae, models.text_encoder, models.text_encoder_2):
             frozen.requires_grad_(False)
         for frozen in (models.vae, models.transformer):
-            frozen.to(device)
+            if not (self.sharded and frozen is models.transformer):  # a sharded base moves block by block
+                frozen.to(device)
             if frozen.dtype != self.weight_dtype:  # frozen base in reduced precision under mixed precision
                 frozen.to(dtype=self.weight_dtype)
         adapter.to(device)
@@ -450,22 +460,36 @@ class Trainer:
             FluxIRPipeline.save_lora_weights(folder, transformer_lora_layers=lora, weight_name=LORA_WEIGHTS_NAME)
 
     def save_checkpoint(self) -> None:
-        self.accelerator.wait_for_everyone()
-        if self.accelerator.is_main_process:
-            final = self.output_dir / f"checkpoint-{self.global_step}"
-            folder = staging_folder(final)
-            self._save_weights(folder, folder / "adapter")
-            save_state(self.optimizer.state_dict(), folder, "optimizer")
-            if self.ema is not None:
-                save_state(self.ema.state_dict(), folder, "ema")
+        """`checkpoint-<step>/` through `accelerator.save_state` on every process, published by one rename."""
+        accelerator = self.accelerator
+        final = self.output_dir / f"checkpoint-{self.global_step}"
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            staging_folder(final)  # emptied and created before any process writes into it
+        accelerator.wait_for_everyone()
+        folder = staging_path(final)
+        accelerator.save_state(str(folder))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
             self.config.save(folder)
             # written last: a checkpoint without it is incomplete and ignored by "latest"
-            (folder / "trainer_state.json").write_text(
-                json.dumps({"global_step": self.global_step, "lr_scheduler": self.lr_scheduler.state_dict()})
-            )
+            (folder / "trainer_state.json").write_text(json.dumps({"global_step": self.global_step}))
             publish_checkpoint(folder, final)  # one rename: the folder under its final name is always complete
             prune_checkpoints(self.output_dir, self.config.checkpoints_total_limit)
-        self.accelerator.wait_for_everyone()
+        accelerator.wait_for_everyone()
+
+    def _save_state_hook(self, models: list, weights: list, output_dir: str) -> None:
+        """accelerate's save hook: the adapter (LoRA, EMA) as safetensors instead of the prepared module's state."""
+        weights.clear()
+        if self.accelerator.is_main_process:
+            folder = Path(output_dir)
+            self._save_weights(folder, folder / "adapter")
+            if self.ema is not None:
+                save_state(self.ema.state_dict(), folder, "ema")
+
+    def _load_state_hook(self, models: list, input_dir: str) -> None:
+        models.clear()  # the prepared module is not in the checkpoint; the adapter is
+        self._load_weights(Path(input_dir))
 
     def resume_checkpoint(self) -> None:
         """Load the newest usable checkpoint; a damaged one (truncated file, bad JSON) is reported and skipped."""
@@ -486,19 +510,25 @@ class Trainer:
             )
 
     def _load_checkpoint(self, folder: Path) -> None:
+        state = json.loads((folder / "trainer_state.json").read_text())
+        if (folder / "optimizer.safetensors").exists():  # the first format, before accelerate's save_state
+            self._load_weights(folder)
+            self.optimizer.load_state_dict(load_state(folder, "optimizer"))
+            self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        else:
+            self.accelerator.load_state(str(folder))
+        self.global_step = state["global_step"]
+        logger.info("Resumed from %s at step %d", folder, self.global_step)
+
+    def _load_weights(self, folder: Path) -> None:
         from safetensors.torch import load_file
 
         loaded = load_file(str(folder / "adapter" / "diffusion_pytorch_model.safetensors"))
         self.adapter.load_state_dict(loaded)
         if self.uses_lora:
             self._load_lora(self.accelerator.unwrap_model(self.model).transformer, folder)
-        self.optimizer.load_state_dict(load_state(folder, "optimizer"))
         if self.ema is not None:
             load_ema(self.ema, folder, self.accelerator.device)
-        state = json.loads((folder / "trainer_state.json").read_text())
-        self.lr_scheduler.load_state_dict(state["lr_scheduler"])
-        self.global_step = state["global_step"]
-        logger.info("Resumed from %s at step %d", folder, self.global_step)
 
     def save_final(self) -> None:
         if not self.accelerator.is_main_process:
@@ -520,7 +550,7 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Restore a few LQ images, save them under `validation/step-N/`, log NR-IQA scores to the trackers."""
-        if not self.accelerator.is_main_process:
+        if not (self.accelerator.is_main_process or self.sharded):  # a sharded base needs every process to run
             return {}
         from .validation import run_validation
 

@@ -47,7 +47,9 @@ def run_validation(trainer, folder: Path) -> dict[str, float]:
     inputs = trainer.validation_inputs
     if not inputs:
         return {}
-    folder.mkdir(parents=True, exist_ok=True)
+    writes = trainer.accelerator.is_main_process  # with a sharded base every process restores, one writes
+    if writes:
+        folder.mkdir(parents=True, exist_ok=True)
     if trainer.validation_metrics is None:  # built on first use, then reused
         pretrained = not config.pretrained_model.startswith("tiny")  # the tiny model's runs stay offline
         trainer.validation_metrics = {
@@ -65,12 +67,13 @@ def run_validation(trainer, folder: Path) -> dict[str, float]:
             generator=torch.Generator().manual_seed(index),
             output_type="pt",
         ).images
-        image = Image.fromarray((restored[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8"))
-        image.save(folder / f"{index:02d}.png")
-        lq.save(folder / f"{index:02d}_lq.png")
+        if writes:
+            image = Image.fromarray((restored[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8"))
+            image.save(folder / f"{index:02d}.png")
+            lq.save(folder / f"{index:02d}_lq.png")
         for name, metric in trainer.validation_metrics.items():
             totals[name] += float(metric(restored.to(trainer.accelerator.device)).mean()) / len(inputs)
-    for tracker in trainer.accelerator.trackers:
+    for tracker in trainer.accelerator.trackers if writes else ():
         if tracker.name == "tensorboard":
             import numpy as np
 
