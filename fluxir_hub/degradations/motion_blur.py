@@ -3,13 +3,18 @@
 The trajectory is the random walk of Boracchi and Foi ("Modeling the performance of image restoration from motion
 blur", TIP 2012; the model behind DeblurGAN's synthetic kernels), as their generator runs it: 2000 points of a
 particle whose velocity gets Gaussian jitter, a centripetal pull back to the start and rare abrupt reversals, each
-step renormalised to a fixed length, with the "anxiety" drawn from DeblurGAN's list (0.001 to 0.01). The walk runs at
-the reference scale (a 60-pixel path) and is then scaled to the kernel; it is rasterised with bilinear (sub-pixel)
-weights and centred on its mean so the blur does not shift the image. On 200 seeded draws its end-to-end distance is
-0.15 of its path length and the kernels' minor/major axis ratio 0.45, as for the reference (`tests/test_tasks.py`).
+step renormalised to a fixed length, with the "anxiety" drawn from DeblurGAN's list (0.001 to 0.01). It is rasterised
+with bilinear (sub-pixel) weights and centred on its mean so the blur does not shift the image. On 200 seeded draws
+its end-to-end distance is 0.15 of its path length and the kernels' minor/major axis ratio 0.45, as for the reference
+(`tests/test_tasks.py`).
 
-A record stores the kernel itself (rounded; replayed exactly). Records written before (format 1: 64 straight-ish
-points in `trajectory`) still replay as they were made.
+Scale, as the reference draws it: a 60-pixel path on 256-pixel training images, of which the exposure keeps the first
+1/10, 1/2 or the whole (DeblurGAN's `part` of its PSF list). Here the path is 60/256 of the image's shorter side, so
+the blur covers the same share of any image (median extent along its main axis ~12 px on a 256 px image; the first
+version drew ~6). Kernels as large as that are applied by FFT.
+
+A record stores the kernel's nonzero entries (format 3, rounded; replayed exactly). Records written before (format 2:
+the dense kernel; format 1: 64 straight-ish points in `trajectory`) still replay as they were made.
 """
 
 from __future__ import annotations
@@ -27,11 +32,11 @@ from .ops import add_noise, filter2d
 
 @dataclass(frozen=True)
 class MotionBlurConfig(TaskDegradation):
-    """Ranges of the camera-shake model (kernel sizes in pixels of the HQ image)."""
+    """Ranges of the camera-shake model; the path's length is relative to the image's shorter side."""
 
     name: str = "motion_blur"
-    kernel_sizes: tuple[int, ...] = (9, 13, 17, 21, 25, 29)
-    length_fraction: tuple[float, float] = (0.5, 1.0)  # path length relative to the kernel size
+    path_fraction: float = 60 / 256  # the reference's 60 px path on its 256 px training images
+    exposure: tuple[float, ...] = (0.1, 0.5, 1.0)  # share of the path the shutter sees (DeblurGAN's PSF parts)
     anxiety: tuple[float, ...] = (0.001, 0.002, 0.003, 0.005, 0.007, 0.008, 0.009, 0.01)  # DeblurGAN's choices
     points: int = 2000
     noise_sigma: tuple[float, float] = (0.0, 3.0)  # Gaussian read noise on the 0-255 scale
@@ -39,7 +44,7 @@ class MotionBlurConfig(TaskDegradation):
     task: ClassVar[str] = "motion_blur"
 
     def sample(self, rng: np.random.Generator, hq_size: tuple[int, int]) -> dict[str, Any]:
-        return sample_motion_blur(self, rng)
+        return sample_motion_blur(self, rng, hq_size)
 
     @staticmethod
     def apply(image: torch.Tensor, record: dict[str, Any]) -> torch.Tensor:
@@ -89,18 +94,22 @@ def trajectory_kernel(trajectory, size: int) -> np.ndarray:
     return kernel / kernel.sum()
 
 
-def sample_motion_blur(config: MotionBlurConfig, rng: np.random.Generator) -> dict[str, Any]:
-    size = int(rng.choice(config.kernel_sizes))
-    length = float(rng.uniform(*config.length_fraction)) * (size - 1)
+def sample_motion_blur(config: MotionBlurConfig, rng: np.random.Generator, hq_size: tuple[int, int]) -> dict[str, Any]:
+    length = config.path_fraction * min(hq_size)
     anxiety = float(rng.choice(config.anxiety))
-    trajectory = shake_trajectory(rng, config.points, length, anxiety)
-    kernel = np.round(trajectory_kernel(trajectory, size), KERNEL_DECIMALS)
+    exposure = float(rng.choice(config.exposure))
+    path = shake_trajectory(rng, config.points, length, anxiety)
+    seen = path[: max(2, round(exposure * config.points))]  # the part of the shake the shutter was open for
+    seen = seen - seen.mean(axis=0)
+    size = 2 * math.ceil(np.abs(seen).max()) + 3  # odd, the whole path inside, its mean at the centre
+    kernel = np.round(trajectory_kernel(seen, size), KERNEL_DECIMALS)
+    rows, cols = np.nonzero(kernel)
     return {
-        "format": 2,
+        "format": 3,
         "kernel_size": size,
-        "length": round(length, 4),
+        "length": round(length * exposure, 4),
         "anxiety": anxiety,
-        "kernel": kernel.tolist(),
+        "kernel_entries": [[int(r), int(c), float(kernel[r, c])] for r, c in zip(rows, cols, strict=True)],
         "noise": {
             "type": "gaussian",
             "sigma": float(rng.uniform(*config.noise_sigma)),
@@ -111,11 +120,17 @@ def sample_motion_blur(config: MotionBlurConfig, rng: np.random.Generator) -> di
 
 
 def record_kernel(record: dict[str, Any]) -> np.ndarray:
-    """The normalised kernel a record applies (format 2 stores it; format 1 stored the trajectory)."""
-    if "kernel" in record:
+    """The normalised kernel a record applies (format 3 stores its nonzero entries, 2 the kernel, 1 the trajectory)."""
+    size = record["kernel_size"]
+    if "kernel_entries" in record:
+        kernel = np.zeros((size, size), dtype=np.float64)
+        for row, col, weight in record["kernel_entries"]:
+            kernel[row, col] = weight
+    elif "kernel" in record:
         kernel = np.asarray(record["kernel"], dtype=np.float64)
-        return kernel / kernel.sum()
-    return trajectory_kernel(record["trajectory"], record["kernel_size"])
+    else:
+        return trajectory_kernel(record["trajectory"], size)
+    return kernel / kernel.sum()
 
 
 def apply_motion_blur(image: torch.Tensor, record: dict[str, Any]) -> torch.Tensor:

@@ -41,6 +41,11 @@ def uniform_field(shape: tuple[int, ...], seed: int, like: torch.Tensor) -> torc
     return torch.rand(shape, generator=generator, dtype=torch.float32).to(device=like.device, dtype=like.dtype)
 
 
+FFT_KERNEL_SIZE = (
+    31  # from this size on, convolve by FFT (direct cost grows with the area; every earlier kernel was smaller)
+)
+
+
 def filter2d(image: torch.Tensor, kernel: np.ndarray | torch.Tensor) -> torch.Tensor:
     """Convolve `(B, C, H, W)` with one `(k, k)` kernel per channel; reflect padding (replicate on tiny images)."""
     kernel = torch.as_tensor(kernel, dtype=image.dtype, device=image.device)
@@ -49,7 +54,18 @@ def filter2d(image: torch.Tensor, kernel: np.ndarray | torch.Tensor) -> torch.Te
     pad = k // 2
     mode = "reflect" if pad < min(image.shape[-2:]) else "replicate"
     padded = F.pad(image, (pad, pad, pad, pad), mode=mode)
+    if k >= FFT_KERNEL_SIZE:
+        return _fft_correlate(padded, kernel)
     return F.conv2d(padded, kernel.expand(channels, 1, k, k), groups=channels)
+
+
+def _fft_correlate(padded: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """`F.conv2d`'s valid cross-correlation of every channel with `kernel`, through the FFT: the circular
+    convolution with the flipped kernel equals it wherever it does not wrap, which is the valid region."""
+    height, width = padded.shape[-2:]
+    k = kernel.shape[-1]
+    spectrum = torch.fft.rfft2(padded) * torch.fft.rfft2(kernel.flip(-2, -1), s=(height, width))
+    return torch.fft.irfft2(spectrum, s=(height, width))[..., k - 1 :, k - 1 :]
 
 
 def _separable_gaussian(image: torch.Tensor, sigma: float, radius: int) -> torch.Tensor:
