@@ -145,3 +145,19 @@ def check_folder_code(folder: str | os.PathLike, source: str | os.PathLike) -> b
             "line); otherwise use a folder saved by `FluxIRPipeline.save_pretrained`."
         )
     return names_module_files(folder)
+
+
+def code_snapshot(name_or_path: str | os.PathLike, kwargs: dict) -> tuple[Path | None, str | None]:
+    """The local folder holding the code and configs of the pipeline `name_or_path` (a folder, or a Hub repo's
+    snapshot of its `.py` and `.json` files) and the commit it was read at (`None` for a folder); `(None, None)` when
+    the Hub cannot be reached and nothing is cached, so diffusers' own loading reports that."""
+    if Path(name_or_path).is_dir():
+        return Path(name_or_path), None
+    from huggingface_hub import snapshot_download
+
+    hub = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
+    try:
+        folder = Path(snapshot_download(str(name_or_path), allow_patterns=["*.py", "*.json"], **hub))
+    except Exception:  # not on the Hub, offline with nothing cached, gated: diffusers' loading says what is wrong
+        return None, None
+    return folder, folder.name  # a snapshot folder is named after its commit

@@ -1,4 +1,5 @@
-"""Reading user images into upright 8-bit RGB, whatever the file's mode, bit depth or EXIF orientation."""
+"""Reading user images into upright 8-bit RGB, whatever the file's mode, bit depth or EXIF orientation; normalising
+in-memory images (PIL, arrays, tensors) the way the pipeline takes them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # The common formats, named in messages; folders are scanned for every extension Pillow can open (`image_extensions`).
@@ -141,3 +143,84 @@ def find_images(inputs: list[str | os.PathLike]) -> FoundImages:
         else:
             raise FileNotFoundError(f"{item}: no such file or folder.")
     return found
+
+
+# ------------------------------------------------------------------ in-memory images (the pipeline's inputs)
+def image_size(image: Image.Image | np.ndarray | torch.Tensor) -> tuple[int, int]:
+    if isinstance(image, Image.Image):
+        return image.size
+    if isinstance(image, np.ndarray):  # (H, W, C) or (H, W)
+        return image.shape[1], image.shape[0]
+    return image.shape[-1], image.shape[-2]  # (C, H, W) or (B, C, H, W)
+
+
+def as_image_list(image) -> list:
+    if image is None:
+        raise ValueError("`image` is required: pass a PIL image, an array or tensor, or a list of them.")
+    if isinstance(image, (list, tuple)):
+        if not image:
+            raise ValueError("`image` is empty: pass at least one image.")
+        # a list of batches, e.g. `(1, 3, H, W)` tensors, is concatenated as diffusers' `VaeImageProcessor` does
+        return [item for batch in image for item in as_image_list(batch)]
+    if isinstance(image, (torch.Tensor, np.ndarray)) and image.ndim == 4:
+        return list(image)
+    return [image]
+
+
+def tensor_to_pil(image) -> Image.Image:
+    """A normalised image (upright RGB PIL, or a `(3, H, W)` tensor in [0, 1]) as a PIL image, for a captioner."""
+    if isinstance(image, Image.Image):
+        return image
+    array = (image.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+    return Image.fromarray(array)
+
+
+def normalise_image(image):
+    """
+    PIL of any mode -> upright RGB PIL. Integer arrays (8- or 16-bit) -> PIL; float arrays and tensors are taken as
+    [0, 1] and returned as `(3, H, W)` float tensors. Greyscale is repeated to RGB. Anything else (other types,
+    channel counts, non-finite or out-of-range values) is refused with a message that says how to pass it.
+    """
+    if isinstance(image, Image.Image):
+        return to_rgb(image)
+    if isinstance(image, np.ndarray):
+        if image.dtype == np.uint8 or image.dtype == np.uint16:
+            if image.ndim == 3 and image.shape[-1] == 1:
+                image = image[..., 0]
+            if image.ndim == 3 and image.shape[-1] not in (3, 4):
+                raise ValueError(f"An image array must be (H, W), (H, W, 3) or (H, W, 4), got shape {image.shape}.")
+            if image.dtype == np.uint16:  # 16-bit: keep the full range, in 8 bits
+                image = (image.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
+            return to_rgb(Image.fromarray(image))
+        if image.dtype == np.bool_ or not np.issubdtype(image.dtype, np.floating):
+            raise ValueError(
+                f"Image arrays must be uint8, uint16 or float in [0, 1], got dtype {image.dtype}; convert it first "
+                "(e.g. `array.astype(np.float32)` for a mask in {0, 1})."
+            )
+        if image.ndim == 2:
+            image = image[..., None]
+        if image.ndim != 3:
+            raise ValueError(f"An image array must be (H, W) or (H, W, C), got shape {image.shape}.")
+        image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    if isinstance(image, torch.Tensor):
+        if image.dtype == torch.bool or not image.is_floating_point():
+            raise ValueError(f"Image tensors must be float in [0, 1], got dtype {image.dtype}.")
+        if image.ndim == 2:
+            image = image[None]
+        if image.ndim != 3 or image.shape[0] not in (1, 3):
+            raise ValueError(
+                f"An image tensor must be (3, H, W) or (1, H, W) in [0, 1], got shape {tuple(image.shape)}; drop the "
+                "alpha channel or pass a PIL image (transparency is then composited on white)."
+            )
+        if image.numel() == 0:
+            raise ValueError(f"The image tensor has no pixels (shape {tuple(image.shape)}).")
+        if not torch.isfinite(image).all():
+            raise ValueError("The image holds NaN or infinite values.")
+        if image.min() < -1e-3 or image.max() > 1 + 1e-3:
+            raise ValueError(
+                f"Float images must be in [0, 1], got values from {image.min().item():.3g} to {image.max().item():.3g}."
+            )
+        return image.float().clamp(0, 1).expand(3, -1, -1)
+    raise ValueError(
+        f"`image` must be a PIL image, a numpy array or a torch tensor (or a list of them), got {type(image).__name__}."
+    )

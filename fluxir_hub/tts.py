@@ -33,6 +33,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -404,3 +405,12 @@ class TestTimeSearch:
         combined = self.config.combine(raw.view(-1, self.batch, self.survivors).permute(0, 2, 1))  # (M, B)
         best = torch.sort(-combined, dim=0, stable=True).indices[0]
         return latents.view(self.batch, self.survivors, *latents.shape[1:])[torch.arange(self.batch), best]
+
+
+def repeat_batch(kwargs: dict[str, Any], times: int) -> dict[str, Any]:
+    """`predict_velocity` kwargs with every per-image tensor repeated `times` times (image-major), for a beam."""
+    repeated = dict(kwargs)
+    for key in ("lq_latents", "prompt_embeds", "pooled_prompt_embeds", "guidance"):
+        if repeated.get(key) is not None:
+            repeated[key] = repeated[key].repeat_interleave(times, dim=0)
+    return repeated

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import math
-import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,21 +24,29 @@ from diffusers.utils.torch_utils import randn_tensor
 from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
 
 from ..color_fix import COLOR_FIX_MODES, apply_color_fix
-from ..image_io import to_rgb
-from ..latents import image_ids, pack_latents, text_ids, unpack_latents
+from ..image_io import image_size
+from ..latents import image_ids, pack_latents, unpack_latents
 from ..models.adapter_fluxir import FluxIRAdapter
 from ..sampling import (
     DEFAULT_RESTORATION_THRESHOLD,
-    DEFAULT_RESTORATION_WEIGHT,
     RESTORATION_SCHEDULES,
     apply_restoration_guidance,
     restoration_clock,
 )
 from ..schedules import resolution_shift
-from ..tasks import get_task
+from ..tasks import get_task, resolve_task_prompt
 from ..tiling import tiled_map
-from ..tts import TestTimeSearch, TTSConfig
+from ..tts import TestTimeSearch, TTSConfig, repeat_batch
+from .call_plan import (  # noqa: F401 (DEFAULT_NUM_INFERENCE_STEPS: re-exported)
+    DEFAULT_NUM_INFERENCE_STEPS,
+    MAX_UPSCALE,
+    check_argument_types,
+    output_size,
+    resolve_call,
+)
+from .hub_loading import ConditioningPipelineHubMixin
 from .pipeline_output import FluxIRPipelineOutput
+from .prompt_encoding import CachedPromptEncodingMixin
 
 logger = logging.get_logger(__name__)
 LORA_WEIGHTS_NAME = "pytorch_lora_weights.safetensors"  # where fluxir-train writes a component's LoRA
@@ -67,195 +71,12 @@ EXAMPLE_DOC_STRING = """
 PipelineImage = PIL.Image.Image | np.ndarray | torch.Tensor | list[PIL.Image.Image] | list[np.ndarray]
 
 MIN_INPUT_SIDE = 8  # below this there is nothing to restore
-OUTPUT_MULTIPLE = 16  # FLUX's VAE factor 8 x 2x2 token packing; a pipeline uses its own VAE's factor x 2
-MAX_UPSCALE = 8
-DEFAULT_NUM_INFERENCE_STEPS = 20
 DEFAULT_MAX_OUTPUT_PIXELS = 4096 * 4096
 DEFAULT_GUIDANCE_SCALE = 3.5
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
 
-def output_size(width: int, height: int, upscale: float, multiple: int = OUTPUT_MULTIPLE) -> tuple[int, int]:
-    """
-    Output `(width, height)` for an input of `width x height` pixels: each side times `upscale`, rounded to the
-    nearest multiple of `multiple` (halves round up; the VAE and 2x2 packing need multiples of its factor x 2: 16 for
-    FLUX.1), and at least `multiple`.
-    """
-    return tuple(max(multiple, math.floor(side * upscale / multiple + 0.5) * multiple) for side in (width, height))
-
-
-def _image_size(image: PIL.Image.Image | np.ndarray | torch.Tensor) -> tuple[int, int]:
-    if isinstance(image, PIL.Image.Image):
-        return image.size
-    if isinstance(image, np.ndarray):  # (H, W, C) or (H, W)
-        return image.shape[1], image.shape[0]
-    return image.shape[-1], image.shape[-2]  # (C, H, W) or (B, C, H, W)
-
-
-def _as_image_list(image: PipelineImage) -> list:
-    if image is None:
-        raise ValueError("`image` is required: pass a PIL image, an array or tensor, or a list of them.")
-    if isinstance(image, (list, tuple)):
-        if not image:
-            raise ValueError("`image` is empty: pass at least one image.")
-        # a list of batches, e.g. `(1, 3, H, W)` tensors, is concatenated as diffusers' `VaeImageProcessor` does
-        return [item for batch in image for item in _as_image_list(batch)]
-    if isinstance(image, (torch.Tensor, np.ndarray)) and image.ndim == 4:
-        return list(image)
-    return [image]
-
-
-def _repeat_batch(kwargs: dict[str, Any], times: int) -> dict[str, Any]:
-    """`predict_velocity` kwargs with every per-image tensor repeated `times` times (image-major), for a beam."""
-    repeated = dict(kwargs)
-    for key in ("lq_latents", "prompt_embeds", "pooled_prompt_embeds", "guidance"):
-        if repeated.get(key) is not None:
-            repeated[key] = repeated[key].repeat_interleave(times, dim=0)
-    return repeated
-
-
-def _to_pil(image) -> PIL.Image.Image:
-    """A normalised image (upright RGB PIL, or a `(3, H, W)` tensor in [0, 1]) as a PIL image, for a captioner."""
-    if isinstance(image, PIL.Image.Image):
-        return image
-    array = (image.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-    return PIL.Image.fromarray(array)
-
-
-def _normalise_image(image):
-    """
-    PIL of any mode -> upright RGB PIL. Integer arrays (8- or 16-bit) -> PIL; float arrays and tensors are taken as
-    [0, 1] and returned as `(3, H, W)` float tensors. Greyscale is repeated to RGB. Anything else (other types,
-    channel counts, non-finite or out-of-range values) is refused with a message that says how to pass it.
-    """
-    if isinstance(image, PIL.Image.Image):
-        return to_rgb(image)
-    if isinstance(image, np.ndarray):
-        if image.dtype == np.uint8 or image.dtype == np.uint16:
-            if image.ndim == 3 and image.shape[-1] == 1:
-                image = image[..., 0]
-            if image.ndim == 3 and image.shape[-1] not in (3, 4):
-                raise ValueError(f"An image array must be (H, W), (H, W, 3) or (H, W, 4), got shape {image.shape}.")
-            if image.dtype == np.uint16:  # 16-bit: keep the full range, in 8 bits
-                image = (image.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
-            return to_rgb(PIL.Image.fromarray(image))
-        if image.dtype == np.bool_ or not np.issubdtype(image.dtype, np.floating):
-            raise ValueError(
-                f"Image arrays must be uint8, uint16 or float in [0, 1], got dtype {image.dtype}; convert it first "
-                "(e.g. `array.astype(np.float32)` for a mask in {0, 1})."
-            )
-        if image.ndim == 2:
-            image = image[..., None]
-        if image.ndim != 3:
-            raise ValueError(f"An image array must be (H, W) or (H, W, C), got shape {image.shape}.")
-        image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
-    if isinstance(image, torch.Tensor):
-        if image.dtype == torch.bool or not image.is_floating_point():
-            raise ValueError(f"Image tensors must be float in [0, 1], got dtype {image.dtype}.")
-        if image.ndim == 2:
-            image = image[None]
-        if image.ndim != 3 or image.shape[0] not in (1, 3):
-            raise ValueError(
-                f"An image tensor must be (3, H, W) or (1, H, W) in [0, 1], got shape {tuple(image.shape)}; drop the "
-                "alpha channel or pass a PIL image (transparency is then composited on white)."
-            )
-        if image.numel() == 0:
-            raise ValueError(f"The image tensor has no pixels (shape {tuple(image.shape)}).")
-        if not torch.isfinite(image).all():
-            raise ValueError("The image holds NaN or infinite values.")
-        if image.min() < -1e-3 or image.max() > 1 + 1e-3:
-            raise ValueError(
-                f"Float images must be in [0, 1], got values from {image.min().item():.3g} to {image.max().item():.3g}."
-            )
-        return image.float().clamp(0, 1).expand(3, -1, -1)
-    raise ValueError(
-        f"`image` must be a PIL image, a numpy array or a torch tensor (or a list of them), got {type(image).__name__}."
-    )
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-
-
-def _check_argument_types(prompt, upscale, num_inference_steps, tile_size, tile_overlap, callback_on_step_end) -> None:
-    """Refuse arguments of the wrong type by name, before anything uses them (a `bool` is not a number here)."""
-    if not (
-        isinstance(prompt, str) or (isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt))
-    ):
-        raise TypeError(f"`prompt` must be a string or a non-empty list of strings, got {prompt!r}.")
-    if upscale is not None and not _is_number(upscale):
-        raise TypeError(f"`upscale` must be a number from 1 to {MAX_UPSCALE}, got {upscale!r}.")
-    if num_inference_steps is not None and not _is_int(num_inference_steps):
-        raise TypeError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
-    if tile_size is not None and tile_size != "auto" and not _is_int(tile_size):
-        raise TypeError(f"`tile_size` must be an integer number of output pixels, 'auto' or None, got {tile_size!r}.")
-    if tile_overlap is not None and not _is_int(tile_overlap):
-        raise TypeError(f"`tile_overlap` must be an integer number of output pixels, got {tile_overlap!r}.")
-    if callback_on_step_end is not None and not callable(callback_on_step_end):
-        raise TypeError(f"`callback_on_step_end` must be callable, got {type(callback_on_step_end).__name__}.")
-
-
-def _code_snapshot(name_or_path: str | os.PathLike, kwargs: dict) -> tuple[Path | None, str | None]:
-    """The local folder holding the code and configs of the pipeline `name_or_path` (a folder, or a Hub repo's
-    snapshot of its `.py` and `.json` files) and the commit it was read at (`None` for a folder); `(None, None)` when
-    the Hub cannot be reached and nothing is cached, so diffusers' own loading reports that."""
-    if Path(name_or_path).is_dir():
-        return Path(name_or_path), None
-    from huggingface_hub import snapshot_download
-
-    hub = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
-    try:
-        folder = Path(snapshot_download(str(name_or_path), allow_patterns=["*.py", "*.json"], **hub))
-    except Exception:  # not on the Hub, offline with nothing cached, gated: diffusers' loading says what is wrong
-        return None, None
-    return folder, folder.name  # a snapshot folder is named after its commit
-
-
-@dataclass
-class CallPlan:
-    """A call's inputs with every default resolved ([`FluxIRPipeline.resolve_call`])."""
-
-    images: list  # upright RGB PIL images or `(3, H, W)` tensors in [0, 1], one per output
-    prompt: str | list[str]
-    upscale: float
-    num_inference_steps: int
-    sigmas: Any  # the unshifted noise levels, one per step
-    start_lq_weight: float  # > 0: start from `(1 - w) noise + w LQ latent` (a distilled student's start)
-    restoration_weight: float
-    color_fix: str
-    max_sequence_length: int
-    tile_size: int | None
-    tile_overlap: int
-
-
-def resolve_task_prompt(task_prompts: dict[str, str] | None, task: str | None, prompt: str = "") -> str:
-    """
-    The text a call encodes: `prompt`, followed by the component's prompt for `task` (`task_prompts`, from an
-    all-in-one component's config).
-
-    Raises:
-        ValueError: an unknown task, or one the component was not trained for.
-    """
-    if task is None:
-        return prompt
-    get_task(task)  # an unknown task is named
-    if not task_prompts:
-        if task == "sr":  # a super-resolution adapter: trained on the empty (or the caller's) prompt
-            return prompt
-        raise ValueError(
-            f"This adapter was trained for super-resolution only (its config has no `task_prompts`), so it cannot "
-            f"do task {task!r}. Use task='sr', or load an all-in-one adapter (fluxir-train --degradation_preset mixed)."
-        )
-    if task not in task_prompts:
-        raise ValueError(f"This adapter was not trained for task {task!r}; it knows {', '.join(task_prompts)}.")
-    return f"{prompt}, {task_prompts[task]}" if prompt else task_prompts[task]
-
-
-class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
+class FluxIRPipeline(ConditioningPipelineHubMixin, CachedPromptEncodingMixin, DiffusionPipeline, FluxLoraLoaderMixin):
     r"""
     Restore real-world low-quality images with FLUX.1 controlled by a [`FluxIRAdapter`] (paper 001).
 
@@ -313,98 +134,6 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         if getattr(self, "transformer", None) is not None and getattr(self, "adapter", None) is not None:
             self.adapter.install(self.transformer)
 
-    # ------------------------------------------------------------------ saving and loading
-    def to_json_string(self) -> str:
-        """`model_index.json` naming the module files diffusers' generic loaders resolve (see `fluxir_hub.hub_code`):
-        `DiffusionPipeline.from_pretrained(..., trust_remote_code=True)` then returns this class, and a pushed
-        pipeline passes diffusers' download check for custom components."""
-        from ..hub_code import PIPELINE_MODULE
-
-        data = json.loads(super().to_json_string())
-        data["_class_name"] = [PIPELINE_MODULE, self.__class__.__name__]
-        module_file = getattr(getattr(self, "adapter", None), "module_file", None)
-        if isinstance(data.get("adapter"), list) and module_file is not None:
-            data["adapter"] = [module_file, type(self.adapter).__name__]
-        return json.dumps(data, indent=2, sort_keys=True) + "\n"
-
-    def save_pretrained(
-        self,
-        save_directory: str | os.PathLike,
-        safe_serialization: bool = True,
-        variant: str | None = None,
-        max_shard_size: int | str | None = None,
-        push_to_hub: bool = False,
-        **kwargs,
-    ) -> None:
-        """[`~diffusers.DiffusionPipeline.save_pretrained`], plus `pipeline_fluxir.py` at the root (written first, so a
-        `push_to_hub=True` upload includes it); the adapter writes its own module file."""
-        from ..hub_code import PIPELINE_MODULE, write_module_file
-
-        Path(save_directory).mkdir(parents=True, exist_ok=True)
-        write_module_file(save_directory, PIPELINE_MODULE)
-        super().save_pretrained(
-            save_directory,
-            safe_serialization=safe_serialization,
-            variant=variant,
-            max_shard_size=max_shard_size,
-            push_to_hub=push_to_hub,
-            **kwargs,
-        )
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
-        """[`~diffusers.DiffusionPipeline.from_pretrained`]. A folder or repo saved by this class names its classes
-        through small module files; when every piece of code it carries is exactly the import-only files this package
-        writes, no `trust_remote_code` is needed (nothing else would run). Any other code runs only with the caller's
-        explicit `trust_remote_code=True`; without it, loading stops before anything runs, naming each file.
-
-        Raises:
-            ValueError: the folder or repo carries code this package did not write and `trust_remote_code` is not set.
-        """
-        from ..hub_code import check_folder_code
-
-        if not kwargs.get("trust_remote_code") and "custom_pipeline" not in kwargs:
-            folder, commit = _code_snapshot(pretrained_model_name_or_path, kwargs)
-            if folder is not None and check_folder_code(folder, pretrained_model_name_or_path):
-                if kwargs.get("trust_remote_code") is None:  # an explicit `False` stays the caller's word
-                    kwargs["trust_remote_code"] = True
-                if commit is not None:  # load exactly the files checked, even if the branch moves meanwhile
-                    kwargs["revision"] = commit
-        # A conditioning passed by the caller replaces the folder's: diffusers would try to import the module file
-        # `model_index.json` names for it to check its type, so it is put in after loading instead.
-        component = kwargs.get("adapter")
-        if component is not None:
-            kwargs["adapter"] = None  # not loaded from the folder at all
-        pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        if component is not None:
-            pipe.load_conditioning(None, component=component)
-        return pipe
-
-    def load_conditioning(self, pretrained_model_name_or_path: str | os.PathLike, component=None, **kwargs) -> None:
-        r"""
-        Make a saved conditioning component this pipeline's `adapter`, whichever kind it is (a FluxIR adapter, UMMF,
-        a DRA adapter, or any other registered [`ConditioningMixin`] class; the folder's config says which). The
-        previous component's hooks leave the transformer; the new one's are installed.
-
-        Args:
-            pretrained_model_name_or_path (`str` or `os.PathLike`): Hub repo id or folder.
-            component (*optional*): The component, when the caller already loaded it from that folder.
-            kwargs: Passed to `from_pretrained` (`revision`, `dtype`, `token`, ...).
-
-        Raises:
-            ValueError: the folder is not a conditioning component, or it was made for another base geometry.
-        """
-        from ..models.conditioning import load_conditioning_component
-
-        if component is None:
-            component = load_conditioning_component(pretrained_model_name_or_path, **kwargs)
-        component.check_compatible(self.transformer)
-        if getattr(self, "adapter", None) is not None:
-            self.adapter.uninstall(self.transformer)
-        component.to(self.transformer.device)
-        component.install(self.transformer)
-        self.register_modules(adapter=component)
-
     # ------------------------------------------------------------------ properties
     @property
     def output_multiple(self) -> int:
@@ -427,87 +156,6 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
     def interrupt(self) -> bool:
         return self._interrupt
 
-    # ------------------------------------------------------------------ prompts
-    def _clip_pooled_embeds(self, prompt: list[str], device: torch.device) -> torch.Tensor:
-        inputs = self.tokenizer(
-            prompt, padding="max_length", max_length=self.tokenizer_max_length, truncation=True, return_tensors="pt"
-        )
-        # token ids go to the execution device: under sequential offload the encoder's own `.device` is "meta"
-        output = self.text_encoder(inputs.input_ids.to(device), output_hidden_states=False)
-        return output.pooler_output.to(device)
-
-    def _t5_embeds(self, prompt: list[str], max_sequence_length: int, device: torch.device) -> torch.Tensor:
-        inputs = self.tokenizer_2(
-            prompt, padding="max_length", max_length=max_sequence_length, truncation=True, return_tensors="pt"
-        )
-        return self.text_encoder_2(inputs.input_ids.to(device), output_hidden_states=False)[0].to(device)
-
-    def encode_prompt(
-        self,
-        prompt: str | list[str],
-        prompt_2: str | list[str] | None = None,
-        device: torch.device | None = None,
-        prompt_embeds: torch.Tensor | None = None,
-        pooled_prompt_embeds: torch.Tensor | None = None,
-        max_sequence_length: int | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        r"""
-        Encode prompts into T5 and pooled CLIP embeddings.
-
-        Prompts the adapter carries embeddings of (the empty prompt, and an all-in-one adapter's task prompts) come
-        from that cache, so restoring without a prompt of one's own needs no text encoder.
-
-        Args:
-            prompt (`str` or `list[str]`): Prompt(s) for CLIP (and T5 unless `prompt_2` is given).
-            prompt_2 (`str` or `list[str]`, *optional*): Prompt(s) for T5.
-            device (`torch.device`, *optional*): Where the embeddings go.
-            prompt_embeds (`torch.Tensor` of shape `(batch_size, text_sequence_length, joint_attention_dim)`, *optional*):
-                Precomputed T5 embeddings; skips the text encoders.
-            pooled_prompt_embeds (`torch.Tensor` of shape `(batch_size, pooled_projection_dim)`, *optional*):
-                Precomputed pooled CLIP embeddings; needed with `prompt_embeds`.
-            max_sequence_length (`int`, *optional*): T5 token length; defaults to what `__call__` uses: the adapter's
-                (512 for FLUX.1), or the T5 tokenizer's context when the pipeline has no adapter.
-
-        Returns:
-            `(prompt_embeds, pooled_prompt_embeds, text_ids)`.
-        """
-        device = device or self._execution_device
-        if max_sequence_length is None:
-            max_sequence_length = self.default_max_sequence_length
-        adapter = getattr(self, "adapter", None)
-        if prompt_embeds is None:
-            prompt = [prompt] if isinstance(prompt, str) else list(prompt)
-            prompt_2 = prompt if prompt_2 is None else ([prompt_2] if isinstance(prompt_2, str) else list(prompt_2))
-            cached = (
-                [adapter.get_prompt_embeds(p) for p in prompt] if adapter is not None and prompt == prompt_2 else []
-            )
-            if cached and all(c is not None for c in cached) and len({c[0].shape for c in cached}) == 1:
-                if len(set(prompt)) == 1:  # one prompt for the batch: a broadcast view, as it always was
-                    prompt_embeds = cached[0][0].to(device)[None].expand(len(prompt), -1, -1)
-                    pooled_prompt_embeds = cached[0][1].to(device)[None].expand(len(prompt), -1)
-                else:
-                    prompt_embeds = torch.stack([c[0] for c in cached]).to(device)
-                    pooled_prompt_embeds = torch.stack([c[1] for c in cached]).to(device)
-            else:
-                missing = [
-                    name
-                    for name in ("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")
-                    if getattr(self, name, None) is None
-                ]
-                if missing:
-                    raise ValueError(
-                        f"Encoding a prompt needs {', '.join(missing)}, which this pipeline was loaded without. "
-                        "Load the pipeline with its text encoders, pass `prompt_embeds` and `pooled_prompt_embeds`, "
-                        "or use the empty prompt with an adapter that caches its embeddings."
-                    )
-                pooled_prompt_embeds = self._clip_pooled_embeds(prompt, device)
-                prompt_embeds = self._t5_embeds(prompt_2, max_sequence_length, device)
-        transformer = getattr(self, "transformer", None)
-        dtype = transformer.dtype if transformer is not None else prompt_embeds.dtype
-        prompt_embeds = prompt_embeds.to(device=device, dtype=dtype)
-        pooled_prompt_embeds = pooled_prompt_embeds.to(device=device, dtype=dtype)
-        return prompt_embeds, pooled_prompt_embeds, text_ids(prompt_embeds.shape[1], device=device, dtype=dtype)
-
     def auto_tile_size(self, width: int, height: int, text_tokens: int = 512) -> int | None:
         """The tile size `tile_size="auto"` chooses for a `width` x `height` output: `None` (one pass) when it fits
         the execution device's free memory, else the largest tile that does."""
@@ -524,115 +172,10 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             text_tokens,
         )
 
-    @property
-    def default_max_sequence_length(self) -> int:
-        """T5 tokens per prompt when the caller gives none: the adapter's `theta_p` length, else the tokenizer's."""
-        adapter = getattr(self, "adapter", None)
-        if adapter is not None:
-            return adapter.config.max_sequence_length
-        tokenizer_2 = getattr(self, "tokenizer_2", None)
-        return min(512, tokenizer_2.model_max_length) if tokenizer_2 is not None else 512
-
-    @torch.no_grad()
-    def cache_prompt_embeds(self, max_sequence_length: int | None = None) -> None:
-        """
-        Encode the empty prompt and each of the adapter's task prompts once and store them in the adapter (saved with
-        `adapter.save_pretrained`), so later runs without a prompt of their own need no text encoder. Afterwards the
-        text encoders can be dropped, e.g. `pipe.text_encoder_2 = None`.
-        """
-        device = self._execution_device
-        if max_sequence_length is None:
-            max_sequence_length = self.default_max_sequence_length
-        for prompt in ["", *(self.adapter.config.get("task_prompts") or {}).values()]:  # one at a time: as a call
-            pooled = self._clip_pooled_embeds([prompt], device)
-            embeds = self._t5_embeds([prompt], max_sequence_length, device)
-            self.adapter.set_prompt_embeds(prompt, embeds[0], pooled[0])
-
-    cache_empty_prompt_embeds = cache_prompt_embeds  # the name before task prompts were cached too
-
-    # ------------------------------------------------------------------ resolving and checking a call
-    def resolve_call(
-        self,
-        image,
-        prompt,
-        task,
-        captioner,
-        upscale,
-        num_inference_steps,
-        sigmas,
-        restoration_weight,
-        color_fix,
-        tile_size,
-        tile_overlap,
-        num_images_per_prompt,
-        max_sequence_length,
-        prompt_embeds,
-    ) -> CallPlan:
-        """Every default of a call resolved, in one place: the task's prompt, size and fidelity settings, the
-        captioner's prompt, the adapter's distilled schedule (and start), the T5 length, automatic tiles. The
-        arguments are `__call__`'s; [`check_inputs`] checks the result."""
-        prompt, upscale = self.task_prompt(task, prompt, upscale)
-        spec = get_task(task) if task is not None else None
-        # The adapter's own defaults (chosen on validation data for it), after the task's and before FLUX.1's.
-        own = (self.adapter.config.get("sampling_defaults") if self.adapter is not None else None) or {}
-        if color_fix is None:
-            color_fix = spec.color_fix if spec and not spec.keeps_colors else own.get("color_fix", "wavelet")
-        if restoration_weight is None:
-            weight = spec.restoration_weight if spec else None
-            restoration_weight = (
-                own.get("restoration_weight", DEFAULT_RESTORATION_WEIGHT) if weight is None else weight
-            )
-        # Upright RGB first: EXIF rotation changes the size the checks and the output are based on.
-        images = [_normalise_image(im) for im in _as_image_list(image)]
-        if captioner is not None and prompt_embeds is None and (prompt == "" or prompt == [""] * len(images)):
-            captions = [str(captioner(_to_pil(im))) for im in images]
-            prompt, _ = self.task_prompt(task, captions if len(captions) > 1 else captions[0], upscale)
-        start_lq_weight = 0.0  # a student distilled from an LQ-mixed start begins there on its own schedule
-        distilled = self.adapter.config.get("distilled_sigmas") if self.adapter is not None else None
-        if sigmas is not None:
-            sigmas = [float(x) for x in sigmas]
-            num_inference_steps = len(sigmas)
-        elif num_inference_steps is None and distilled:
-            sigmas, num_inference_steps = [float(x) for x in distilled], len(distilled)
-            start_lq_weight = float(self.adapter.config.get("distilled_start_lq_weight") or 0.0)
-        elif num_inference_steps is None:
-            num_inference_steps = own.get("num_inference_steps", DEFAULT_NUM_INFERENCE_STEPS)
-        elif distilled and num_inference_steps != len(distilled):
-            logger.warning(
-                f"This adapter was distilled for {len(distilled)} steps; {num_inference_steps} steps run the uniform "
-                "schedule it was not trained for. Leave `num_inference_steps` unset to use its own schedule."
-            )
-        if sigmas is None and isinstance(num_inference_steps, int) and num_inference_steps >= 1:
-            sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
-        if isinstance(num_images_per_prompt, int) and num_images_per_prompt > 1:  # each input that many times
-            images = [im for im in images for _ in range(num_images_per_prompt)]
-            if isinstance(prompt, list) and len(prompt) > 1:
-                prompt = [p for p in prompt for _ in range(num_images_per_prompt)]
-        if max_sequence_length is None:
-            max_sequence_length = self.default_max_sequence_length
-        if tile_size == "auto":
-            width, height = output_size(*_image_size(images[0]), upscale, self.output_multiple) if images else (0, 0)
-            tile_size = self.auto_tile_size(width, height, max_sequence_length)
-        if tile_overlap is None:
-            tile_overlap = (tile_size or 0) // 4 // self.output_multiple * self.output_multiple
-        if prompt_embeds is not None:
-            prompt = [""] * prompt_embeds.shape[0]
-        return CallPlan(
-            images,
-            prompt,
-            upscale,
-            num_inference_steps,
-            sigmas,
-            start_lq_weight,
-            restoration_weight,
-            color_fix,
-            max_sequence_length,
-            tile_size,
-            tile_overlap,
-        )
-
+    # ------------------------------------------------------------------ checking a call
     def check_inputs(
         self,
+        *,
         images: list,
         prompt: str | list[str] | None,
         upscale: float,
@@ -669,7 +212,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             )
         if not images:
             raise ValueError("`image` is empty: pass at least one image.")
-        sizes = {_image_size(image) for image in images}
+        sizes = {image_size(image) for image in images}
         if len(sizes) > 1:
             raise ValueError(
                 f"All images of a batch must have the same size, got {sorted(sizes)}; restore them one call at a time."
@@ -996,57 +539,65 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
             [`FluxIRPipelineOutput`] or `tuple(images, nfe)`.
         """
         prompt = "" if prompt is None else prompt  # no prompt, as the empty default
-        _check_argument_types(prompt, upscale, num_inference_steps, tile_size, tile_overlap, callback_on_step_end)
+        check_argument_types(
+            prompt=prompt,
+            upscale=upscale,
+            num_inference_steps=num_inference_steps,
+            tile_size=tile_size,
+            tile_overlap=tile_overlap,
+            callback_on_step_end=callback_on_step_end,
+        )
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         callback_on_step_end_tensor_inputs = callback_on_step_end_tensor_inputs or ["latents"]
 
         # 1. Resolve the call's defaults (task, distilled schedule, captioner, tiles), then check every input.
-        plan = self.resolve_call(
-            image,
-            prompt,
-            task,
-            captioner,
-            upscale,
-            num_inference_steps,
-            sigmas,
-            restoration_weight,
-            color_fix,
-            tile_size,
-            tile_overlap,
-            num_images_per_prompt,
-            max_sequence_length,
-            prompt_embeds,
+        plan = resolve_call(
+            self,
+            image=image,
+            prompt=prompt,
+            task=task,
+            captioner=captioner,
+            upscale=upscale,
+            num_inference_steps=num_inference_steps,
+            sigmas=sigmas,
+            restoration_weight=restoration_weight,
+            color_fix=color_fix,
+            tile_size=tile_size,
+            tile_overlap=tile_overlap,
+            num_images_per_prompt=num_images_per_prompt,
+            max_sequence_length=max_sequence_length,
+            prompt_embeds=prompt_embeds,
         )
         self.check_inputs(
-            plan.images,
-            plan.prompt,
-            plan.upscale,
-            plan.num_inference_steps,
-            guidance_scale,
-            conditioning_scale,
-            plan.restoration_weight,
-            restoration_threshold,
-            plan.color_fix,
-            plan.tile_size,
-            plan.tile_overlap,
-            output_type,
-            max_output_pixels,
-            plan.max_sequence_length,
-            prompt_embeds,
-            pooled_prompt_embeds,
-            callback_on_step_end_tensor_inputs,
-            plan.sigmas,
-            num_images_per_prompt,
-            restoration_schedule,
-            tts,
+            images=plan.images,
+            prompt=plan.prompt,
+            upscale=plan.upscale,
+            num_inference_steps=plan.num_inference_steps,
+            guidance_scale=guidance_scale,
+            conditioning_scale=conditioning_scale,
+            restoration_weight=plan.restoration_weight,
+            restoration_threshold=restoration_threshold,
+            color_fix=plan.color_fix,
+            tile_size=plan.tile_size,
+            tile_overlap=plan.tile_overlap,
+            output_type=output_type,
+            max_output_pixels=max_output_pixels,
+            max_sequence_length=plan.max_sequence_length,
+            prompt_embeds=prompt_embeds,
+            pooled_prompt_embeds=pooled_prompt_embeds,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            sigmas=plan.sigmas,
+            num_images_per_prompt=num_images_per_prompt,
+            restoration_schedule=restoration_schedule,
+            tts=tts,
         )
         self._guidance_scale = guidance_scale
         self._joint_attention_kwargs = joint_attention_kwargs
         self._interrupt = False
 
         batch_size = len(plan.images)
-        width, height = output_size(*_image_size(plan.images[0]), plan.upscale, self.output_multiple)
+        width, height = output_size(*image_size(plan.images[0]), plan.upscale, self.output_multiple)
         device = self._execution_device
         dtype = self.transformer.dtype
         if device.type == "cpu" and {dtype, self.vae.dtype} & {torch.bfloat16, torch.float16}:
@@ -1112,7 +663,7 @@ class FluxIRPipeline(DiffusionPipeline, FluxLoraLoaderMixin):
         }
 
         def for_batch(rows: int) -> dict[str, Any]:  # the conditioning repeated for a beam's survivors
-            return conditioning if rows == batch_size else _repeat_batch(conditioning, rows // batch_size)
+            return conditioning if rows == batch_size else repeat_batch(conditioning, rows // batch_size)
 
         def guide(z: torch.Tensor, clock: float) -> torch.Tensor:  # paper 004 Eq. 1-2, g on this step's clock
             lq = for_batch(z.shape[0])["lq_latents"]
