@@ -58,7 +58,7 @@ def test_rl_stage_keeps_the_best_rollout_and_tunes_the_adapter(policy, tmp_path)
     tuned, initial = FluxIRAdapter.from_pretrained(out), FluxIRAdapter.from_pretrained(start)
     assert any(not torch.equal(a, b) for a, b in zip(tuned.parameters(), initial.parameters(), strict=True))
     # refreshed at step 2: the reference then held the policy of step 2, not the initial adapter
-    reference = trainer.objective.reference.state_dict()
+    reference = trainer.stage.reference.state_dict()
     assert any(not torch.equal(reference[k], v) for k, v in initial.state_dict().items())
     # no rollouts (the ablation): the only branch is the ODE path, so nothing is gained
     config = _config(pairs, tmp_path / "none", stage="rl", adapter_init=str(start), teacher_steps=4, rl_rollouts=0,
@@ -75,7 +75,10 @@ def test_rl_stage_refuses_what_it_cannot_do(policy, tmp_path):
         ({"stage": "rl", "adapter_init": str(start), "rl_rollouts": -1}, "`rl_rollouts` must be >= 0"),
         ({"stage": "rl", "adapter_init": str(start), "rl_refresh_steps": 0}, "`rl_refresh_steps` must be"),
         ({"stage": "rl", "adapter_init": str(start), "rl_traj_weight": -1.0}, "`rl_traj_weight` must be"),
-        ({"stage": "rl", "adapter_init": str(start), "use_lora": True}, "RL tuning trains the adapter only"),
+        (
+            {"stage": "rl", "adapter_init": str(start), "use_lora": True},
+            "not for `--stage rl`: it trains the adapter only",
+        ),
     ]
     for change, message in cases:
         with pytest.raises(ValueError, match=message):

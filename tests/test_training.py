@@ -397,3 +397,40 @@ def test_dataloader_workers_give_the_same_batches_and_losses(pairs, tmp_path):
     assert [h["loss"] for h in workers] == [h["loss"] for h in plain]
     with pytest.raises(ValueError, match="`dataloader_num_workers` needs a local dataset"):
         _config(pairs, tmp_path / "s", dataloader_num_workers=2, streaming=True).validate()
+
+
+def test_a_stage_registered_in_a_test_trains_with_no_other_edit(pairs, tmp_path, monkeypatch):
+    from training import stages
+
+    monkeypatch.setattr(stages, "_STAGES", dict(stages.training_stages()))  # the registration ends with the test
+    prepared, steps = [], []
+
+    @stages.register_stage
+    class VelocityOnly(stages.TrainingStage):
+        name = "velocity-only"
+        card_loss = "velocity MSE x {{ config.learning_rate }}"
+
+        def __init__(self, base):
+            self.base = base
+
+        @classmethod
+        def from_trainer(cls, trainer, base):
+            return cls(base)
+
+        def loss(self, batch):
+            loss, logs, _, _ = self.base.velocity_terms(batch)
+            return loss, {**logs, "loss": loss.item()}
+
+        def prepare(self, trainer):
+            prepared.append(trainer.resumed)
+
+        def after_optimizer_step(self, step):
+            steps.append(step)
+
+    out = tmp_path / "custom"
+    history = Trainer(_config(pairs, out, stage="velocity-only", max_train_steps=2)).train()
+    assert [set(h) for h in history] == [{"loss", "loss_mse", "lr"}] * 2  # no pixel loss: the stage left it off
+    assert prepared == [False] and steps == [1, 2]
+    assert "| loss | velocity MSE x 0.001 |" in (out / "README.md").read_text()
+    with pytest.raises(ValueError, match="'adapter', 'rl', 'distill' or 'velocity-only', got 'nope'"):
+        _config(pairs, out, stage="nope").validate()

@@ -76,8 +76,12 @@ class StageConfig(_Section):
     )
 
     def problems(self) -> list[str]:
-        if self.stage not in ("adapter", "rl", "distill"):
-            return [f"`stage` must be 'adapter', 'rl' or 'distill', got {self.stage!r}."]
+        from .stages import get_stage
+
+        try:
+            get_stage(self.stage)
+        except ValueError as err:
+            return [str(err)]
         return self._positive("teacher_steps")
 
 
@@ -582,14 +586,17 @@ class TrainConfig:
         return [p for name in SECTIONS for p in getattr(self, name).problems()] + self._cross_section_problems()
 
     def _cross_section_problems(self) -> list[str]:
-        stage = self.run.stage
-        if stage not in ("adapter", "rl", "distill"):
-            return []
-        out = []
         from fluxir_hub.models import conditioning_names
 
+        from .stages import training_stages
+
+        stage = self.run.stage
+        spec = training_stages().get(stage)
+        if spec is None:
+            return []
+        out = []
         kind = conditioning_names().get(self.conditioning, (None, None))[0]
-        if kind is not None and stage in ("rl", "distill") and stage not in kind.training_stages:
+        if kind is not None and spec.conditioning_support and stage not in kind.training_stages:
             able = [name for name, (other, _) in conditioning_names().items() if stage in other.training_stages]
             out.append(
                 f"`--stage {stage}` works with `--conditioning {' or '.join(able)}` only: {self.conditioning} supports "
@@ -600,36 +607,19 @@ class TrainConfig:
                 f"`--conditioning {self.conditioning}` needs `--gradient_checkpointing false`: "
                 f"{kind.gradient_checkpointing_refusal}."
             )
-        if stage != "adapter" and not self.adapter_init:
-            what = "tunes a trained adapter" if stage == "rl" else "needs the trained adapter to distil"
+        if spec.needs_trained_component and not self.adapter_init:
             out.append(
-                f"`--stage {stage}` {what}: pass it as `--adapter_init` (Hub id or folder). Train one first with the "
-                "default `--stage adapter`."
+                f"`--stage {stage}` {spec.needs_trained_component}: pass it as `--adapter_init` (Hub id or folder). "
+                "Train one first with the default `--stage adapter`."
             )
         if self.shard_base and (self.use_lora or (kind is not None and kind.lora_targets is not None)):
             out.append(
                 "`shard_base` shards the frozen base only: leave `use_lora` off and use a conditioning without a base "
                 f"LoRA (not {self.conditioning})."
             )
-        if stage != "adapter" and self.use_lora:
-            who = "RL tuning" if stage == "rl" else "a distilled student"
-            out.append(f"`use_lora` is for `--stage adapter`; {who} trains the adapter only.")
-        steps = self.teacher_steps
-        if stage == "rl" and (not self.rl_perturb_steps or any(not 0 <= k < steps - 1 for k in self.rl_perturb_steps)):
-            out.append(
-                f"`rl_perturb_steps` must be step indices from 0 to teacher_steps - 2 ({steps - 2}), got "
-                f"{self.rl_perturb_steps}."
-            )
-        if stage == "distill" and not 1 <= self.num_student_steps < steps:
-            out.append(
-                f"`num_student_steps` must be from 1 to teacher_steps - 1 ({steps - 1}), got {self.num_student_steps}."
-            )
-        elif stage == "distill" and self.distill_schedule == "uniform" and steps % self.num_student_steps:
-            out.append(
-                f"A uniform {self.num_student_steps}-step schedule lies on the teacher's grid only when it divides "
-                f"teacher_steps ({steps}); use the cost-aware schedule or another step count."
-            )
-        return out
+        if not spec.trains_base_lora and self.use_lora:
+            out.append(f"`use_lora` is not for `--stage {stage}`: it trains the adapter only.")
+        return out + spec.config_problems(self)
 
     def to_dict(self) -> dict[str, Any]:
         """The flat settings (as `train_config.json` stores them)."""

@@ -8,7 +8,6 @@ skips what was consumed and then sees exactly the batches an uninterrupted run w
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,13 +19,9 @@ from PIL import Image
 from fluxir_hub.image_io import IMAGE_EXTENSIONS, find_images, to_rgb
 
 from .config import TrainConfig
+from .seeding import numpy_rng
 
 logger = logging.getLogger(__name__)
-
-
-def _rng(*keys: int | str) -> np.random.Generator:
-    digest = hashlib.sha256("/".join(map(str, keys)).encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
 def to_tensor(image: Image.Image) -> torch.Tensor:
@@ -236,7 +231,7 @@ def iterate_batches(
         if source.streaming:
             items = source.stream(config.seed, epoch, rank, world)
         else:
-            order = _rng(config.seed, "order", epoch).permutation(len(source))[rank::world]
+            order = numpy_rng(config.seed, "order", epoch).permutation(len(source))[rank::world]
             if len(order) < batch_size:
                 raise ValueError(
                     f"The dataset has {len(source)} pairs; too few for {world} process(es) x batch {batch_size}."
@@ -249,11 +244,11 @@ def iterate_batches(
             if micro < skip or (micro - skip) % workers != worker:  # resumed past, or another worker's: no loading
                 micro += 1
                 continue
-            rng = _rng(config.seed, "batch", rank, micro)
+            rng = numpy_rng(config.seed, "batch", rank, micro)
             size = config.crop_pairs[int(rng.integers(len(config.crop_pairs)))]
             hqs, lqs, prompts = [], [], []
             for j, item in enumerate(chunk):
-                degrade_seed = int(_rng(config.seed, "deg", rank, micro, j).integers(2**31))
+                degrade_seed = int(numpy_rng(config.seed, "deg", rank, micro, j).integers(2**31))
                 if isinstance(item, Pair):  # streamed rows arrive decoded; damaged ones are dropped in `stream`
                     hq, lq, prompt = (*crop_pair(item, size, rng, config, degrade_seed), item.prompt)
                 else:

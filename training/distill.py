@@ -14,6 +14,7 @@ in its config, so the pipeline starts there too.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,6 +33,10 @@ from fluxir_hub.schedules import (
 )
 
 from .objectives import FrozenCopyStage
+from .seeding import torch_generator
+from .stages import register_stage
+
+logger = logging.getLogger(__name__)
 
 SCHEDULE_NAME = "distill_schedule.json"
 
@@ -52,14 +57,86 @@ class DistillSchedule:
         (Path(folder) / SCHEDULE_NAME).write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
+@register_stage
 class Distiller(FrozenCopyStage):
-    """The distill stage (the `training.objectives.Stage` protocol): the frozen teacher, the schedule and the loss
-    (arguments: [`~training.objectives.FrozenCopyStage`])."""
+    """`--stage distill`: the frozen teacher, the schedule and the loss (arguments:
+    [`~training.objectives.FrozenCopyStage`])."""
+
+    name = "distill"
+    section = "distill"
+    needs_trained_component = "needs the trained adapter to distil"
+    own_schedule = True
+    card_summary = """
+
+**A few-step student** (paper 002's cost-aware trajectory distillation): distilled from `{{ config.adapter_init }}` to
+restore in {{ config.num_student_steps }} steps on its own {{ config.distill_schedule }} schedule (noise levels in the
+adapter config's `distilled_sigmas` and `distill_schedule.json`), which the pipeline uses when no step count is
+given."""
+    card_loss = (
+        "{{ config.distill_intermediate_weight }} x states at the jumps + {{ config.distill_teacher_weight }} x final "
+        "vs teacher + {{ config.resolved_distill_gt_weight }} x final vs ground truth "
+        "({{ config.resolved_distill_distance }}) + {{ config.distill_base_weight }} x velocity MSE (teacher: "
+        "{{ config.teacher_steps }} steps)"
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.student, self.teacher, self.teacher_grid = self.trained, self.frozen, self.grid
         self.schedule: DistillSchedule | None = None
+
+    @classmethod
+    def config_problems(cls, config) -> list[str]:
+        steps, k = config.teacher_steps, config.num_student_steps
+        if not 1 <= k < steps:
+            return [f"`num_student_steps` must be from 1 to teacher_steps - 1 ({steps - 1}), got {k}."]
+        if config.distill_schedule == "uniform" and steps % k:
+            return [
+                f"A uniform {k}-step schedule lies on the teacher's grid only when it divides teacher_steps "
+                f"({steps}); use the cost-aware schedule or another step count."
+            ]
+        return []
+
+    def prepare(self, trainer) -> None:
+        """Price the jumps on the teacher's trajectories of the first few training batches and fix the student's
+        schedule (deterministic for the seed, so a resumed run finds the same one)."""
+        from fluxir_hub.latents import image_ids, pack_latents
+
+        from .data import iterate_batches
+
+        config, accelerator = self.config, trainer.accelerator
+        device, dtype = accelerator.device, trainer.weight_dtype
+        batches = iterate_batches(config, trainer.source, accelerator.process_index, accelerator.num_processes)
+        rollouts = []
+        for index in range(config.schedule_search_batches):
+            batch = next(batches)
+            generator = torch_generator(config.seed, "schedule", index)
+            with torch.no_grad():
+                z0, z_lq = trainer.encode(batch["hq"]), trainer.encode(batch["lq"])
+                embeds, pooled, txt_ids = trainer.pipe.encode_prompt(  # the pairs' own prompts (task prompts too)
+                    batch["prompts"], device=device, max_sequence_length=trainer.models.max_sequence_length
+                )
+            b, _, h, w = z0.shape
+            z1 = pack_latents(torch.randn(z0.shape, generator=generator).to(device))
+            guidance = torch.full((b,), config.guidance_scale, device=device)
+            lq = pack_latents(z_lq).to(dtype)
+            states, velocities, sigmas = self.teacher_rollout(
+                self.transformer,
+                self.start(z1, lq),
+                lq,
+                embeds.to(dtype),
+                pooled.to(dtype),
+                image_ids(h // 2, w // 2, device=device),
+                txt_ids,
+                guidance,
+            )
+            rollouts.append((states, velocities, sigmas))
+        schedule = self.choose_schedule(rollouts)
+        if accelerator.is_main_process:
+            schedule.save(trainer.output_dir)
+        logger.info(
+            f"Distillation schedule ({schedule.mode}): teacher grid points {schedule.indices}, sigmas "
+            f"{[round(s, 4) for s in schedule.sigmas]}, cost {schedule.cost:.4f} (uniform: {schedule.uniform_cost})"
+        )
 
     def teacher_rollout(self, transformer, start, lq, embeds, pooled, img_ids, txt_ids, guidance):
         """The teacher's states on its grid (the start included) and its velocities, without gradients."""

@@ -45,6 +45,9 @@ def write_model_card(folder: Path, config: TrainConfig, steps: int, validation_d
 
     from fluxir_hub.models import conditioning_names
 
+    from .stages import get_stage, render_card_text
+
+    stage = get_stage(config.stage)
     base = hub_id(config.pretrained_model)
     tags = ["diffusers", "flux", "image-restoration", "fluxir", "super-resolution"] + (
         ["lora"] if config.use_lora else []
@@ -81,6 +84,9 @@ def write_model_card(folder: Path, config: TrainConfig, steps: int, validation_d
         use_lora=config.use_lora,
         task_prompts=task_prompts or {},
         description=conditioning_names()[config.conditioning][0].description,
+        stage_summary=render_card_text(stage.card_summary, config),
+        stage_loss=render_card_text(stage.card_loss, config),
+        stage_own_schedule=stage.own_schedule,
     )
     path = Path(folder) / "README.md"
     card.save(path)

@@ -1,21 +1,23 @@
-"""What a training stage optimises, behind one protocol: `stage.loss(batch) -> (loss, logs)`.
+"""What the training stages optimise: `stage.loss(batch) -> (loss, logs)` (`training.stages.TrainingStage`).
 
 The trainer encodes each batch once into a [`LatentBatch`] (packed latents, the conditioning of a controlled call,
-the sampled flow times and noise) and hands it to the stage: [`AdapterObjective`] (paper 001's flow matching and
-pixel loss), `training.rl.RLTuner` (`--stage rl`) or `training.distill.Distiller` (`--stage distill`). A stage holds
-whatever frozen copies it needs; the accelerate loop, data, checkpoints and resume are the trainer's.
+the sampled flow times and noise) and hands it to the stage. [`AdapterObjective`] is paper 001's flow matching and
+pixel loss (the adapter stage, and every other stage's "base" term); [`FrozenCopyStage`] is the common part of the
+stages that tune a trained component against a frozen copy of it (`training.rl.RLTuner`,
+`training.distill.Distiller`). A stage holds whatever frozen copies it needs; the accelerate loop, data, checkpoints
+and resume are the trainer's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 
 from fluxir_hub.latents import pack_latents, unpack_latents
 
+from .stages import TrainingStage
 from .timesteps import interpolate, pixel_loss, random_latent_crop, velocity_loss
 
 
@@ -53,10 +55,6 @@ class LatentBatch:
     def packed(self) -> tuple[torch.Tensor, torch.Tensor]:
         """`(z0, z1)` packed like the tokens the transformer sees."""
         return pack_latents(self.z0), pack_latents(self.z1)
-
-
-class Stage(Protocol):
-    def loss(self, batch: LatentBatch) -> tuple[torch.Tensor, dict[str, float]]: ...
 
 
 class AdapterObjective:
@@ -112,10 +110,11 @@ class AdapterObjective:
         return loss, logs
 
 
-class FrozenCopyStage:
+class FrozenCopyStage(TrainingStage):
     """
     A stage that tunes a trained component against a frozen copy of it: distillation's teacher, RL's reference. The
     copy's hooks go on the shared base only while it rolls out ([`frozen_hooks`]); the trained one's come back after.
+    Only conditioning kinds listing the stage in their `training_stages` support it; `--use_lora` is refused.
 
     Args:
         config: The training configuration (`teacher_steps`: the copy's Euler grid).
@@ -126,6 +125,9 @@ class FrozenCopyStage:
         dtype: The frozen base's dtype.
         base: The objective whose velocity MSE is the "base" term ([`AdapterObjective`]).
     """
+
+    conditioning_support = True
+    trains_base_lora = False
 
     def __init__(self, config, component, model, transformer, scheduler_config, dtype=torch.float32, base=None):
         import copy
@@ -138,6 +140,19 @@ class FrozenCopyStage:
         self.frozen = copy.deepcopy(component).requires_grad_(False).eval()
         self.scheduler_config = scheduler_config
         self.grid = uniform_sigmas(config.teacher_steps)
+
+    @classmethod
+    def from_trainer(cls, trainer, base) -> FrozenCopyStage:
+        models = trainer.models
+        return cls(
+            trainer.config,
+            trainer.adapter,
+            trainer.model,
+            models.transformer,
+            models.scheduler.config,
+            dtype=trainer.weight_dtype,
+            base=base,
+        )
 
     def frozen_hooks(self):
         """A context in which the frozen copy's hooks are on the base (the trained component's return after it)."""

@@ -30,6 +30,7 @@ from fluxir_hub.latents import unpack_latents
 from fluxir_hub.schedules import euler_trajectory, shifted_sigmas
 
 from .objectives import FrozenCopyStage
+from .stages import register_stage
 
 
 def modulated_sde_step(
@@ -62,13 +63,59 @@ def modulated_sde_step(
     return moved / (data + (left**2 + beta**2).sqrt())
 
 
+@register_stage
 class RLTuner(FrozenCopyStage):
-    """The rl stage (the `training.objectives.Stage` protocol): the reference policy, the exploration and the loss
-    (arguments: [`~training.objectives.FrozenCopyStage`], plus `decode`: latents `(B, C, h, w)` -> images in [-1, 1])."""
+    """`--stage rl`: the reference policy, the exploration and the loss (arguments:
+    [`~training.objectives.FrozenCopyStage`], plus `decode`: latents `(B, C, h, w)` -> images in [-1, 1])."""
+
+    name = "rl"
+    section = "rl"
+    needs_trained_component = "tunes a trained adapter"
+    card_summary = """
+
+**RL-tuned** (paper 002's trajectory tuning with modulated SDEs): tuned from `{{ config.adapter_init }}` with
+{{ config.rl_rollouts }} exploratory rollouts per pair, the best kept by fidelity to the ground truth."""
+    card_loss = (
+        "{{ config.rl_traj_weight }} x policy step vs kept rollout + {{ config.rl_gt_weight }} x clean estimate vs "
+        "ground truth + {{ config.rl_base_weight }} x velocity MSE (reference: {{ config.teacher_steps }} steps, "
+        "refreshed every {{ config.rl_refresh_steps }})"
+    )
 
     def __init__(self, config, policy, model, transformer, scheduler_config, decode, dtype=torch.float32, base=None):
         super().__init__(config, policy, model, transformer, scheduler_config, dtype, base)
         self.policy, self.reference, self.decode = self.trained, self.frozen, decode
+
+    @classmethod
+    def from_trainer(cls, trainer, base) -> RLTuner:
+        models = trainer.models
+        return cls(
+            trainer.config,
+            trainer.adapter,
+            trainer.model,
+            models.transformer,
+            models.scheduler.config,
+            trainer.decode,
+            trainer.weight_dtype,
+            base=base,
+        )
+
+    @classmethod
+    def config_problems(cls, config) -> list[str]:
+        steps = config.teacher_steps
+        if not config.rl_perturb_steps or any(not 0 <= k < steps - 1 for k in config.rl_perturb_steps):
+            return [
+                f"`rl_perturb_steps` must be step indices from 0 to teacher_steps - 2 ({steps - 2}), got "
+                f"{config.rl_perturb_steps}."
+            ]
+        return []
+
+    def prepare(self, trainer) -> None:
+        if trainer.resumed:  # the reference restarts from the resumed policy
+            self.refresh()
+
+    def after_optimizer_step(self, step: int) -> None:
+        if step % self.config.rl_refresh_steps == 0:
+            self.refresh()
 
     def refresh(self) -> None:
         """Copy the policy's weights into the reference (every `rl_refresh_steps` optimizer steps)."""

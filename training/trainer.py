@@ -5,7 +5,6 @@ Frozen: the FLUX transformer (except optional LoRA layers), the VAE and the text
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -33,19 +32,17 @@ from .checkpoint import (
     staging_path,
 )
 from .config import CONFIG_NAME, TrainConfig
-from .data import PairSource, iterate_batches, training_batches
+from .data import PairSource, training_batches
 from .model import ControlledTransformer, freeze_unreachable_parameters, training_attention_backends
 from .objectives import AdapterObjective, LatentBatch
+from .seeding import torch_generator
 from .sharding import shard_frozen_base
+from .stages import TrainingStage, get_stage
 from .timesteps import sample_timesteps
 
 logger = logging.getLogger(__name__)
 
 LORA_TARGETS = list(DRA_LORA_TARGETS)  # the base model's attention projections (the diffusion adapter)
-
-
-def _seed(*keys) -> int:
-    return int.from_bytes(hashlib.sha256("/".join(map(str, keys)).encode()).digest()[:8], "little") % (2**63)
 
 
 @dataclass
@@ -114,7 +111,7 @@ class Trainer:
     def __init__(self, config: TrainConfig):
         config.validate()
         self.config = config
-        self.objective = None  # the stage's loss (`training.objectives.Stage`), set up by `setup`
+        self.stage: TrainingStage | None = None  # what `config.stage` names, set up by `setup`
         self.output_dir = Path(config.output_dir)
         self.accelerator = Accelerator(
             gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -166,11 +163,10 @@ class Trainer:
             from diffusers.training_utils import EMAModel
 
             self.ema = EMAModel([p for p in adapter.parameters() if p.requires_grad], decay=config.ema_decay)
-        self.objective = self.make_objective()
+        self.stage = self.make_stage()
         self.global_step = 0
         self.resume_checkpoint()
-        if config.stage == "rl" and self.resumed:  # the reference restarts from the resumed policy
-            self.objective.refresh()
+        self.stage.prepare(self)
         if self.ema is not None and not self.resumed:
             self.ema.to(accelerator.device)
         if accelerator.is_main_process and config.report_to != "none":
@@ -273,29 +269,18 @@ class Trainer:
         )
         return optimizer, lr_scheduler
 
-    def make_objective(self):
-        """The stage's loss (`training.objectives.Stage`): the adapter objective, or the rl / distill stage on it."""
-        config, models = self.config, self.models
+    def make_stage(self) -> TrainingStage:
+        """The registered stage `config.stage` names (`training.stages`), on paper 001's objective as its base term."""
+        stage = get_stage(self.config.stage)
         base = AdapterObjective(
             self.model,
             self.decode,
-            config,
+            self.config,
             self.weight_dtype,
             self.accelerator.autocast,
-            pixel_loss_on=config.stage == "adapter",
+            pixel_loss_on=stage.pixel_loss,
         )
-        stage_args = (config, self.adapter, self.model, models.transformer, models.scheduler.config)
-        if config.stage == "rl":
-            from .rl import RLTuner
-
-            return RLTuner(*stage_args, self.decode, self.weight_dtype, base=base)
-        if config.stage == "distill":
-            from .distill import Distiller
-
-            distiller = Distiller(*stage_args, self.weight_dtype, base=base)
-            self.search_schedule(distiller)
-            return distiller
-        return base
+        return stage.from_trainer(self, base)
 
     # ------------------------------------------------------------------ loss
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -335,44 +320,7 @@ class Trainer:
 
     def compute_loss(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         """The stage's loss (and its logged parts) on one data batch."""
-        return self.objective.loss(self.latent_batch(batch, generator))
-
-    def search_schedule(self, distiller) -> None:
-        """Distill stage: price the jumps on the teacher's trajectories of the first few training batches and fix the
-        student's schedule (deterministic for the seed, so a resumed run finds the same one)."""
-        config, device = self.config, self.accelerator.device
-        batches = iterate_batches(config, self.source, self.accelerator.process_index, self.accelerator.num_processes)
-        rollouts = []
-        for index in range(config.schedule_search_batches):
-            batch = next(batches)
-            generator = torch.Generator().manual_seed(_seed(config.seed, "schedule", index))
-            with torch.no_grad():
-                z0, z_lq = self.encode(batch["hq"]), self.encode(batch["lq"])
-                embeds, pooled, txt_ids = self.pipe.encode_prompt(  # the pairs' own prompts (task prompts included)
-                    batch["prompts"], device=device, max_sequence_length=self.models.max_sequence_length
-                )
-            b, _, h, w = z0.shape
-            z1 = pack_latents(torch.randn(z0.shape, generator=generator).to(device))
-            guidance = torch.full((b,), config.guidance_scale, device=device)
-            lq = pack_latents(z_lq).to(self.weight_dtype)
-            states, velocities, sigmas = distiller.teacher_rollout(
-                self.models.transformer,
-                distiller.start(z1, lq),
-                lq,
-                embeds.to(self.weight_dtype),
-                pooled.to(self.weight_dtype),
-                image_ids(h // 2, w // 2, device=device),
-                txt_ids,
-                guidance,
-            )
-            rollouts.append((states, velocities, sigmas))
-        schedule = distiller.choose_schedule(rollouts)
-        if self.accelerator.is_main_process:
-            schedule.save(self.output_dir)
-        logger.info(
-            f"Distillation schedule ({schedule.mode}): teacher grid points {schedule.indices}, sigmas "
-            f"{[round(s, 4) for s in schedule.sigmas]}, cost {schedule.cost:.4f} (uniform: {schedule.uniform_cost})"
-        )
+        return self.stage.loss(self.latent_batch(batch, generator))
 
     # ------------------------------------------------------------------ loop
     def train(self) -> list[dict[str, float]]:
@@ -393,7 +341,7 @@ class Trainer:
         step_logs: dict[str, float] = {}
         while self.global_step < config.max_train_steps:
             batch = next(batches)
-            generator = torch.Generator().manual_seed(_seed(config.seed, "noise", rank, micro))
+            generator = torch_generator(config.seed, "noise", rank, micro)
             micro += 1
             with accelerator.accumulate(self.model), training_attention_backends(accelerator.device):
                 loss, logs = self.compute_loss(batch, generator)
@@ -410,8 +358,7 @@ class Trainer:
             if self.ema is not None:
                 self.ema.step([p for p in self.adapter.parameters() if p.requires_grad])
             self.global_step += 1
-            if config.stage == "rl" and self.global_step % config.rl_refresh_steps == 0:
-                self.objective.refresh()
+            self.stage.after_optimizer_step(self.global_step)
             if world > 1:  # the loss of the whole global batch, not rank 0's share
                 step_logs = self.mean_over_processes(step_logs)
             step_logs["lr"] = self.lr_scheduler.get_last_lr()[0]

@@ -11,7 +11,6 @@ flattens, not when a step count says so.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -27,14 +26,14 @@ from tqdm.auto import tqdm
 from fluxir_hub.files import atomic_write, atomic_write_text
 
 from ..checkpoint import load_state, save_state
+from ..seeding import torch_generator
 
 StepFn = Callable[[int, torch.Generator], torch.Tensor]
 EvalFn = Callable[[], dict[str, float]]
 
 
 def step_generator(seed: int, stage: str, step: int) -> torch.Generator:
-    digest = hashlib.sha256(f"{seed}/{stage}/{step}".encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") % (2**63))
+    return torch_generator(seed, stage, step)
 
 
 def cosine_lr(step: int, total: int, peak: float, warmup: int = 50, floor: float = 0.02) -> float:
