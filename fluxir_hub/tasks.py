@@ -1,69 +1,15 @@
-"""The seven restoration tasks of FLUX-IR (paper 002) and their fixed prompts.
+"""The seven restoration tasks of FLUX-IR (paper 002) and the text an all-in-one model sees for them.
 
-The prompts are the ones the authors' released code pairs with each task, in training data and at inference
-(`../shared/research/flux_ir.md` §3). An all-in-one adapter learns which task it is doing from its prompt.
+The task table is read from the degradation families (`fluxir_hub.degradations.table`); the prompts are the ones
+the authors' released code pairs with each task, in training data and at inference (`../shared/research/flux_ir.md`
+§3). An all-in-one adapter learns which task it is doing from its prompt.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .degradations.table import TASKS, RestorationTask, get_task, task_prompt
 
-
-@dataclass(frozen=True)
-class RestorationTask:
-    """A restoration task: its prompt, the preset that makes its training pairs, and the sampling settings that suit
-    it. Tasks whose degradation *is* the colour or brightness (low light, underwater, snow haze) must not copy the
-    LQ's colours back (the colour fix) nor pull the latent toward the LQ (the restoration sampling strategy)."""
-
-    name: str
-    title: str
-    prompt: str
-    preset: str  # the degradation preset that makes training pairs for it
-    resizes: bool = False  # only super-resolution changes the image size
-    keeps_colors: bool = True  # the LQ's colours are right: the wavelet colour fix and the LQ pull are safe
-
-    @property
-    def color_fix(self) -> str:
-        return "wavelet" if self.keeps_colors else "none"
-
-    @property
-    def restoration_weight(self) -> float | None:
-        """`None`: the pipeline's default; 0 where pulling toward the LQ would keep its wrong colours."""
-        return None if self.keeps_colors else 0.0
-
-
-TASKS: dict[str, RestorationTask] = {
-    task.name: task
-    for task in (
-        RestorationTask(
-            "sr", "Super-resolution (real-world)", "high-resolution, ultra-sharp, detailed", "seesr", True
-        ),
-        RestorationTask("motion_blur", "Motion deblurring", "sharp, deblurred, clear", "motion_blur"),
-        RestorationTask("low_light", "Low-light enhancement", "bright, clear, vivid", "low_light", keeps_colors=False),
-        RestorationTask(
-            "underwater",
-            "Underwater enhancement",
-            "clear, reduce backscatter, restore colors",
-            "underwater",
-            keeps_colors=False,
-        ),
-        RestorationTask("denoise", "Denoising", "noise-free, clean, smooth", "denoise"),
-        RestorationTask("raindrop", "Raindrop removal", "remove raindrops, clean", "raindrop"),
-        RestorationTask("desnow", "Desnowing", "remove snowflakes, snow-free", "desnow", keeps_colors=False),
-    )
-}
-
-
-def get_task(name: str) -> RestorationTask:
-    if name not in TASKS:
-        raise ValueError(f"Unknown restoration task {name!r}; choose one of {', '.join(TASKS)}.")
-    return TASKS[name]
-
-
-def task_prompt(task: str, caption: str = "") -> str:
-    """The text an all-in-one model sees for `task`: the task's prompt, after an image caption when there is one."""
-    prompt = get_task(task).prompt
-    return f"{caption}, {prompt}" if caption else prompt
+__all__ = ["TASKS", "RestorationTask", "get_task", "resolve_task_prompt", "task_prompt"]
 
 
 def resolve_task_prompt(task_prompts: dict[str, str] | None, task: str | None, prompt: str = "") -> str:

@@ -124,18 +124,21 @@ class FrozenCopyStage(TrainingStage):
         scheduler_config: FLUX's scheduler config (the resolution shift).
         dtype: The frozen base's dtype.
         base: The objective whose velocity MSE is the "base" term ([`AdapterObjective`]).
+        decode: Latents `(B, C, h, w)` -> images in [-1, 1] (the frozen VAE), for stages that score images.
     """
 
     conditioning_support = True
     trains_base_lora = False
 
-    def __init__(self, config, component, model, transformer, scheduler_config, dtype=torch.float32, base=None):
+    def __init__(
+        self, config, component, model, transformer, scheduler_config, dtype=torch.float32, base=None, decode=None
+    ):
         import copy
 
         from fluxir_hub.schedules import uniform_sigmas
 
         self.config, self.dtype = config, dtype
-        self.model, self.transformer, self.base = model, transformer, base
+        self.model, self.transformer, self.base, self.decode = model, transformer, base, decode
         self.trained = component
         self.frozen = copy.deepcopy(component).requires_grad_(False).eval()
         self.scheduler_config = scheduler_config
@@ -152,6 +155,7 @@ class FrozenCopyStage(TrainingStage):
             models.scheduler.config,
             dtype=trainer.weight_dtype,
             base=base,
+            decode=trainer.decode,
         )
 
     def frozen_hooks(self):

@@ -66,7 +66,7 @@ def modulated_sde_step(
 @register_stage
 class RLTuner(FrozenCopyStage):
     """`--stage rl`: the reference policy, the exploration and the loss (arguments:
-    [`~training.objectives.FrozenCopyStage`], plus `decode`: latents `(B, C, h, w)` -> images in [-1, 1])."""
+    [`~training.objectives.FrozenCopyStage`]; `decode` is needed)."""
 
     name = "rl"
     section = "rl"
@@ -81,23 +81,9 @@ class RLTuner(FrozenCopyStage):
         "refreshed every {{ config.rl_refresh_steps }})"
     )
 
-    def __init__(self, config, policy, model, transformer, scheduler_config, decode, dtype=torch.float32, base=None):
-        super().__init__(config, policy, model, transformer, scheduler_config, dtype, base)
-        self.policy, self.reference, self.decode = self.trained, self.frozen, decode
-
-    @classmethod
-    def from_trainer(cls, trainer, base) -> RLTuner:
-        models = trainer.models
-        return cls(
-            trainer.config,
-            trainer.adapter,
-            trainer.model,
-            models.transformer,
-            models.scheduler.config,
-            trainer.decode,
-            trainer.weight_dtype,
-            base=base,
-        )
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.policy, self.reference = self.trained, self.frozen
 
     @classmethod
     def config_problems(cls, config) -> list[str]:

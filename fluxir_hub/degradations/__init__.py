@@ -4,8 +4,7 @@ This package depends only on numpy, scipy, torch and Pillow, so every consumer (
 imports it downward. `from dataset_builder import degrade` keeps working.
 """
 
-from ..tasks import TASKS, RestorationTask, get_task, task_prompt
-from .mixed import DEFAULT_WEIGHTS, MixedConfig, parse_weights
+from .mixed import MixedConfig, parse_weights
 from .presets import (
     PRESETS,
     DegradationResult,
@@ -16,6 +15,7 @@ from .presets import (
     sample_degradation,
 )
 from .realesrgan import DegradationConfig, StageConfig
+from .table import DEFAULT_WEIGHTS, FAMILIES, TASKS, RestorationTask, get_task, task_prompt
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -23,6 +23,7 @@ __all__ = [
     "TASKS",
     "DegradationConfig",
     "DegradationResult",
+    "FAMILIES",
     "MixedConfig",
     "RestorationTask",
     "StageConfig",

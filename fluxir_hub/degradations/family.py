@@ -17,10 +17,34 @@ import torch
 _FAMILIES: dict[str, type[TaskDegradation]] = {}
 
 
-class TaskDegradation:
-    """Base of the same-size task families (super-resolution, with its own record format, is `realesrgan`)."""
+class TaskFamily:
+    """
+    What a degradation family says about the restoration task it makes pairs for; `table.TASKS`, `table.FAMILIES`'s
+    presets and the `mixed` preset's default weights are read from these.
+
+    - `task`: the task's name; `title`: its name for people; `prompt`: the fixed prompt an all-in-one model is
+      trained and run with (the authors' code, `../shared/research/flux_ir.md` §3).
+    - `resizes`: whether the LQ is smaller than the HQ (only super-resolution).
+    - `keeps_colors`: whether the LQ's colours are right, so the colour fix and the pull toward the LQ are safe.
+    - `mix_weight`: the task's share in the `mixed` preset (the authors' sampling list).
+    - `preset`: the preset that makes the task's training pairs.
+    """
 
     task: ClassVar[str]
+    title: ClassVar[str]
+    prompt: ClassVar[str]
+    resizes: ClassVar[bool] = False
+    keeps_colors: ClassVar[bool] = True
+    mix_weight: ClassVar[float] = 1.0
+
+    @classmethod
+    def preset_name(cls) -> str:
+        return cls.task
+
+
+class TaskDegradation(TaskFamily):
+    """Base of the same-size task families (super-resolution, with its own record format, is `realesrgan`)."""
+
     usm_sharpen: ClassVar[bool] = False  # the target is never unsharp-masked for these tasks
     sharpen_target: ClassVar[bool] = False
 

@@ -38,6 +38,9 @@ class LowLightConfig(TaskDegradation):
     read_noise: tuple[float, float] = (0.0005, 0.005)  # standard deviation in linear light
 
     task: ClassVar[str] = "low_light"
+    title: ClassVar[str] = "Low-light enhancement"
+    prompt: ClassVar[str] = "bright, clear, vivid"
+    keeps_colors: ClassVar[bool] = False
 
     def sample(self, rng: np.random.Generator, hq_size: tuple[int, int]) -> dict[str, Any]:
         return sample_low_light(self, rng)

@@ -1,8 +1,7 @@
 """The `mixed` preset: each pair's task is drawn with configurable weights, then degraded by that task's preset.
 
-The default weights follow the authors' all-in-one sampling list (`mix_dataset.py`: super-resolution 5 slots,
-motion blur 2, noise 2, one each for low light, underwater, raindrop and snow; their two outdoor-rain slots are not
-one of the paper's seven tasks and are left out).
+The default weights follow the authors' all-in-one sampling list (`table.DEFAULT_WEIGHTS`, read from the
+families).
 """
 
 from __future__ import annotations
@@ -12,19 +11,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..tasks import get_task
 from .family import TaskDegradation, family_of
 from .realesrgan import SR_PRESETS, DegradationConfig
-
-DEFAULT_WEIGHTS = {
-    "sr": 5.0,
-    "motion_blur": 2.0,
-    "denoise": 2.0,
-    "low_light": 1.0,
-    "underwater": 1.0,
-    "raindrop": 1.0,
-    "desnow": 1.0,
-}
+from .table import DEFAULT_WEIGHTS, get_task
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,9 @@ class MotionBlurConfig(TaskDegradation):
     noise_sigma: tuple[float, float] = (0.0, 3.0)  # Gaussian read noise on the 0-255 scale
 
     task: ClassVar[str] = "motion_blur"
+    title: ClassVar[str] = "Motion deblurring"
+    prompt: ClassVar[str] = "sharp, deblurred, clear"
+    mix_weight: ClassVar[float] = 2.0
 
     def sample(self, rng: np.random.Generator, hq_size: tuple[int, int]) -> dict[str, Any]:
         return sample_motion_blur(self, rng, hq_size)

@@ -33,6 +33,9 @@ class NoiseConfig(TaskDegradation):
     jpeg_quality: tuple[float, float] = (70.0, 95.0)  # camera
 
     task: ClassVar[str] = "denoise"
+    title: ClassVar[str] = "Denoising"
+    prompt: ClassVar[str] = "noise-free, clean, smooth"
+    mix_weight: ClassVar[float] = 2.0
 
     def sample(self, rng: np.random.Generator, hq_size: tuple[int, int]) -> dict[str, Any]:
         return sample_noise(self, rng)

@@ -19,12 +19,8 @@ import torch
 from PIL import Image
 
 from .family import TaskDegradation, family_of
-from .low_light import LowLightConfig
 from .mixed import MixedConfig, draw_task
-from .motion_blur import MotionBlurConfig
-from .noise import NoiseConfig
 from .ops import to_image, to_tensor
-from .raindrop import RaindropConfig
 from .realesrgan import (
     FORMAT_VERSION,
     SR_PRESETS,
@@ -33,19 +29,14 @@ from .realesrgan import (
     sample_realesrgan,
     sharpened_target,
 )
-from .snow import SnowConfig
-from .underwater import UnderwaterConfig
+from .table import FAMILIES
 
 PresetConfig = DegradationConfig | TaskDegradation | MixedConfig
 
+# Super-resolution's presets, each same-size family's defaults under its task's name, and the mix of them all.
 PRESETS: dict[str, PresetConfig] = {
     **SR_PRESETS,
-    "motion_blur": MotionBlurConfig(),
-    "low_light": LowLightConfig(),
-    "underwater": UnderwaterConfig(),
-    "denoise": NoiseConfig(),
-    "raindrop": RaindropConfig(),
-    "desnow": SnowConfig(),
+    **{family.task: family() for family in FAMILIES if issubclass(family, TaskDegradation)},
     "mixed": MixedConfig(),
 }
 

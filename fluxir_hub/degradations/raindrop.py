@@ -32,6 +32,8 @@ class RaindropConfig(TaskDegradation):
     rim_darkening: tuple[float, float] = (0.05, 0.25)
 
     task: ClassVar[str] = "raindrop"
+    title: ClassVar[str] = "Raindrop removal"
+    prompt: ClassVar[str] = "remove raindrops, clean"
 
     def sample(self, rng: np.random.Generator, hq_size: tuple[int, int]) -> dict[str, Any]:
         return sample_raindrop(self, rng, hq_size)

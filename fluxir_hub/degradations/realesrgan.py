@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from PIL import Image
 
+from .family import TaskFamily
 from .kernels import KERNEL_TYPES, make_kernel
 from .ops import add_noise, filter2d, jpeg, resize, to_image, to_tensor, usm_sharpen
 
@@ -65,8 +66,8 @@ class StageConfig:
 
 
 @dataclass(frozen=True)
-class DegradationConfig:
-    """A full second-order degradation preset."""
+class DegradationConfig(TaskFamily):
+    """A full second-order degradation preset: the super-resolution family."""
 
     name: str
     stage1: StageConfig
@@ -76,7 +77,15 @@ class DegradationConfig:
     usm_sharpen: bool = True  # the LQ is made from the unsharp-masked HQ, as in Real-ESRGAN's training
     sharpen_target: bool = True  # ...and that sharpened HQ is the training target too (SeeSR, Real-ESRGAN)
 
-    task = "sr"
+    task: ClassVar[str] = "sr"
+    title: ClassVar[str] = "Super-resolution (real-world)"
+    prompt: ClassVar[str] = "high-resolution, ultra-sharp, detailed"
+    resizes: ClassVar[bool] = True
+    mix_weight: ClassVar[float] = 5.0
+
+    @classmethod
+    def preset_name(cls) -> str:
+        return "seesr"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

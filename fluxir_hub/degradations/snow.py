@@ -33,6 +33,9 @@ class SnowConfig(TaskDegradation):
     haze_light: tuple[float, float] = (0.7, 0.95)
 
     task: ClassVar[str] = "desnow"
+    title: ClassVar[str] = "Desnowing"
+    prompt: ClassVar[str] = "remove snowflakes, snow-free"
+    keeps_colors: ClassVar[bool] = False
 
     def sample(self, rng: np.random.Generator, hq_size: tuple[int, int]) -> dict[str, Any]:
         return sample_snow(self, rng)

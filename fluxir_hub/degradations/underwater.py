@@ -30,6 +30,9 @@ class UnderwaterConfig(TaskDegradation):
     forward_scatter_sigma: tuple[float, float] = (0.0, 1.5)  # pixels
 
     task: ClassVar[str] = "underwater"
+    title: ClassVar[str] = "Underwater enhancement"
+    prompt: ClassVar[str] = "clear, reduce backscatter, restore colors"
+    keeps_colors: ClassVar[bool] = False
 
     def sample(self, rng: np.random.Generator, hq_size: tuple[int, int]) -> dict[str, Any]:
         return sample_underwater(self, rng)
