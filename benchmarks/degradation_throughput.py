@@ -10,26 +10,17 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import sys
 import tempfile
 import time
 from collections import defaultdict
+from pathlib import Path
 
-import numpy as np
-from PIL import Image
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from a fresh clone
+    sys.path.insert(0, str(ROOT))
 
-HQ_SIDE = 512
-
-
-def _hq_images(n: int) -> list[Image.Image]:
-    from skimage import data
-
-    sources = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
-    images = []
-    for i in range(n):
-        array = sources[i % len(sources)][..., :3]
-        side = min(array.shape[:2])
-        images.append(Image.fromarray(np.ascontiguousarray(array[:side, :side])).resize((HQ_SIDE, HQ_SIDE)))
-    return images
+from benchmarks._common import HQ_SIDE, hq_images  # noqa: E402
 
 
 def _worker(args):
@@ -105,7 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=64)
     args = parser.parse_args()
-    images = _hq_images(args.images)
+    images = hq_images(args.images)
     seeds = list(range(args.images))
 
     from dataset_builder import degrade

@@ -123,10 +123,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=32)
     args = parser.parse_args()
 
-    from benchmarks.degradation_throughput import _hq_images
+    from benchmarks._common import hq_images
     from dataset_builder import degrade
 
-    images = _hq_images(args.images)
+    images = hq_images(args.images)
     tensors = [torch.from_numpy(np.asarray(im, dtype=np.float32) / 255).permute(2, 0, 1)[None] for im in images]
     reference = Reference(load_basicsr(args.basicsr_src))
     random.seed(0)

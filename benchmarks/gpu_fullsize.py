@@ -206,13 +206,13 @@ def part_tts(args, dtype) -> None:
 def part_train(args, dtype) -> None:
     """Seconds and peak memory of one adapter fwd+bwd+AdamW step (batch 1, gradient checkpointing)."""
     from fluxir_hub.latents import image_ids, text_ids
-    from training.model import ControlledTransformer, freeze_unreachable_parameters, training_attention_backends
+    from training.model import ControlledTransformer, training_attention_backends
 
     pipe = build_pipeline(args.config, args.device, dtype)
     transformer, adapter = pipe.transformer, pipe.adapter
     transformer.requires_grad_(False)
     adapter.to(torch.float32).train().requires_grad_(True)
-    freeze_unreachable_parameters(adapter)
+    adapter.freeze_unreachable_parameters()
     if args.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
         adapter.enable_gradient_checkpointing()

@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a fresh clone
     sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import ceiling, evaluate, markdown_table, open_mini_build, shipped_pipeline  # noqa: E402
 
 
 @dataclass
@@ -50,7 +51,7 @@ VARIANTS = [
 
 def train_variant(build, which: str, folder: Path):
     """Train (or reuse) the adapter of one ablation with the build's adapter settings and one change."""
-    from fluxir_hub.mini.photos import load_photo, photo_names
+    from training.mini.photos import load_photo, photo_names
     from training.trainer import Trainer
 
     overrides = {
@@ -97,109 +98,6 @@ def load_variant_pipeline(build, which: str, shipped):
     return pipe
 
 
-def evaluate(pipe, bench: Path, out: Path, kwargs: dict, seed: int) -> dict:
-    """Restore every benchmark image and score it against its HQ; returns mean metrics and seconds per image."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    from fluxir_hub.evaluation.metrics import create_scorers
-    from fluxir_hub.tts import IQAReward, TTSConfig
-
-    scorers = create_scorers(["PSNR", "SSIM", "PIQE"])
-    call = dict(kwargs)
-    candidates = call.pop("tts", None)
-    if candidates:
-        reward = IQAReward(metrics={"piqe": 1.0, "entropy": 1.0}, pretrained=False)
-        call["tts"] = TTSConfig(num_candidates=candidates, reward=reward)
-    out.mkdir(parents=True, exist_ok=True)
-    rows, seconds = [], []
-    for lq_path in sorted((bench / "lq").glob("*.png")):
-        lq = Image.open(lq_path).convert("RGB")
-        hq = Image.open(bench / "hq" / lq_path.name).convert("RGB")
-        start = time.perf_counter()
-        if pipe is None:
-            restored = lq.resize(hq.size, Image.BICUBIC)
-        else:
-            restored = pipe(
-                lq, upscale=hq.width // lq.width, generator=torch.Generator().manual_seed(seed), **call
-            ).images[0]
-        seconds.append(time.perf_counter() - start)
-        restored.save(out / lq_path.name)
-        a, b = (
-            torch.from_numpy(np.asarray(im, dtype=np.float32) / 255).permute(2, 0, 1)[None] for im in (restored, hq)
-        )
-        with torch.no_grad():
-            rows.append({"PSNR": float(scorers["PSNR"](a, b)), "SSIM": float(scorers["SSIM"](a, b)),
-                         "PIQE": float(scorers["PIQE"](a))})  # fmt: skip
-    means = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-    return {**means, "seconds_per_image": float(np.mean(seconds)), "images": len(rows)}
-
-
-def open_mini_build(work_dir: str):
-    """The mini build in `work_dir` with its training stages done (kept when done; run if missing)."""
-    from fluxir_hub.mini.config import MiniBuildConfig
-    from training.mini.build import MiniBuild
-
-    config = MiniBuildConfig.load(work_dir)
-    if config is None:
-        raise SystemExit(f"No mini build in {work_dir}: run `fluxir-build-mini --work-dir {work_dir}` first.")
-    work = Path(work_dir)
-    report = json.loads((work / "build_report.json").read_text()) if (work / "build_report.json").exists() else {}
-    shipped = report.get("stages", {}).get("ship", {}).get("folder")
-    build = MiniBuild(config, work, Path(shipped) if shipped else work / "model")
-    build.run(["vae", "base", "fluxgen", "adapter"])
-    return build
-
-
-def shipped_pipeline(build):
-    """The build's shipped pipeline (its stored weights, as users get them), else its base with its adapter;
-    progress bars off."""
-    from fluxir_hub import FluxIRAdapter, FluxIRPipeline
-    from fluxir_hub.mini import has_mini_weights, load_mini_pipeline
-
-    if has_mini_weights(build.output_dir):
-        return load_mini_pipeline(build.output_dir, device="cpu")
-    pipe = FluxIRPipeline.from_pretrained(build.base_dir, adapter=FluxIRAdapter.from_pretrained(build.adapter_dir))
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def ceiling(vae, bench: Path, out: Path) -> dict:
-    """The VAE's own round trip of each HQ, scored like a method: no restoration through this VAE can beat it."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    from fluxir_hub.evaluation.metrics import create_scorers
-    from training.mini.gallery import vae_round_trip
-
-    vae_round_trip(vae, bench, out)
-    scorers = create_scorers(["PSNR", "SSIM", "PIQE"])
-    rows = []
-    for path in sorted((out).glob("*.png")):
-        a, b = (
-            torch.from_numpy(np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None]
-            for p in (path, bench / "hq" / path.name)
-        )
-        with torch.no_grad():
-            rows.append(
-                {name: float(scorer(a, b) if name != "PIQE" else scorer(a)) for name, scorer in scorers.items()}
-            )
-    means = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-    return {**means, "seconds_per_image": 0.0, "images": len(rows), "note": "encode + decode of the ground truth"}
-
-
-def markdown_table(results: dict[str, dict], note_header: str) -> str:
-    """The README's table of `evaluate` results, one row per method."""
-    lines = [f"| method | PSNR ↑ | SSIM ↑ | PIQE ↓ | s/image | {note_header} |", "|---|---|---|---|---|---|"]
-    for name, r in results.items():
-        lines.append(
-            f"| {name} | {r['PSNR']:.2f} | {r['SSIM']:.4f} | {r['PIQE']:.2f} | {r['seconds_per_image']:.2f} | {r['note']} |"
-        )
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", default="mini-build", help="the fluxir-build-mini work folder (reused)")
@@ -214,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from fluxir_hub.mini.config import MiniBuildConfig
     from training.mini.build import MiniBuild
+    from training.mini.config import MiniBuildConfig
 
     if MiniBuildConfig.load(args.work_dir) is None:  # a fresh work dir: build the training stages first
         config = MiniBuildConfig() if args.scale == 1.0 else MiniBuildConfig().scaled(args.scale)

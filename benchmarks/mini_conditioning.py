@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=None, help="JSON results (default <work-dir>/conditioning.json)")
     args = parser.parse_args(argv)
 
-    from benchmarks.mini_ablation import ceiling, evaluate, open_mini_build, shipped_pipeline
+    from benchmarks._common import ceiling, evaluate, open_mini_build, shipped_pipeline
 
     build = open_mini_build(args.work_dir)
     config, work = build.config, build.work

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a fresh clone
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.mini_ablation import evaluate  # noqa: E402
+from benchmarks._common import evaluate  # noqa: E402
 
 STEPS = (1, 2, 4, 8, 20)
 WEIGHTS = (0.0, 0.05, 0.1)
@@ -31,7 +31,7 @@ COLOUR_FIXES = ("wavelet", "none")
 def validation_bench(work: Path, photos_dir: Path | None, seed: int, count: int = 14) -> Path:
     """Seeded `seesr` x4 crops of 7 training photos, built like the held-out bench."""
     from fluxir_hub.cli.evaluate import main as fluxir_eval
-    from fluxir_hub.mini.photos import check_training_photos, default_photos_dir, load_photo, photo_names
+    from training.mini.photos import check_training_photos, default_photos_dir, load_photo, photo_names
 
     names = sorted(random.Random(seed).sample(photo_names("train"), 7))
     check_training_photos(names)

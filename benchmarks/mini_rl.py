@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import copy
 
-    from benchmarks.mini_ablation import ceiling, evaluate, markdown_table, open_mini_build, shipped_pipeline
+    from benchmarks._common import ceiling, evaluate, markdown_table, open_mini_build, shipped_pipeline
     from fluxir_hub import FluxIRAdapter
 
     build = open_mini_build(args.work_dir)

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from dataset_builder import degrade
     from fluxir_hub.mini import load_mini_pipeline
-    from fluxir_hub.mini.photos import load_photo
+    from training.mini.photos import load_photo
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import copy
 
-    from benchmarks.mini_ablation import open_mini_build, shipped_pipeline
+    from benchmarks._common import open_mini_build, shipped_pipeline
     from fluxir_hub import FluxIRAdapter
     from fluxir_hub.evaluation.metrics import create_scorers
     from fluxir_hub.evaluation.runner import restore_benchmark, score_results, task_means

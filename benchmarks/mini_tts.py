@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from PIL import Image
 
-    from benchmarks.mini_ablation import ceiling, open_mini_build, shipped_pipeline
+    from benchmarks._common import ceiling, open_mini_build, shipped_pipeline
     from fluxir_hub import TTSConfig
     from fluxir_hub.evaluation.metrics import create_scorers
     from fluxir_hub.tts import metric_verifier

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a fresh clone
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.mini_ablation import ceiling, evaluate, markdown_table  # noqa: E402
+from benchmarks._common import ceiling, evaluate, markdown_table  # noqa: E402
 
 
 class AsPipeline:
@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from fluxir_hub.evaluation.baselines import RealESRGANNcnn
     from fluxir_hub.mini import load_mini_pipeline
-    from fluxir_hub.mini.config import MiniBuildConfig
     from training.mini.build import MiniBuild
+    from training.mini.config import MiniBuildConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)

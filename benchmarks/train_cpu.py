@@ -24,7 +24,7 @@ def measure(model: str, checkpointing: bool, pixel: bool, steps: int) -> dict:
     import resource
     import time
 
-    from tests.helpers import make_pairs_folder
+    from fluxir_hub.testing import make_pairs_folder
     from training.config import TrainConfig
     from training.trainer import Trainer
 

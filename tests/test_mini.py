@@ -30,7 +30,7 @@ def mini():
 def heldout_pair():
     """A crop of a held-out photo and its seesr x4 degradation (never seen by any training stage)."""
     from dataset_builder import degrade
-    from fluxir_hub.mini.photos import load_photo, photo_names
+    from training.mini.photos import load_photo, photo_names
 
     assert "chelsea" in photo_names("heldout")
     hq = load_photo("chelsea").crop((140, 60, 268, 188))  # 128 px: the cat's face and fur
@@ -155,7 +155,7 @@ def test_pretraining_loop_resumes_bit_exactly(tmp_path):
 
 
 def test_patches_skip_flat_regions_and_are_seeded():
-    from fluxir_hub.mini.photos import FLAT_PATCH_STD, sample_patches
+    from training.mini.photos import FLAT_PATCH_STD, sample_patches
 
     half_flat = torch.cat([torch.zeros(3, 64, 64), torch.rand(3, 64, 64) * 2 - 1], dim=2)  # black left half
     a = sample_patches([half_flat], 64, 32, torch.Generator().manual_seed(3))
@@ -168,10 +168,10 @@ def test_patches_skip_flat_regions_and_are_seeded():
 def test_heldout_photos_never_reach_training(monkeypatch, tmp_path):
     """The VAE stage trains on the training split alone, without its validation photos; a held-out photo put into a
     training stage is refused."""
-    from fluxir_hub.mini.config import MiniBuildConfig
-    from fluxir_hub.mini.photos import photo_names
     from training.mini import build as build_module
     from training.mini import stages
+    from training.mini.config import MiniBuildConfig
+    from training.mini.photos import photo_names
 
     seen = []
     monkeypatch.setattr(
@@ -203,7 +203,7 @@ def test_heldout_photos_never_reach_training(monkeypatch, tmp_path):
 
 
 def test_the_photo_registry_records_source_licence_and_checksum():
-    from fluxir_hub.mini.photos import PHOTOS, photo_names
+    from training.mini.photos import PHOTOS, photo_names
 
     names = [p.name for p in PHOTOS]
     assert len(set(names)) == len(names) and not set(photo_names("train")) & set(photo_names("heldout"))
@@ -217,7 +217,7 @@ def test_the_photo_registry_records_source_licence_and_checksum():
 
 
 def test_a_missing_or_altered_photo_says_how_to_get_it(tmp_path):
-    from fluxir_hub.mini.photos import PhotoUnavailableError, load_photo
+    from training.mini.photos import PhotoUnavailableError, load_photo
 
     with pytest.raises(PhotoUnavailableError, match="fluxir-build-mini --stages photos.*mate-backgrounds"):
         load_photo("Aqua", tmp_path)
@@ -230,8 +230,8 @@ def _fake_registry(monkeypatch, tmp_path, content: bytes):
     """One Debian photo whose package a fake `apt-get`/`dpkg` pair serves (with `content` as the file)."""
     import hashlib
 
-    from fluxir_hub.mini.photos import Photo
     from training.mini import fetch_photos
+    from training.mini.photos import Photo
 
     photo = Photo("Fake", "train", "debian", "/usr/share/backgrounds/fake.jpg", "nobody", "CC0-1.0", "fake-backgrounds",
                   "1.0-1", hashlib.sha256(b"the real photo").hexdigest())  # fmt: skip

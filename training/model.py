@@ -77,17 +77,6 @@ def controlled_velocity(
     return finish(out) if finish is not None else out
 
 
-def freeze_unreachable_parameters(adapter: FluxIRAdapter) -> list[str]:
-    """
-    Freeze the text-stream SE layer of the base's last block: FLUX drops that block's text output before
-    `norm_out`, so the layer can never get a gradient (it stays for the paper's 114-layer count). Leaving it
-    trainable would stall DDP, which waits for a gradient from every trainable parameter.
-    """
-    last = adapter.text_se[adapter.num_base_blocks - 1]
-    last.requires_grad_(False)
-    return [f"text_se.{adapter.num_base_blocks - 1}.{name}" for name, _ in last.named_parameters()]
-
-
 def training_attention_backends(device: torch.device | str) -> contextlib.AbstractContextManager:
     """
     The scaled-dot-product attention kernels a training step may use. On CUDA, cuDNN attention is left out: its

@@ -16,7 +16,7 @@ from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration
 from tqdm.auto import tqdm
 
-from fluxir_hub import FluxIRAdapter, FluxIRPipeline
+from fluxir_hub import FluxIRPipeline
 from fluxir_hub.latents import image_ids, pack_latents
 from fluxir_hub.models.adapter_dra import DRA_LORA_TARGETS
 from fluxir_hub.pipelines.pipeline_fluxir import LORA_WEIGHTS_NAME
@@ -33,7 +33,7 @@ from .checkpoint import (
 )
 from .config import CONFIG_NAME, TrainConfig
 from .data import PairSource, training_batches
-from .model import ControlledTransformer, freeze_unreachable_parameters, training_attention_backends
+from .model import ControlledTransformer, training_attention_backends
 from .objectives import AdapterObjective, LatentBatch
 from .seeding import torch_generator
 from .sharding import shard_frozen_base
@@ -231,7 +231,7 @@ class Trainer:
                 if param.requires_grad:
                     param.data = param.data.float()  # trainable LoRA weights in full precision
         adapter.train()
-        self.frozen = freeze_unreachable_parameters(adapter) if isinstance(adapter, FluxIRAdapter) else []
+        self.frozen = adapter.freeze_unreachable_parameters()
         if config.gradient_checkpointing:
             models.transformer.enable_gradient_checkpointing()
             if adapter._supports_gradient_checkpointing:

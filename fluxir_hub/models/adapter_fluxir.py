@@ -243,6 +243,15 @@ class FluxIRAdapter(ConditioningMixin, ModelMixin, ConfigMixin, PeftAdapterMixin
     def num_base_blocks(self) -> int:
         return self.config.num_layers + self.config.num_single_layers
 
+    def freeze_unreachable_parameters(self) -> list[str]:
+        """
+        Freeze the text-stream SE layer of the base's last block: FLUX drops that block's text output before
+        `norm_out`, so the layer can never get a gradient (it stays for the paper's 114-layer count).
+        """
+        last = self.text_se[self.num_base_blocks - 1]
+        last.requires_grad_(False)
+        return [f"text_se.{self.num_base_blocks - 1}.{name}" for name, _ in last.named_parameters()]
+
     def check_compatible(self, transformer: FluxTransformer2DModel) -> None:
         """Raise a `ValueError` naming every setting where `transformer` differs from the base this adapter fits."""
         check_base_geometry(

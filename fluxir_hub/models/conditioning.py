@@ -100,6 +100,11 @@ class ConditioningMixin:
         """`transformer`'s values of this class's `geometry_keys` (the constructor arguments that describe the base)."""
         return {key: transformer.config[key] for key in cls.geometry_keys}
 
+    def freeze_unreachable_parameters(self) -> list[str]:
+        """Freeze the parameters no loss can reach (they would stall DDP, which waits for a gradient from every
+        trainable parameter) and return their names; the trainer calls it once. None by default."""
+        return []
+
     def check_compatible(self, transformer) -> None:
         """Raise a `ValueError` naming every `geometry_keys` setting where `transformer` differs from the base this
         component was built for."""

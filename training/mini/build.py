@@ -19,7 +19,7 @@ Stages, each resumable and deterministic for `--seed`:
 8. `eval`    `fluxir-eval` on crops of the held-out photos: the VAE's own round trip, bicubic and mini FluxIR; a gallery
              of every task; the model card.
 
-The held-out photos (`fluxir_hub.mini.photos`) never enter stages 2-6, and choose nothing.
+The held-out photos (`training.mini.photos`) never enter stages 2-6, and choose nothing.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from pathlib import Path
 
 from fluxir_hub.files import atomic_write_text
 from fluxir_hub.mini import ALL_IN_ONE_DIR, MINI_DIR
-from fluxir_hub.mini.config import CONFIG_NAME, MiniBuildConfig
-from fluxir_hub.mini.photos import (
+from training.mini.config import CONFIG_NAME, MiniBuildConfig
+from training.mini.photos import (
     PHOTOS,
     PhotoUnavailableError,
     check_training_photos,
@@ -185,7 +185,7 @@ class MiniBuild:
     def run_base(self) -> None:
         from diffusers import AutoencoderKL, FluxPipeline
 
-        from fluxir_hub.mini.models import build_scheduler, text_components
+        from training.mini.models import build_scheduler, text_components
 
         from .stages import train_base
 

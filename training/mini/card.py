@@ -3,9 +3,9 @@ measures on the held-out photos, beside the VAE's own round trip."""
 
 from __future__ import annotations
 
-from fluxir_hub.mini.config import MiniBuildConfig
-from fluxir_hub.mini.photos import PHOTOS, Photo
 from fluxir_hub.tasks import TASKS
+from training.mini.config import MiniBuildConfig
+from training.mini.photos import PHOTOS, Photo
 
 
 def _fmt(value) -> str:

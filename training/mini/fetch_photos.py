@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from fluxir_hub.files import atomic_write
-from fluxir_hub.mini.photos import PHOTOS, Photo, sha256_of
+from training.mini.photos import PHOTOS, Photo, sha256_of
 
 
 class PhotoFetchError(RuntimeError):
@@ -39,7 +39,7 @@ def _by_hand(photos: list[Photo], photos_dir: Path) -> str:
         f"To supply them by hand, unpack {first.package} ({first.version}) anywhere (`apt-get download "
         f"{first.package}` then `dpkg -x <file>.deb <folder>`, on any Debian or Ubuntu machine) and copy "
         + ", ".join(f"{p.path} to {photos_dir / p.file_name}" for p in photos[:3])
-        + (f" (and {len(photos) - 3} more, listed in fluxir_hub/mini/photos.py)" if len(photos) > 3 else "")
+        + (f" (and {len(photos) - 3} more, listed in training/mini/photos.py)" if len(photos) > 3 else "")
         + "; or pass --photos-dir to a folder that holds them."
     )
 

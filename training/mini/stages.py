@@ -13,9 +13,9 @@ from diffusers import AutoencoderKL
 from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
 from fluxir_hub.latents import image_ids, pack_latents, text_ids
-from fluxir_hub.mini.config import BaseStage, VAEStage
-from fluxir_hub.mini.models import build_transformer, build_vae, latent_statistics, text_components
-from fluxir_hub.mini.photos import sample_patches
+from training.mini.config import BaseStage, VAEStage
+from training.mini.models import build_transformer, build_vae, latent_statistics, text_components
+from training.mini.photos import sample_patches
 
 from .loop import CosineSchedule, PlateauSchedule, TrainResult, step_generator, train_steps
 

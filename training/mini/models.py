@@ -8,8 +8,9 @@ from typing import Any
 import torch
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
 
-from ..flux_configs import FLUX_SCHEDULER_CONFIG
-from ..tiny import TEXT_WIDTH, tiny_text_components
+from fluxir_hub.flux_configs import FLUX_SCHEDULER_CONFIG
+from fluxir_hub.tiny import TEXT_WIDTH, tiny_text_components
+
 from .config import BaseStage, VAEStage
 
 

@@ -138,7 +138,7 @@ class MiniBuildConfig:
         return cls(**kwargs)
 
     def save(self, folder: str | Path) -> None:
-        from ..files import atomic_write_text
+        from fluxir_hub.files import atomic_write_text
 
         atomic_write_text(Path(folder) / CONFIG_NAME, json.dumps(self.to_dict(), indent=2) + "\n")
 
