@@ -3,6 +3,7 @@ input?
 
     python benchmarks/mini_tasks.py --work-dir mini-build                 # the build's all-in-one adapter, scores
     python benchmarks/mini_tasks.py --work-dir mini-build --blind         # also the ablation without task prompts
+    python benchmarks/mini_tasks.py --also "shipped=fluxir_hub/mini/weights/all_in_one"   # another adapter beside
 
 1. The all-in-one adapter is the build's `tasks` stage (the shipped one): the super-resolution adapter fine-tuned on the
    mini FluxGen images degraded with `mixed` (the authors' task mix), each task's prompt cached in it. `--blind` trains
@@ -32,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-task", type=int, default=4, help="held-out crops per task")
     parser.add_argument("--blind", action="store_true", help="also train the ablation without task prompts")
     parser.add_argument("--output", default=None, help="JSON results (default <work-dir>/tasks.json)")
+    parser.add_argument(
+        "--also", action="append", default=[], metavar="NAME=FOLDER", help="another all-in-one adapter to score"
+    )
     args = parser.parse_args(argv)
 
     import copy
@@ -54,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
             steps = args.train_steps or config.tasks.steps
             Trainer(build.all_in_one_config(blind, task_prompts="off", max_train_steps=steps)).train()
         variants["all-in-one, no task prompts"] = blind
+    for item in args.also:
+        name, sep, folder = item.partition("=")
+        if not sep or not Path(folder).is_dir():
+            parser.error(f"--also {item!r}: give NAME=FOLDER, FOLDER an adapter folder")
+        variants[name] = Path(folder)
 
     bench = build.build_bench("tasks", count=args.per_task)
 

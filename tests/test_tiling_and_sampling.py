@@ -3,7 +3,7 @@ import torch
 
 from fluxir_hub.color_fix import wavelet_decompose
 from fluxir_hub.latents import image_ids, pack_latents, unpack_latents
-from fluxir_hub.sampling import apply_restoration_guidance, restoration_gate
+from fluxir_hub.restoration_guidance import apply_restoration_guidance, restoration_gate
 from fluxir_hub.tiling import blend_ramp, tile_starts, tiled_map
 
 from .helpers import gen, photo
@@ -70,7 +70,7 @@ def test_restoration_clock_step_is_papers_t_over_T_and_sigma_pulls_twice_as_hard
     from diffusers import FlowMatchEulerDiscreteScheduler
     from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
-    from fluxir_hub.sampling import restoration_clock, total_pull
+    from fluxir_hub.restoration_guidance import restoration_clock, total_pull
     from fluxir_hub.testing import FLUX_SCHEDULER_CONFIG
 
     scheduler = FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER_CONFIG)

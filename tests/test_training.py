@@ -244,7 +244,7 @@ def test_bad_input(pairs, tmp_path, capsys):
 
 
 def test_pixel_loss_forms_vanish_for_an_exact_prediction_and_not_otherwise():
-    from training.timesteps import interpolate, pixel_loss
+    from training.losses import interpolate, pixel_loss
 
     decode = tiny_components()["vae"].decode
     g = gen(0)

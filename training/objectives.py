@@ -17,8 +17,8 @@ import torch
 
 from fluxir_hub.latents import pack_latents, unpack_latents
 
+from .losses import interpolate, pixel_loss, random_latent_crop, velocity_loss
 from .stages import TrainingStage
-from .timesteps import interpolate, pixel_loss, random_latent_crop, velocity_loss
 
 
 @dataclass

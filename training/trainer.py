@@ -33,12 +33,12 @@ from .checkpoint import (
 )
 from .config import CONFIG_NAME, TrainConfig
 from .data import PairSource, training_batches
+from .losses import sample_timesteps
 from .model import ControlledTransformer, training_attention_backends
 from .objectives import AdapterObjective, LatentBatch
 from .seeding import torch_generator
 from .sharding import shard_frozen_base
 from .stages import TrainingStage, get_stage
-from .timesteps import sample_timesteps
 
 logger = logging.getLogger(__name__)
 

@@ -78,9 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["default", "paper001"],
         default="default",
         help="paper001: as paper 001's Table 1 (no restoration sampling strategy, no colour fix); default: the "
-        "pipeline's defaults (fidelity 0.05, wavelet colour fix)",
+        "pipeline's defaults (the adapter's restoration weight, else 0.05; wavelet colour fix)",
     )
-    restore.add_argument("--fidelity", type=float, help="restoration sampling weight (overrides --preset)")
+    restore.add_argument(
+        "--restoration-weight",
+        "--fidelity",
+        dest="restoration_weight",
+        type=float,
+        help="the pipeline's `restoration_weight` (the fidelity knob; overrides --preset)",
+    )
     restore.add_argument("--color-fix", choices=["wavelet", "adain", "none"], help="(overrides --preset)")
     restore.add_argument("--guidance", type=float, default=3.5, help="distilled guidance scale (3.5)")
     restore.add_argument("--tile-size", type=int, default=None, help="latent tile side in output pixels (untiled)")
@@ -200,7 +206,9 @@ def run_restore(args) -> None:
         kwargs = {
             "num_inference_steps": args.steps,
             # None: the pipeline's default for each image's task (0.05 / wavelet; off where the LQ's colours are wrong)
-            "restoration_weight": args.fidelity if args.fidelity is not None else (0.0 if paper else None),
+            "restoration_weight": args.restoration_weight
+            if args.restoration_weight is not None
+            else (0.0 if paper else None),
             "color_fix": args.color_fix or ("none" if paper else None),
             "guidance_scale": args.guidance,
             "tile_size": args.tile_size,

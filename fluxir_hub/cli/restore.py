@@ -53,10 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=_number(int, 0, 2**63 - 1), default=0, help="random seed (default 0)")
     parser.add_argument(
+        "--restoration-weight",
         "--fidelity",
+        dest="restoration_weight",
         type=_number(float, 0, 1),
         default=None,
-        help="restoration sampling weight w in [0, 1]; 0 = off (default: the adapter's, 0.1 for the mini model, else "
+        help="the pipeline's `restoration_weight` (the fidelity knob w) in [0, 1]; 0 = off (default: the adapter's, 0.1 for the mini model, else "
         "0.05; 0 for low_light, underwater, desnow)",
     )
     parser.add_argument(
@@ -453,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         "upscale": args.upscale,
         "num_inference_steps": args.steps,
         "seed": args.seed,
-        "restoration_weight": args.fidelity,
+        "restoration_weight": args.restoration_weight,
         "color_fix": args.color_fix,
         "model": description,
     }
@@ -468,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
                 task=args.task,
                 upscale=args.upscale,
                 num_inference_steps=args.steps,
-                restoration_weight=args.fidelity,
+                restoration_weight=args.restoration_weight,
                 color_fix=args.color_fix,
                 tile_size=args.tile_size,
                 tile_overlap=args.tile_overlap,

@@ -10,7 +10,7 @@ import numpy as np
 from diffusers.utils import logging
 
 from ..image_io import as_image_list, image_size, normalise_image, tensor_to_pil
-from ..sampling import DEFAULT_RESTORATION_WEIGHT
+from ..restoration_guidance import DEFAULT_RESTORATION_WEIGHT
 from ..tasks import get_task
 
 logger = logging.get_logger(__name__)

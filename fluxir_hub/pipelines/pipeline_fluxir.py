@@ -27,7 +27,7 @@ from ..color_fix import COLOR_FIX_MODES, apply_color_fix
 from ..image_io import image_size
 from ..latents import image_ids, pack_latents, unpack_latents
 from ..models.adapter_fluxir import FluxIRAdapter
-from ..sampling import (
+from ..restoration_guidance import (
     DEFAULT_RESTORATION_THRESHOLD,
     RESTORATION_SCHEDULES,
     apply_restoration_guidance,
@@ -500,7 +500,7 @@ class FluxIRPipeline(ConditioningPipelineHubMixin, CachedPromptEncodingMixin, Di
             restoration_schedule (`str`, *optional*, defaults to `"step"`):
                 The strategy's clock: `"step"`, the fraction of steps still to go (paper 004's t/T: acts on the first
                 20 % of the steps), or `"sigma"`, the shifted flow time (acts on more steps at high resolution); see
-                [`fluxir_hub.sampling`].
+                [`fluxir_hub.restoration_guidance`].
             color_fix (`str`, *optional*): `"wavelet"`, `"adain"` or `"none"`. Defaults to `"wavelet"`, and to `"none"`
                 for tasks that change colours (it would copy the LQ's colours back).
             tile_size (`int` or `"auto"`, *optional*):
