@@ -159,7 +159,9 @@ def test_cards_of_the_other_conditionings_say_what_they_are_and_how_to_load(pair
     dra = write_model_card(tmp_path / "d", _config(pairs, tmp_path, conditioning="dra"), steps=3).read_text()
     assert "DRA restoration adapter" in dra and "pipe.load_conditioning(" in dra
     plain = write_model_card(tmp_path / "p", _config(pairs, tmp_path), steps=3).read_text()
-    assert "FluxIRAdapter.from_pretrained" in plain and "load_conditioning" not in plain
+    rank = _config(pairs, tmp_path).rank
+    assert "FluxIR adapter for" in plain and f"(rank {rank})" in plain and "pipe.load_conditioning(" in plain
+    assert "(rank 16) on every attention" in ummf and "joins the" in ummf  # UMMF's own options, its mode
 
 
 def _component(pipe, kind: str):

@@ -55,7 +55,14 @@ def write_model_card(folder: Path, config: TrainConfig, steps: int, validation_d
     dataset = hub_id(config.dataset)
     gallery = copy_gallery(folder, validation_dir)
     adapter_config = Path(folder) / "config.json"
-    task_prompts = json.loads(adapter_config.read_text()).get("task_prompts") if adapter_config.exists() else None
+    kind, fixed = conditioning_names()[config.conditioning]
+    # the saved component's config; before it is saved, the options it is built with
+    component = (
+        json.loads(adapter_config.read_text())
+        if adapter_config.exists()
+        else {**fixed, **{argument: getattr(config, name) for argument, name in kind.train_options.items()}}
+    )
+    task_prompts = component.get("task_prompts")
     if task_prompts:
         tags.append("all-in-one")
     card_data = ModelCardData(
@@ -83,9 +90,14 @@ def write_model_card(folder: Path, config: TrainConfig, steps: int, validation_d
         effective_batch=config.train_batch_size * config.gradient_accumulation_steps,
         use_lora=config.use_lora,
         task_prompts=task_prompts or {},
-        description=conditioning_names()[config.conditioning][0].description,
-        stage_summary=render_card_text(stage.card_summary, config),
-        stage_loss=render_card_text(stage.card_loss, config),
+        component_card=render_card_text(
+            kind.card_text,
+            component=component,
+            base_model=base or "black-forest-labs/FLUX.1-dev",
+            description=kind.description,
+        ),
+        stage_summary=render_card_text(stage.card_summary, config=config),
+        stage_loss=render_card_text(stage.card_loss, config=config),
         stage_own_schedule=stage.own_schedule,
     )
     path = Path(folder) / "README.md"

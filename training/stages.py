@@ -97,11 +97,11 @@ def get_stage(name: str) -> type[TrainingStage]:
     return stages[name]
 
 
-def render_card_text(text: str, config: Any) -> str:
-    """A stage's card snippet rendered with `config`."""
+def render_card_text(text: str, **values: Any) -> str:
+    """A card snippet (a stage's, a conditioning kind's) rendered with `values`."""
     import jinja2
 
-    return jinja2.Template(text, keep_trailing_newline=True).render(config=config)
+    return jinja2.Template(text, keep_trailing_newline=True).render(**values)
 
 
 @register_stage

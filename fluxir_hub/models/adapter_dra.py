@@ -92,6 +92,11 @@ class DRAAdapter(ConditioningMixin, ModelMixin, ConfigMixin):
 
     training_names = {"dra": {}}
     description = "a DRA restoration adapter (with its LoRA diffusion adapter)"
+    card_text = """# DRA restoration adapter for `{{ base_model }}`
+
+A restoration adapter after "Diffusion Restoration Adapter" (paper 004 §3.2, DiT form): adapter stages (width
+{{ component.adapter_dim }}) after every 4th block of the frozen base, trained jointly with a LoRA diffusion adapter
+(rank {{ component.lora_rank }}) on its attention, held in the same weights file."""
     module_file = "adapter_dra"
     geometry_keys = TRANSFORMER_GEOMETRY
     train_options = {"adapter_dim": "dra_adapter_dim", "lora_rank": "lora_rank"}

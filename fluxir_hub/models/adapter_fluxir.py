@@ -132,6 +132,11 @@ class FluxIRAdapter(ConditioningMixin, ModelMixin, ConfigMixin, PeftAdapterMixin
 
     training_names = {"fluxir": {}}
     description = "a FluxIR adapter"
+    card_text = """# FluxIR adapter for `{{ base_model }}`
+
+A FluxIR restoration adapter ("Acquire and then Adapt: Squeezing out Text-to-Image Model for Image Restoration"):
+one MM-DiT block plus low-rank squeeze-and-excitation layers (rank {{ component.rank }}) on the image and text streams
+of every FLUX block. It steers the frozen base model to restore real-world degraded photos."""
     module_file = "adapter_fluxir"
     geometry_keys = (*BASE_GEOMETRY_KEYS, "axes_dims_rope")
     train_options = {"rank": "rank"}

@@ -63,7 +63,8 @@ class ConditioningMixin:
 
     - `training_names`: `{name: fixed from_transformer options}` under which `fluxir-train --conditioning` builds it
       (registering the class; e.g. UMMF's `{"ummf": {"mode": "sequence"}, "ummf-add": {"mode": "add"}}`);
-    - `description`: what it is, for messages and cards; `module_file`: the import-only module file a saved folder
+    - `description`: what it is, for messages; `card_text`: the model card's title and first paragraph (Jinja,
+      rendered with `component`, the saved component's config, and `base_model`); `module_file`: the import-only module file a saved folder
       carries (`fluxir_hub.hub_code`), so `AutoModel`/`DiffusionPipeline` with `trust_remote_code=True` find it;
     - `geometry_keys`: the base transformer config values it must match ([`check_compatible`]);
     - `train_options`: `{from_transformer argument: TrainConfig field}` (e.g. the rank); `training_stages`, the
@@ -76,6 +77,10 @@ class ConditioningMixin:
 
     training_names: ClassVar[dict[str, dict[str, Any]]] = {}
     description: ClassVar[str] = "a conditioning component"
+    card_text: ClassVar[str] = (
+        "# Restoration conditioning for `{{ base_model }}`\n\n{{ description | capitalize }} "
+        "(`{{ component._class_name }}`)."
+    )
     module_file: ClassVar[str | None] = None
     geometry_keys: ClassVar[tuple[str, ...]] = ()
     train_options: ClassVar[dict[str, str]] = {}

@@ -53,6 +53,12 @@ class UMMFConditioner(ConditioningMixin, ModelMixin, ConfigMixin):
 
     training_names = {"ummf": {"mode": "sequence"}, "ummf-add": {"mode": "add"}}
     description = "UMMF conditioning (a LoRA on the base, LQ tokens in its joint attention)"
+    card_text = """# UMMF restoration LoRA for `{{ base_model }}`
+
+UMMF conditioning (ResFlow-Tuner): the low-quality image's latent {% if component.mode == "sequence" %}joins the
+base's joint attention as extra tokens at the output's positions{% else %}is added to the noisy tokens (UMMF's
+"direct addition" ablation){% endif %}; a LoRA (rank {{ component.lora_rank }}) on every attention and MLP
+projection of the frozen base, held in this component's weights file."""
     module_file = "conditioning_ummf"
     geometry_keys = TRANSFORMER_GEOMETRY
     train_options = {"lora_rank": "ummf_lora_rank"}
