@@ -20,16 +20,14 @@ import json
 import os
 from pathlib import Path
 
-PIPELINE_MODULE = "pipeline_fluxir"
-ADAPTER_MODULE = "adapter_fluxir"  # the FluxIR adapter's module file
-_HEADER = '"""Loads {name} from the installed fluxir-hub package (pip install fluxir-hub); nothing else runs."""\n'
+from .module_files import PIPELINE_MODULE, import_file_source
 
 
 def _class_of_module(module: str) -> tuple[str, str]:
     """`(python module, class name)` a module file of ours imports."""
     if module == PIPELINE_MODULE:
         return "fluxir_hub.pipelines.pipeline_fluxir", "FluxIRPipeline"
-    from .models.conditioning import conditioning_classes
+    from .models import conditioning_classes
 
     for cls in conditioning_classes().values():
         if cls.module_file == module and cls.__module__.startswith("fluxir_hub."):
@@ -39,14 +37,7 @@ def _class_of_module(module: str) -> tuple[str, str]:
 
 def module_source(module: str) -> str:
     """The text of the import-only module file `module`.py."""
-    source, name = _class_of_module(module)
-    return _HEADER.format(name=name) + f"from {source} import {name}  # noqa: F401\n"
-
-
-def write_module_file(folder: str | Path, module: str) -> Path:
-    path = Path(folder) / f"{module}.py"
-    path.write_text(module_source(module))
-    return path
+    return import_file_source(*_class_of_module(module))
 
 
 def is_our_module_file(path: str | Path, module: str) -> bool:
@@ -61,7 +52,7 @@ def is_our_module_file(path: str | Path, module: str) -> bool:
 
 def _our_classes() -> dict[str, str]:
     """`{module file: class name}` for every module file this package writes."""
-    from .models.conditioning import conditioning_classes
+    from .models import conditioning_classes
 
     ours = {PIPELINE_MODULE: "FluxIRPipeline"}
     for cls in conditioning_classes().values():

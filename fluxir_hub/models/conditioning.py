@@ -41,10 +41,8 @@ def register_conditioning(cls: type) -> type:
 
 
 def conditioning_classes() -> dict[str, type]:
-    """Every registered conditioning class by class name (the built-in ones are registered on import of
-    `fluxir_hub.models`)."""
-    import fluxir_hub.models  # noqa: F401 (defines, hence registers, the built-in classes)
-
+    """Every registered conditioning class by class name. The built-in ones are registered by `fluxir_hub.models`,
+    which Python imports in full before this module (its parent package)."""
     return dict(_CLASSES)
 
 
@@ -172,11 +170,11 @@ class ConditioningMixin:
         `safe_serialization` reach the component), plus the small module file that lets
         `diffusers.AutoModel.from_pretrained(folder_or_repo, trust_remote_code=True)` find this class (written first,
         so a `push_to_hub=True` upload includes it)."""
-        from ..hub_code import write_module_file
+        from ..module_files import write_import_file
 
         if is_main_process and self.module_file is not None:
             Path(save_directory).mkdir(parents=True, exist_ok=True)
-            write_module_file(save_directory, self.module_file)
+            write_import_file(save_directory, self.module_file, type(self))
         super().save_pretrained(
             save_directory,
             is_main_process=is_main_process,

@@ -16,7 +16,7 @@ class ConditioningPipelineHubMixin:
         """`model_index.json` naming the module files diffusers' generic loaders resolve (see `fluxir_hub.hub_code`):
         `DiffusionPipeline.from_pretrained(..., trust_remote_code=True)` then returns this class, and a pushed
         pipeline passes diffusers' download check for custom components."""
-        from ..hub_code import PIPELINE_MODULE
+        from ..module_files import PIPELINE_MODULE
 
         data = json.loads(super().to_json_string())
         data["_class_name"] = [PIPELINE_MODULE, self.__class__.__name__]
@@ -36,10 +36,10 @@ class ConditioningPipelineHubMixin:
     ) -> None:
         """[`~diffusers.DiffusionPipeline.save_pretrained`], plus `pipeline_fluxir.py` at the root (written first, so a
         `push_to_hub=True` upload includes it); the adapter writes its own module file."""
-        from ..hub_code import PIPELINE_MODULE, write_module_file
+        from ..module_files import PIPELINE_MODULE, write_import_file
 
         Path(save_directory).mkdir(parents=True, exist_ok=True)
-        write_module_file(save_directory, PIPELINE_MODULE)
+        write_import_file(save_directory, PIPELINE_MODULE, type(self))
         super().save_pretrained(
             save_directory,
             safe_serialization=safe_serialization,
