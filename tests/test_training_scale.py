@@ -3,6 +3,7 @@ as plain DDP does, and a run killed with SIGKILL resumes to the same losses."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -63,6 +64,17 @@ def ddp_run(pairs, tmp_path_factory):
     return out, _train(_config(pairs, out), out / "result.json")
 
 
+def _kill_all(marker: str) -> None:
+    """SIGKILL every process whose command line holds `marker` (torch's launcher starts each rank in a session of
+    its own, so killing the launcher's group would leave the ranks running)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                os.kill(int(proc.name), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue  # exited meanwhile
+
+
 def _losses(result: dict) -> list[float]:
     return [step["loss"] for step in result["history"]]
 
@@ -98,8 +110,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_losses(pairs, ddp_run, tmp_pa
     deadline = time.time() + 300
     while not (out / "checkpoint-4").exists() and time.time() < deadline and launcher.poll() is None:
         time.sleep(0.05)
-    # the launcher and both ranks, mid-run (torch's launcher starts each rank in a session of its own)
-    subprocess.run(["pkill", "-KILL", "-f", str(tmp_path / "first.config.json")], check=False)
+    _kill_all(str(tmp_path / "first.config.json"))  # the launcher and both ranks, mid-run
     launcher.wait()
     assert not (out / f"checkpoint-{STEPS}").exists(), "the run should have been killed mid-way"
     resumed = _train({**config, "resume_from_checkpoint": "latest"}, tmp_path / "resumed.json")
