@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import random
 import sys
 from pathlib import Path
 
@@ -23,32 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a fresh clone
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import evaluate  # noqa: E402
+from benchmarks._common import evaluate, validation_bench  # noqa: E402
 
 STEPS = (1, 2, 4, 8, 20)
 WEIGHTS = (0.0, 0.05, 0.1)
 COLOUR_FIXES = ("wavelet", "none")
-
-
-def validation_bench(work: Path, photos_dir: Path | None, seed: int, count: int = 14) -> Path:
-    """Seeded `seesr` x4 crops of 7 training photos, built like the held-out bench."""
-    from fluxir_hub.cli.evaluate import main as fluxir_eval
-    from training.mini.photos import check_training_photos, default_photos_dir, load_photo, photo_names
-
-    names = sorted(random.Random(seed).sample(photo_names("train"), 7))
-    check_training_photos(names)
-    folder = work / "validation-photos"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        if not (folder / f"{name}.png").exists():
-            load_photo(name, photos_dir or default_photos_dir()).save(folder / f"{name}.png")
-    bench = work / "bench-validation"
-    if not (bench / "lq").is_dir():
-        argv = ["build", "div2k-val", "--source", str(folder), "--count", str(count), "--crop", "256", "--scale", "4",
-                "--seed", str(seed + 1), "--preset", "seesr", "-o", str(bench)]  # fmt: skip
-        if fluxir_eval(argv) != 0:
-            raise SystemExit("could not build the validation bench")
-    return bench
 
 
 def main(argv: list[str] | None = None) -> int:
