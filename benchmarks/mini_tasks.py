@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blind", action="store_true", help="also train the ablation without task prompts")
     parser.add_argument("--output", default=None, help="JSON results (default <work-dir>/tasks.json)")
     parser.add_argument(
+        "--steps", type=int, default=None, help="sampling steps of every model (default: the build's 20)"
+    )
+    parser.add_argument(
         "--also", action="append", default=[], metavar="NAME=FOLDER", help="another all-in-one adapter to score"
     )
     args = parser.parse_args(argv)
@@ -74,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         pipes[name] = pipe
 
     scorers = create_scorers(["PSNR", "SSIM", "PIQE"])
-    out = work / "tasks-results" / bench.name
+    steps = args.steps or config.eval.num_inference_steps
+    out = work / "tasks-results" / (bench.name + ("" if args.steps is None else f"-{steps}-steps"))
     results = {}
     ceiling = out / "vae-round-trip"
     vae_round_trip(shipped.vae, bench, ceiling)
@@ -87,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = out / name.split(" (")[0].replace(" ", "-").replace(",", "")
         method = "bicubic" if pipe is None else "fluxir"
         restore_benchmark(bench, folder, method, pipe, config.eval.scale, config.seed,
-                          {"model": name, "num_inference_steps": config.eval.num_inference_steps},
-                          **({} if pipe is None else {"num_inference_steps": config.eval.num_inference_steps}))  # fmt: skip
+                          {"model": name, "num_inference_steps": steps},
+                          **({} if pipe is None else {"num_inference_steps": steps}))  # fmt: skip
         csv_path = folder.with_suffix(".csv")
         means, _ = score_results(bench, folder, scorers, csv_path)
         results[name] = {"all": means, "tasks": task_means(bench, csv_path)}

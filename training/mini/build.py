@@ -335,6 +335,7 @@ class MiniBuild:
         pipe = FluxIRPipeline.from_pretrained(self.base_dir, adapter=adapter)
         pipe.vae.to(dtype=getattr(torch, self.config.vae.storage_dtype))  # load_mini_pipeline casts it back
         all_in_one = FluxIRAdapter.from_pretrained(self.all_in_one_dir)
+        all_in_one.register_to_config(sampling_defaults=dict(self.config.tasks.sampling_defaults))
         # the saved configs name what they are, not the folder of the machine that built them
         named = {
             "": pipe,

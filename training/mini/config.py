@@ -87,6 +87,10 @@ class TasksStage:
     batch_size: int = 8
     crop_size: int = 128
     learning_rate: float = 2e-4
+    # What the all-in-one adapter restores with when a call leaves them unset (each task's own restoration weight and
+    # colour fix still apply): 2 steps, chosen per task on validation crops of training photos by
+    # `benchmarks/mini_task_defaults.py` (README), never on held-out ones.
+    sampling_defaults: dict = field(default_factory=lambda: {"num_inference_steps": 2})
 
 
 @dataclass
