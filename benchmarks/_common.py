@@ -153,3 +153,9 @@ def validation_bench(work: Path, photos_dir: Path | None, seed: int, count: int 
         if fluxir_eval(argv) != 0:
             raise SystemExit("could not build the validation bench")
     return bench
+
+
+def report(table: str, results: dict, path: Path, **extra) -> None:
+    """Print a benchmark's table and save it with its results (and `extra`, e.g. the arguments) as JSON."""
+    print(table)
+    path.write_text(json.dumps({"results": results, "table": table, **extra}, indent=1) + "\n")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a fresh clone
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import evaluate, validation_bench  # noqa: E402
+from benchmarks._common import evaluate, report, validation_bench  # noqa: E402
 
 STEPS = (1, 2, 4, 8, 20)
 WEIGHTS = (0.0, 0.05, 0.1)
@@ -76,9 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(
             f"| {name} | {r['PSNR']:.2f} | {r['SSIM']:.4f} | {r['PIQE']:.2f} | {r['seconds_per_image']:.2f} |"
         )
-    table = "\n".join(lines)
-    print(table)
-    (work / "defaults.json").write_text(json.dumps({"results": results, "table": table}, indent=1) + "\n")
+    report("\n".join(lines), results, work / "defaults.json")
     return 0
 
 

@@ -11,7 +11,6 @@ photo; the held-out numbers of a chosen setting come from `mini_tasks.py --steps
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a fresh clone
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import validation_bench  # noqa: E402
+from benchmarks._common import report, validation_bench  # noqa: E402
 
 STEPS = (1, 2, 4, 20)
 
@@ -73,9 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             r = results[name]["all"] if task == "all" else results[name]["tasks"][task]
             cells.append(f"{r['PSNR']:.2f} / {r['SSIM']:.4f} / {r['PIQE']:.2f}")
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    table = "\n".join(lines)
-    print(table)
-    (work / "task-defaults.json").write_text(json.dumps({"results": results, "table": table}, indent=1) + "\n")
+    report("\n".join(lines), results, work / "task-defaults.json")
     return 0
 
 
