@@ -408,6 +408,7 @@ def test_a_stage_registered_in_a_test_trains_with_no_other_edit(pairs, tmp_path,
     @stages.register_stage
     class VelocityOnly(stages.TrainingStage):
         name = "velocity-only"
+        help = "a test stage"
         card_loss = "velocity MSE x {{ config.learning_rate }}"
 
         def __init__(self, base):
@@ -432,5 +433,8 @@ def test_a_stage_registered_in_a_test_trains_with_no_other_edit(pairs, tmp_path,
     assert [set(h) for h in history] == [{"loss", "loss_mse", "lr"}] * 2  # no pixel loss: the stage left it off
     assert prepared == [False] and steps == [1, 2]
     assert "| loss | velocity MSE x 0.001 |" in (out / "README.md").read_text()
+    from training.cli import registered_choices
+
+    assert "velocity-only (a test stage)" in registered_choices()  # `fluxir-train --help` lists it
     with pytest.raises(ValueError, match="'adapter', 'rl', 'distill' or 'velocity-only', got 'nope'"):
         _config(pairs, out, stage="nope").validate()

@@ -32,7 +32,22 @@ def build_parser():
     )
     parser.add_argument("--config", help="YAML or JSON file of TrainConfig keys (options override it)")
     add_common_arguments(parser)
+    parser.epilog = registered_choices()
     return parser
+
+
+def registered_choices() -> str:
+    """The `--stage` and `--conditioning` values registered now (a stage or kind added by a plugin included)."""
+    from fluxir_hub.models import conditioning_names
+
+    from .stages import training_stages
+
+    stages = "; ".join(f"{name} ({stage.help})" for name, stage in training_stages().items())
+    kinds = "; ".join(
+        f"{name} ({cls.description}{''.join(f', {k}={v}' for k, v in fixed.items())})"
+        for name, (cls, fixed) in conditioning_names().items()
+    )
+    return f"--stage: {stages}. --conditioning: {kinds}."
 
 
 def parse_config(argv: list[str] | None):

@@ -66,10 +66,7 @@ class StageConfig(_Section):
 
     stage: str = field(
         default="adapter",
-        metadata=_help(
-            "adapter (train the FluxIR adapter), rl (RL trajectory tuning of `adapter_init`) or distill (few-step "
-            "student of `adapter_init`)"
-        ),
+        metadata=_help("The registered training stage to run (listed at the end of --help)"),
     )
     teacher_steps: int = field(
         default=20, metadata=_help("distill, rl: Euler steps of the teacher's (reference policy's) trajectory")
@@ -104,11 +101,7 @@ class ModelConfig(_Section):
     )
     conditioning: str = field(
         default="fluxir",
-        metadata=_help(
-            "fluxir (the FluxIR adapter), ummf (LQ tokens in the joint attention + LoRA, paper 003), ummf-add (the LQ "
-            "latent added to the noisy tokens + the same LoRA: UMMF's ablation) or dra (DRA's restoration adapter + "
-            "a LoRA diffusion adapter, paper 004)"
-        ),
+        metadata=_help("The registered conditioning component to train (listed at the end of --help)"),
     )
     rank: int = field(default=32, metadata=_help("Rank r of every SE layer (paper 001 Table 2 picks 32)"))
     ummf_lora_rank: int = field(default=16, metadata=_help("ummf: rank of the LoRA on every attention and MLP"))

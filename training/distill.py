@@ -63,6 +63,7 @@ class Distiller(FrozenCopyStage):
     [`~training.objectives.FrozenCopyStage`])."""
 
     name = "distill"
+    help = "a few-step student of `adapter_init` (paper 002 §5)"
     section = "distill"
     needs_trained_component = "needs the trained adapter to distil"
     own_schedule = True

@@ -69,6 +69,7 @@ class RLTuner(FrozenCopyStage):
     [`~training.objectives.FrozenCopyStage`]; `decode` is needed)."""
 
     name = "rl"
+    help = "RL trajectory tuning of `adapter_init` (paper 002 §4)"
     section = "rl"
     needs_trained_component = "tunes a trained adapter"
     card_summary = """

@@ -30,7 +30,7 @@ class TrainingStage:
     """
     The contract of a training stage. Class attributes:
 
-    - `name`: the `--stage` value.
+    - `name`: the `--stage` value; `help`: what it trains, for `fluxir-train --help`.
     - `section`: the [`~training.config.TrainConfig`] section holding its own options (`"rl"`), or None.
     - `needs_trained_component`: when set, the stage tunes a trained component given as `--adapter_init`; the text
       says what it does with it ("tunes a trained adapter").
@@ -43,6 +43,7 @@ class TrainingStage:
     """
 
     name: ClassVar[str]
+    help: ClassVar[str] = ""
     section: ClassVar[str | None] = None
     needs_trained_component: ClassVar[str | None] = None
     trains_base_lora: ClassVar[bool] = True
@@ -110,6 +111,7 @@ class AdapterStage(TrainingStage):
     velocity MSE plus the pixel loss: [`~training.objectives.AdapterObjective`] as it is."""
 
     name = "adapter"
+    help = "train the conditioning component, from scratch or from `adapter_init`"
     pixel_loss = True
     card_loss = "velocity MSE + {{ config.pixel_loss_weight }} x pixel L1 ({{ config.pixel_loss_form }} form)"
 
