@@ -15,8 +15,12 @@ __version__ = "0.1.0"
 
 # bitsandbytes (a pyiqa dependency, imported by diffusers whenever it is installed) logs a warning while importing on
 # CPUs with AVX512-BF16 and has no handler of its own, so Python's last-resort handler printed it on every import of the
-# pipeline. A NullHandler makes it behave like a library should: an application that configures logging still sees it.
-logging.getLogger("bitsandbytes").addHandler(logging.NullHandler())
+# pipeline; since transformers 5.25 installs `kernels`, bitsandbytes' import also asks it for a Hub kernel, which logs
+# from "kernels" the same way. A NullHandler makes each behave like a library should: an application that configures
+# logging still sees the messages.
+for _name in ("bitsandbytes", "kernels"):
+    logging.getLogger(_name).addHandler(logging.NullHandler())
+del _name
 
 _EXPORTS = {
     "FluxIRAdapter": "fluxir_hub.models.adapter_fluxir",
