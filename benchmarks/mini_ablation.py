@@ -39,7 +39,7 @@ VARIANTS = [
     Variant("zero adapter: no RSS, no colour fix", "zero", {"restoration_weight": 0.0, "color_fix": "none"},
             "the base generator alone: no information from the LQ at all"),
     Variant("adapter without pixel loss", "no-pixel-loss", note="fluxir-train --pixel_loss_weight 0"),
-    Variant("SE rank 8", "rank-8", note="fluxir-train --rank 8 (shipped: 32)"),
+    Variant("SE rank 8", "rank-8", note='fluxir-train --conditioning_options "{rank: 8}" (shipped: 32)'),
     Variant("restoration weight 0", "shipped", {"restoration_weight": 0.0}, "paper 004's strategy off (shipped: 0.05)"),
     Variant("test-time scaling N=1", "shipped", {"tts": 1}, "greedy search off"),
     Variant("test-time scaling N=4", "shipped", {"tts": 4}, "4 candidates, reward: PIQE + entropy + LQ fidelity"),
@@ -56,7 +56,7 @@ def train_variant(build, which: str, folder: Path):
 
     overrides = {
         "no-pixel-loss": {"pixel_loss_weight": 0.0},
-        "rank-8": {"rank": 8},
+        "rank-8": {"conditioning_options": {"rank": 8}},
         "real-photos": {"dataset": None, "hq_folder": None},
     }[which]
     if which == "real-photos":

@@ -21,7 +21,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from fluxir_hub.cli import add_common_arguments, configure_logging
+from fluxir_hub.cli import add_common_arguments, configure_logging, report_failure
 from fluxir_hub.distributed import process_state, stop_if_any_failed
 
 from .config import (
@@ -315,14 +315,8 @@ def main(argv: list[str] | None = None) -> int:
                 run_stage("export", args, config)
         else:
             run_stage(args.stage, args, config)
-    except ValueError as err:
-        print(f"fluxgen: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:  # model lookups, disk full, permissions
-        from fluxir_hub.cli import describe_os_error
-
-        print(f"fluxgen: {describe_os_error(err)}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError) as err:  # bad input, model lookups, disk full, permissions
+        return report_failure("fluxgen", err)
     finally:
         release_folder(lock)
     return 0

@@ -81,7 +81,7 @@ def pairs(tmp_path_factory):
 @pytest.mark.parametrize("conditioning", ["ummf", "ummf-add", "dra"])
 def test_training_saves_a_component_the_pipeline_loads_with_one_call(pairs, tmp_path, conditioning):
     out = tmp_path / conditioning
-    extra = {"dra_adapter_dim": 16} if conditioning == "dra" else {}
+    extra = {"conditioning_options": {"adapter_dim": 16}} if conditioning == "dra" else {}
     Trainer(_config(pairs, out, conditioning=conditioning, max_train_steps=2, learning_rate=1e-2, **extra)).train()
     assert (out / "config.json").exists() and not (out / "pytorch_lora_weights.safetensors").exists()  # one file
     pipe = tiny_pipeline()
@@ -89,6 +89,7 @@ def test_training_saves_a_component_the_pipeline_loads_with_one_call(pairs, tmp_
     pipe.load_conditioning(out)
     kind = DRAAdapter if conditioning == "dra" else UMMFConditioner
     assert isinstance(pipe.adapter, kind) and not getattr(pipe.transformer, "peft_config", None)
+    assert conditioning != "dra" or pipe.adapter.config.adapter_dim == 16  # its options reached the component
     assert any(w.abs().sum() > 0 for w in pipe.adapter.lora.up.parameters())  # its trained LoRA came with it
     after = pipe(photo("chelsea", (32, 32)), num_inference_steps=2, generator=gen(0)).images[0]
     assert after.size == before.size == (128, 128) and not np.array_equal(np.asarray(before), np.asarray(after))

@@ -34,7 +34,9 @@ def test_sections_hold_the_settings_under_their_flat_names():
 
 
 def test_each_section_checks_its_own_values_and_all_problems_come_at_once():
-    config = TrainConfig(dataset="x", learning_rate=-1.0, rl_alpha=[0.5, 2.0], crop_mode="middle", rank=0)
+    config = TrainConfig(
+        dataset="x", learning_rate=-1.0, rl_alpha=[0.5, 2.0], crop_mode="middle", conditioning_options={"rank": 0}
+    )
     assert config.optim.problems() == ["`learning_rate` must be a finite, non-negative number, got -1.0."]
     assert config.rl.problems() == ["`rl_alpha` must be a range [low, high) with 1 <= low < high, got [0.5, 2.0]."]
     assert config.data.problems() == ["`crop_mode` must be 'random' or 'center', got 'middle'."]
@@ -45,6 +47,41 @@ def test_each_section_checks_its_own_values_and_all_problems_come_at_once():
         assert str(err).startswith("4 problems in the training configuration:")
     else:
         raise AssertionError("an invalid configuration passed")
+
+
+def test_conditioning_options_are_the_kinds_own_and_the_old_flat_flags_still_set_them(tmp_path):
+    import json
+
+    ummf = TrainConfig(dataset="x", conditioning="ummf", conditioning_options={"lora_rank": 8})
+    assert ummf.model.component_options() == {"mode": "sequence", "lora_rank": 8}  # fixed + the kind's options
+    # The flat flags of earlier versions, as a command line or a saved train_config.json (every one of them) held them
+    old = {**TrainConfig(dataset="x").to_dict(), "conditioning": "ummf", "rank": 32, "ummf_lora_rank": 8}
+    old.pop("conditioning_options")
+    (tmp_path / "train_config.json").write_text(json.dumps({**old, "dra_adapter_dim": 320}))
+    loaded = TrainConfig.from_file(tmp_path / "train_config.json")
+    assert loaded.conditioning_options == {"lora_rank": 8} and loaded.ummf_lora_rank == 8 and loaded.rank == 32
+    assert loaded.differences(ummf) == [] and loaded.problems() == []  # a resume across the change is allowed
+    # A default given explicitly is the same run as one left unset; another value is a difference
+    assert TrainConfig(dataset="x", conditioning_options={"rank": 32}).differences(TrainConfig(dataset="x")) == []
+    assert TrainConfig(dataset="x", rank=8).differences(TrainConfig(dataset="x")) == [
+        "conditioning_options: {'rank': 8} -> {'rank': 32}"
+    ]
+    # DRA's LoRA took the shared `lora_rank`
+    dra = TrainConfig(dataset="x", conditioning="dra", lora_rank=8, dra_adapter_dim=16)
+    assert dra.model.component_options() == {"adapter_dim": 16, "lora_rank": 8}
+    # Each problem named: an option the kind lacks, a wrong type, a value out of range, a flag of another kind
+    assert TrainConfig(dataset="x", conditioning_options={"lora_rank": 8}).problems() == [
+        "`conditioning_options` ['lora_rank'] are not options of fluxir; its options: rank (default 32)."
+    ]
+    assert TrainConfig(dataset="x", conditioning_options={"rank": "big"}).problems() == [
+        "`conditioning_options` rank must be an integer, got 'big'."
+    ]
+    assert TrainConfig(dataset="x", conditioning="dra", gradient_checkpointing=False,
+                       conditioning_options={"adapter_dim": 0}).problems() == [
+        "`adapter_dim` must be a positive integer, got 0."
+    ]  # fmt: skip
+    problems = TrainConfig(dataset="x", conditioning="ummf", rank=8).problems()
+    assert problems[0].startswith("`rank` sets an option of `--conditioning fluxir`, not of ummf")
 
 
 def test_a_configuration_saved_before_the_newer_settings_still_loads(tmp_path):

@@ -336,6 +336,10 @@ def test_cli_options_are_typed_with_help_and_the_file_sets_defaults(pairs, tmp_p
     config_file.write_text(f"dataset: {pairs}\nlearning_rate: 2.0e-4\ncrop_sizes: [[64, 64]]\nrank: 8\n")
     config, _ = parse_config(["--config", str(config_file), "--learning_rate", "1e-5", "--use_lora", "true"])
     assert config.learning_rate == 1e-5 and config.rank == 8 and config.use_lora is True  # option beats file
+    assert config.conditioning_options == {"rank": 8}  # the old flat key of a file: the kind's option
+    for argv, rank in ([], 8), (["--rank", "4"], 4), (["--conditioning_options", "{rank: 2}"], 2):
+        assert parse_config(["--config", str(config_file), *argv])[0].conditioning_options == {"rank": rank}, argv
+    assert "conditioning_options: rank=32" in " ".join(help_text.split())  # each kind's options listed
     assert config.crop_pairs == [(64, 64)] and config.crop_sizes == ["64x64"]
     assert main(["--version"]) == 0 and "fluxir-train" in capsys.readouterr().out
 

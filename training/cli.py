@@ -28,12 +28,32 @@ def build_parser():
     # One typed section per concern (training.config), flat option names. No abbreviations: a typo such as
     # --learning_rat must be refused, not taken for --learning_rate.
     parser = HfArgumentParser(
-        list(SECTIONS.values()), prog="fluxir-train", description=__doc__.splitlines()[0], allow_abbrev=False
+        [*SECTIONS.values(), legacy_option_flags()],
+        prog="fluxir-train",
+        description=__doc__.splitlines()[0],
+        allow_abbrev=False,
     )
     parser.add_argument("--config", help="YAML or JSON file of TrainConfig keys (options override it)")
     add_common_arguments(parser)
     parser.epilog = registered_choices()
     return parser
+
+
+def legacy_option_flags() -> type:
+    """The old flat option flags (`--rank`, ...; `training.config.LEGACY_OPTION_FLAGS`) as a section of their own
+    whose unset value is None, so only a flag given on the command line reaches the configuration."""
+    from dataclasses import field, make_dataclass
+
+    from .config import LEGACY_OPTION_FLAGS
+
+    return make_dataclass(
+        "LegacyOptionFlags",
+        [
+            (flag, int | None, field(default=None, metadata={"help": f"= --conditioning_options \"{{{option}: N}}\" "
+                                                                      f"with --conditioning {' or '.join(names)}"}))
+            for flag, (names, option, _) in LEGACY_OPTION_FLAGS.items()
+        ],
+    )  # fmt: skip
 
 
 def registered_choices() -> str:
@@ -44,10 +64,17 @@ def registered_choices() -> str:
 
     stages = "; ".join(f"{name} ({stage.help})" for name, stage in training_stages().items())
     kinds = "; ".join(
-        f"{name} ({cls.description}{''.join(f', {k}={v}' for k, v in fixed.items())})"
+        f"{name} ({cls.description}{''.join(f', {k}={v}' for k, v in fixed.items())}{_option_help(cls.options)})"
         for name, (cls, fixed) in conditioning_names().items()
     )
     return f"--stage: {stages}. --conditioning: {kinds}."
+
+
+def _option_help(options: type) -> str:
+    from dataclasses import fields
+
+    listed = ", ".join(f"{f.name}={f.default} ({f.metadata.get('help', '')})" for f in fields(options))
+    return f"; conditioning_options: {listed}" if listed else ""
 
 
 def parse_config(argv: list[str] | None):
@@ -64,12 +91,14 @@ def parse_config(argv: list[str] | None):
     if known.config:
         file_config = TrainConfig.from_file(known.config)  # refuses unknown keys, names them
         parser.set_defaults(**file_config.to_dict())
-    *sections, extra = parser.parse_args_into_dataclasses(args=argv)
-    return TrainConfig(**{key: value for section in sections for key, value in asdict(section).items()}), extra.verbose
+    *sections, legacy, extra = parser.parse_args_into_dataclasses(args=argv)
+    settings = {key: value for section in sections for key, value in asdict(section).items()}
+    settings.update({flag: value for flag, value in asdict(legacy).items() if value is not None})
+    return TrainConfig(**settings), extra.verbose
 
 
 def main(argv: list[str] | None = None) -> int:
-    from fluxir_hub.cli import configure_logging, describe_os_error
+    from fluxir_hub.cli import configure_logging, report_failure
 
     from .hub import HubPushError
 
@@ -94,12 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    except ValueError as err:
-        print(f"fluxir-train: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:  # model/dataset lookups, disk full, permissions
-        print(f"fluxir-train: {describe_os_error(err)}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError) as err:  # bad input, model/dataset lookups, disk full, permissions
+        return report_failure("fluxir-train", err)
     if history:
         print(
             f"Trained {len(history)} step(s) this run; final loss {history[-1]['loss']:.4f}; saved to {config.output_dir}"

@@ -4,7 +4,9 @@
 `checkpoints`, `validation`), each checking its own values; the configuration adds the checks that span sections and
 reports every problem at once. Settings keep their flat names everywhere a user meets them: `fluxir-train --rl_alpha`,
 `TrainConfig(rl_alpha=...)`, `config.rl_alpha` (= `config.rl.rl_alpha`) and the flat `train_config.json`, so saved
-configurations and command lines of earlier versions work unchanged.
+configurations and command lines of earlier versions work unchanged; the project's own code reads the sections. The
+conditioning kind's options are the kind's own (`fluxir_hub.models.ConditioningOptions`), given as one mapping,
+`conditioning_options`; the flat flags that set them before (`LEGACY_OPTION_FLAGS`) still do.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import types
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
 
@@ -26,8 +28,31 @@ RESUMABLE_KEYS = {
 }  # fmt: skip
 
 
+# The flat flags that set the built-in kinds' options before each kind owned its options
+# (`fluxir_hub.models.ConditioningOptions`): flag -> (the `--conditioning` names it applies to, the option, the flag's
+# default). `--rank 16` still means `--conditioning_options "{rank: 16}"`; configurations saved then hold all three.
+LEGACY_OPTION_FLAGS: dict[str, tuple[tuple[str, ...], str, int]] = {
+    "rank": (("fluxir",), "rank", 32),
+    "ummf_lora_rank": (("ummf", "ummf-add"), "lora_rank", 16),
+    "dra_adapter_dim": (("dra",), "adapter_dim", 320),
+}
+
+
 def _help(text: str) -> dict[str, str]:
     return {"help": text}
+
+
+class OptionValues(dict):
+    """`{option: value}` of the conditioning kind; on the command line a YAML mapping, e.g. `"{rank: 16}"`."""
+
+    def __init__(self, values: Any = ()):
+        if isinstance(values, str):
+            import yaml
+
+            values = yaml.safe_load(values) or {}
+            if not isinstance(values, dict):
+                raise ValueError(f"conditioning options must be a mapping such as '{{rank: 16}}', got {values!r}")
+        super().__init__(values)
 
 
 class _Section:
@@ -103,17 +128,25 @@ class ModelConfig(_Section):
         default="fluxir",
         metadata=_help("The registered conditioning component to train (listed at the end of --help)"),
     )
-    rank: int = field(default=32, metadata=_help("Rank r of every SE layer (paper 001 Table 2 picks 32)"))
-    ummf_lora_rank: int = field(default=16, metadata=_help("ummf: rank of the LoRA on every attention and MLP"))
-    dra_adapter_dim: int = field(default=320, metadata=_help("dra: width of the adapter stages"))
+    conditioning_options: OptionValues = field(
+        default_factory=OptionValues,
+        metadata=_help(
+            'Options of the conditioning kind as a YAML mapping, e.g. "{rank: 16}" (each kind\'s are listed at the end '
+            "of --help; unset ones keep the kind's defaults)"
+        ),
+    )
     use_lora: bool = field(
         default=False,
         metadata=_help('Train a LoRA "diffusion adapter" on the base attention jointly (paper 004 §3.2)'),
     )
-    lora_rank: int = field(default=32, metadata=_help("Rank of that LoRA (also DRA's diffusion adapter)"))
+    lora_rank: int = field(default=32, metadata=_help("Rank of that LoRA"))
+
+    def __post_init__(self) -> None:
+        if isinstance(self.conditioning_options, (dict, str)):  # from JSON/YAML or a caller: one type
+            self.conditioning_options = OptionValues(self.conditioning_options)
 
     def problems(self) -> list[str]:
-        out = self._positive("rank", "ummf_lora_rank", "dra_adapter_dim", "lora_rank")
+        out = self._positive("lora_rank")
         from fluxir_hub.models import conditioning_names
 
         names = list(conditioning_names())
@@ -122,7 +155,28 @@ class ModelConfig(_Section):
         kind = conditioning_names()[self.conditioning][0]
         if self.use_lora and kind.lora_targets is not None:
             out.append(f"`--conditioning {self.conditioning}` brings its own LoRA; leave `use_lora` off.")
-        return out
+        return out + self._option_problems(kind.options)
+
+    def _option_problems(self, options: type) -> list[str]:
+        hints = get_type_hints(options)
+        unknown = sorted(set(self.conditioning_options) - set(hints))
+        if unknown:
+            known = ", ".join(f"{f.name} (default {f.default})" for f in fields(options)) or "none"
+            return [f"`conditioning_options` {unknown} are not options of {self.conditioning}; its options: {known}."]
+        typed = [
+            f"`conditioning_options` {name} must be {_describe(hints[name])}, got {value!r}."
+            for name, value in self.conditioning_options.items()
+            if not _matches(value, hints[name])
+        ]
+        return typed or options(**self.conditioning_options).problems()
+
+    def component_options(self) -> dict[str, Any]:
+        """The `from_transformer` options of the chosen kind: its registered name's fixed ones, then its options'
+        defaults with `conditioning_options` applied."""
+        from fluxir_hub.models import conditioning_names
+
+        kind, fixed = conditioning_names()[self.conditioning]
+        return {**fixed, **asdict(kind.options(**self.conditioning_options))}
 
 
 @dataclass
@@ -520,15 +574,21 @@ class TrainConfig:
     sections: ClassVar[dict[str, type[_Section]]] = SECTIONS
 
     def __init__(self, **settings: Any):
+        settings, legacy_problems = _apply_legacy_option_flags(settings)
         unknown = sorted(set(settings) - set(_SECTION_OF))
         if unknown:
             raise TypeError(f"TrainConfig got unknown setting(s) {unknown}; known: {sorted(_SECTION_OF)}.")
         for name, cls in SECTIONS.items():
             values = {key: value for key, value in settings.items() if _SECTION_OF[key] == name}
             object.__setattr__(self, name, cls(**values))
+        object.__setattr__(self, "_legacy_problems", legacy_problems)
 
     def __getattr__(self, name: str) -> Any:  # a flat name reads its section's field
         section = _SECTION_OF.get(name)
+        if name in LEGACY_OPTION_FLAGS:  # `config.rank` of code written before the kinds owned their options
+            names, option, default = LEGACY_OPTION_FLAGS[name]
+            model = self.__dict__["model"]
+            return model.conditioning_options.get(option, default) if model.conditioning in names else default
         if section is None:
             for owner in ("data", "distill"):  # derived values of a section, e.g. `crop_pairs`
                 if hasattr(type(self.__dict__.get(owner)), name):
@@ -550,16 +610,6 @@ class TrainConfig:
     def __repr__(self) -> str:
         return f"TrainConfig({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
 
-    @classmethod
-    def setting_names(cls) -> list[str]:
-        return list(_SECTION_OF)
-
-    @classmethod
-    def default(cls, name: str) -> Any:
-        """The default value of setting `name`."""
-        f = next(f for f in fields(SECTIONS[_SECTION_OF[name]]) if f.name == name)
-        return f.default_factory() if f.default is MISSING else f.default
-
     def validate(self) -> None:
         """Check every setting; all problems are reported together in one `ValueError`, one line each."""
         problems = self.problems()
@@ -575,42 +625,43 @@ class TrainConfig:
         those between sections."""
         typed = [p for name in SECTIONS for p in getattr(self, name).check_types()]
         if typed:  # the value checks need the declared types
-            return typed
-        return [p for name in SECTIONS for p in getattr(self, name).problems()] + self._cross_section_problems()
+            return self._legacy_problems + typed
+        sections = [p for name in SECTIONS for p in getattr(self, name).problems()]
+        return self._legacy_problems + sections + self._cross_section_problems()
 
     def _cross_section_problems(self) -> list[str]:
         from fluxir_hub.models import conditioning_names
 
         from .stages import training_stages
 
-        stage = self.run.stage
+        model, stage = self.model, self.run.stage
         spec = training_stages().get(stage)
         if spec is None:
             return []
         out = []
-        kind = conditioning_names().get(self.conditioning, (None, None))[0]
+        kind = conditioning_names().get(model.conditioning, (None, None))[0]
         if kind is not None and spec.conditioning_support and stage not in kind.training_stages:
             able = [name for name, (other, _) in conditioning_names().items() if stage in other.training_stages]
             out.append(
-                f"`--stage {stage}` works with `--conditioning {' or '.join(able)}` only: {self.conditioning} supports "
+                f"`--stage {stage}` works with `--conditioning {' or '.join(able)}` only: {model.conditioning} supports "
                 f"`--stage {' or '.join(kind.training_stages)}`."
             )
-        if kind is not None and self.gradient_checkpointing and kind.gradient_checkpointing_refusal:
+        if kind is not None and self.optim.gradient_checkpointing and kind.gradient_checkpointing_refusal:
             out.append(
-                f"`--conditioning {self.conditioning}` needs `--gradient_checkpointing false`: "
+                f"`--conditioning {model.conditioning}` needs `--gradient_checkpointing false`: "
                 f"{kind.gradient_checkpointing_refusal}."
             )
-        if spec.needs_trained_component and not self.adapter_init:
+        if spec.needs_trained_component and not model.adapter_init:
             out.append(
                 f"`--stage {stage}` {spec.needs_trained_component}: pass it as `--adapter_init` (Hub id or folder). "
                 "Train one first with the default `--stage adapter`."
             )
-        if self.shard_base and (self.use_lora or (kind is not None and kind.lora_targets is not None)):
+        if self.optim.shard_base and (model.use_lora or (kind is not None and kind.lora_targets is not None)):
             out.append(
                 "`shard_base` shards the frozen base only: leave `use_lora` off and use a conditioning without a base "
-                f"LoRA (not {self.conditioning})."
+                f"LoRA (not {model.conditioning})."
             )
-        if not spec.trains_base_lora and self.use_lora:
+        if not spec.trains_base_lora and model.use_lora:
             out.append(f"`use_lora` is not for `--stage {stage}`: it trains the adapter only.")
         return out + spec.config_problems(self)
 
@@ -630,7 +681,7 @@ class TrainConfig:
                 flat.update(value)
             else:
                 flat[key] = value
-        unknown = sorted(set(flat) - set(_SECTION_OF))
+        unknown = sorted(set(flat) - set(_SECTION_OF) - set(LEGACY_OPTION_FLAGS))
         if unknown:
             raise ValueError(f"Unknown config key(s) {unknown}. Known keys: {sorted(_SECTION_OF)}.")
         return cls(**flat)
@@ -654,14 +705,47 @@ class TrainConfig:
         (Path(folder) / CONFIG_NAME).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     def differences(self, other: TrainConfig) -> list[str]:
-        a, b = self.to_dict(), other.to_dict()
+        a, b = self._comparable_dict(), other._comparable_dict()
         return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in sorted(a) if a[k] != b[k] and k not in RESUMABLE_KEYS]
 
-    def check_types(self) -> None:
-        """Raise a `ValueError` for the first setting whose value is not of its declared type."""
-        typed = [p for name in SECTIONS for p in getattr(self, name).check_types()]
-        if typed:
-            raise ValueError(typed[0])
+    def _comparable_dict(self) -> dict[str, Any]:
+        """`to_dict` with the conditioning options in full (a default left unset equals the same value given)."""
+        out = self.to_dict()
+        try:
+            out["conditioning_options"] = self.model.component_options()
+        except (KeyError, TypeError):  # an unknown kind or option: compared as given
+            pass
+        return out
+
+
+def _apply_legacy_option_flags(settings: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """`settings` with each old flat option flag (`LEGACY_OPTION_FLAGS`) moved into `conditioning_options` (the flag
+    wins over the same option there, as an option given on the command line wins over a file), and the problems of
+    flags that do not apply to the chosen kind. Their defaults, which every configuration saved then holds, are
+    dropped for the other kinds."""
+    conditioning = settings.get("conditioning", ModelConfig.conditioning)
+    # DRA's LoRA took `lora_rank` (the `use_lora` LoRA's rank, which stays a setting of its own) when set
+    dra_rank = conditioning == "dra" and settings.get("lora_rank", 32) != 32
+    given = [flag for flag in LEGACY_OPTION_FLAGS if flag in settings]
+    options = settings.get("conditioning_options")
+    if not (given or dra_rank) or not isinstance(options, (dict, str, type(None))):
+        return settings, []  # nothing to move, or options of the wrong type (reported as such)
+    settings, options, problems = dict(settings), OptionValues(options or {}), []
+    if dra_rank:
+        options.setdefault("lora_rank", settings["lora_rank"])
+    for flag in given:
+        names, option, default = LEGACY_OPTION_FLAGS[flag]
+        value = settings.pop(flag)
+        if conditioning in names:
+            options[option] = value
+        elif value != default:
+            problems.append(
+                f"`{flag}` sets an option of `--conditioning {' or '.join(names)}`, not of {conditioning}: give "
+                f"{conditioning}'s options as `conditioning_options` (listed at the end of --help)."
+            )
+    if options or "conditioning_options" in settings:
+        settings["conditioning_options"] = options
+    return settings, problems
 
 
 def setting_types() -> dict[str, Any]:
@@ -692,9 +776,10 @@ def _describe(expected: Any) -> str:
         return " or ".join(_describe(a) for a in args)
     if origin is list:
         return f"a list of {_describe(args[0])}"
-    return {int: "an integer", float: "a number", bool: "true or false", str: "text", type(None): "null"}.get(
-        expected, str(expected)
-    )
+    return {
+        int: "an integer", float: "a number", bool: "true or false", str: "text", type(None): "null",
+        OptionValues: "a mapping of option names to values",
+    }.get(expected, str(expected))  # fmt: skip
 
 
 def parse_overrides(config: TrainConfig, items: list[str]) -> TrainConfig:

@@ -44,10 +44,10 @@ class PairSource:
     def __init__(self, config: TrainConfig):
         self.config = config
         self.streaming = False
-        if config.hq_folder is not None:
-            self.files = find_images([config.hq_folder]).paths
+        if config.data.hq_folder is not None:
+            self.files = find_images([config.data.hq_folder]).paths
             if not self.files:
-                raise ValueError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in hq_folder {config.hq_folder}.")
+                raise ValueError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in hq_folder {config.data.hq_folder}.")
             self.dataset = None
             self.prompt_column = self.task_column = None
             self.use_task_prompts = self._decide_task_prompts()
@@ -55,16 +55,18 @@ class PairSource:
         from datasets import Image as ImageFeature
         from datasets import load_dataset
 
-        self.dataset = load_dataset(config.dataset, split=config.dataset_split, streaming=config.streaming)
-        self.streaming = config.streaming
+        self.dataset = load_dataset(
+            config.data.dataset, split=config.data.dataset_split, streaming=config.data.streaming
+        )
+        self.streaming = config.data.streaming
         features = self.dataset.features or {}
         missing = [c for c in ("hq", "lq") if not isinstance(features.get(c), ImageFeature)]
         if missing:
             raise ValueError(
-                f"Dataset {config.dataset} needs image columns 'hq' and 'lq' (a FluxGen dataset); "
+                f"Dataset {config.data.dataset} needs image columns 'hq' and 'lq' (a FluxGen dataset); "
                 f"{missing} missing or not images. Columns: {sorted(features)}. For plain HQ images use `hq_folder`."
             )
-        self.prompt_column = config.prompt_column if config.prompt_column in features else None
+        self.prompt_column = config.data.prompt_column if config.data.prompt_column in features else None
         self.task_column = "task" if "task" in features else None
         self.use_task_prompts = self._decide_task_prompts()
 
@@ -72,7 +74,7 @@ class PairSource:
     def tasks(self) -> list[str] | None:
         """The restoration tasks of the pairs (None: unknown, e.g. a streamed dataset)."""
         if self.dataset is None:
-            preset = self.config.degradation_config
+            preset = self.config.data.degradation_config
             return sorted(n for n, w in preset.weights.items() if w > 0) if preset.task == "mixed" else [preset.task]
         if self.task_column is None:
             return ["sr"]  # FluxGen datasets made before tasks hold super-resolution pairs
@@ -83,7 +85,7 @@ class PairSource:
     def _decide_task_prompts(self) -> bool:
         """`task_prompts: auto` turns them on when any pair is not super-resolution (an all-in-one model needs to be
         told the task); a streamed dataset with a task column counts as all-in-one."""
-        mode = self.config.task_prompts
+        mode = self.config.data.task_prompts
         if mode != "auto":
             return mode == "on"
         tasks = self.tasks
@@ -125,7 +127,7 @@ class PairSource:
         return Pair(to_rgb(row_or_path["hq"]), to_rgb(row_or_path["lq"]), prompt, name, task)
 
     def describe(self, index: int) -> str:
-        return str(self.files[index]) if self.dataset is None else f"row {index} of {self.config.dataset}"
+        return str(self.files[index]) if self.dataset is None else f"row {index} of {self.config.data.dataset}"
 
     def get(self, index: int) -> Pair:
         return self._pair(self.files[index] if self.dataset is None else self.dataset[int(index)])
@@ -133,7 +135,7 @@ class PairSource:
     def stream(self, seed: int, epoch: int, rank: int, world: int) -> Iterator[Pair]:
         from datasets.distributed import split_dataset_by_node
 
-        shuffled = self.dataset.shuffle(seed=seed + epoch, buffer_size=self.config.dataloader_shuffle_buffer)
+        shuffled = self.dataset.shuffle(seed=seed + epoch, buffer_size=self.config.data.dataloader_shuffle_buffer)
         for row in split_dataset_by_node(shuffled, rank=rank, world_size=world):
             try:
                 yield self._pair(row)
@@ -146,15 +148,15 @@ def crop_pair(pair: Pair, size: tuple[int, int], rng: np.random.Generator, confi
     degraded on the fly when the source has none, then resized to the crop size (as the pipeline does). Returns
     `(hq, lq)` tensors in [-1, 1]. Sets `pair.task` when the degradation is made here.
 
-    Super-resolution pairs have an LQ of HQ / `config.scale`; the other tasks' LQs have the HQ's size."""
+    Super-resolution pairs have an LQ of HQ / `config.data.scale`; the other tasks' LQs have the HQ's size."""
     width, height = size
-    scale = config.scale
+    scale = config.data.scale
     if pair.hq.width < width or pair.hq.height < height:
         raise ValueError(
             f"Image {pair.name} is {pair.hq.width}x{pair.hq.height}, smaller than the crop {width}x{height}; "
             "use smaller `crop_sizes` or remove small images."
         )
-    if config.crop_mode == "center":  # aligned to the LQ grid, as close to the centre as it allows
+    if config.data.crop_mode == "center":  # aligned to the LQ grid, as close to the centre as it allows
         left = (pair.hq.width - width) // 2 // scale * scale
         top = (pair.hq.height - height) // 2 // scale * scale
     else:
@@ -165,7 +167,7 @@ def crop_pair(pair: Pair, size: tuple[int, int], rng: np.random.Generator, confi
         from fluxir_hub.degradations import degrade
 
         # the preset's target: the unsharp-masked crop for seesr/realesrgan, as FluxGen stores it
-        result = degrade(hq, preset=config.degradation_config, scale=scale, seed=degrade_seed)
+        result = degrade(hq, preset=config.data.degradation_config, scale=scale, seed=degrade_seed)
         hq, lq, pair.task = result.hq, result.lq, result.task
     else:
         expected = (pair.hq.width // scale, pair.hq.height // scale)
@@ -223,15 +225,15 @@ def iterate_batches(
     workers), this one builds only every `workers`-th batch from its index `worker`: taken in turn, the workers' batches
     are the single stream's, in order.
     """
-    batch_size = config.train_batch_size
+    batch_size = config.optim.train_batch_size
     micro = 0
     epoch = 0
     bad_pairs = None if source.streaming else BadPairs(source)
     while True:
         if source.streaming:
-            items = source.stream(config.seed, epoch, rank, world)
+            items = source.stream(config.optim.seed, epoch, rank, world)
         else:
-            order = numpy_rng(config.seed, "order", epoch).permutation(len(source))[rank::world]
+            order = numpy_rng(config.optim.seed, "order", epoch).permutation(len(source))[rank::world]
             if len(order) < batch_size:
                 raise ValueError(
                     f"The dataset has {len(source)} pairs; too few for {world} process(es) x batch {batch_size}."
@@ -244,18 +246,18 @@ def iterate_batches(
             if micro < skip or (micro - skip) % workers != worker:  # resumed past, or another worker's: no loading
                 micro += 1
                 continue
-            rng = numpy_rng(config.seed, "batch", rank, micro)
-            size = config.crop_pairs[int(rng.integers(len(config.crop_pairs)))]
+            rng = numpy_rng(config.optim.seed, "batch", rank, micro)
+            size = config.data.crop_pairs[int(rng.integers(len(config.data.crop_pairs)))]
             hqs, lqs, prompts = [], [], []
             for j, item in enumerate(chunk):
-                degrade_seed = int(numpy_rng(config.seed, "deg", rank, micro, j).integers(2**31))
+                degrade_seed = int(numpy_rng(config.optim.seed, "deg", rank, micro, j).integers(2**31))
                 if isinstance(item, Pair):  # streamed rows arrive decoded; damaged ones are dropped in `stream`
                     hq, lq, prompt = (*crop_pair(item, size, rng, config, degrade_seed), item.prompt)
                 else:
                     hq, lq, prompt = bad_pairs.crop(int(item), size, rng, config, degrade_seed)
                 hqs.append(hq)
                 lqs.append(lq)
-                prompts.append("" if rng.uniform() < config.prompt_drop_rate else prompt)
+                prompts.append("" if rng.uniform() < config.data.prompt_drop_rate else prompt)
             micro += 1
             yield {"hq": torch.stack(hqs), "lq": torch.stack(lqs), "prompts": prompts}
         epoch += 1
@@ -276,16 +278,16 @@ class TrainingBatches(torch.utils.data.IterableDataset):
 
 def training_batches(config: TrainConfig, source: PairSource, rank: int = 0, world: int = 1, skip: int = 0):
     """
-    The training stream of process `rank`: in this process, or with `config.dataloader_num_workers` DataLoader
+    The training stream of process `rank`: in this process, or with `config.data.dataloader_num_workers` DataLoader
     workers loading and degrading the next batches meanwhile. A `DataLoader` takes workers' batches in turn, so the
     stream, and the training, is the same for any number of workers.
     """
-    if not config.dataloader_num_workers:
+    if not config.data.dataloader_num_workers:
         return iterate_batches(config, source, rank, world, skip)
     loader = torch.utils.data.DataLoader(
         TrainingBatches(config, source, rank, world, skip),
         batch_size=None,
-        num_workers=config.dataloader_num_workers,
+        num_workers=config.data.dataloader_num_workers,
         persistent_workers=True,
     )
     return iter(loader)

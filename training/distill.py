@@ -69,15 +69,15 @@ class Distiller(FrozenCopyStage):
     own_schedule = True
     card_summary = """
 
-**A few-step student** (paper 002's cost-aware trajectory distillation): distilled from `{{ config.adapter_init }}` to
-restore in {{ config.num_student_steps }} steps on its own {{ config.distill_schedule }} schedule (noise levels in the
-adapter config's `distilled_sigmas` and `distill_schedule.json`), which the pipeline uses when no step count is
-given."""
+**A few-step student** (paper 002's cost-aware trajectory distillation): distilled from
+`{{ config.model.adapter_init }}` to restore in {{ options.num_student_steps }} steps on its own
+{{ options.distill_schedule }} schedule (noise levels in the adapter config's `distilled_sigmas` and
+`distill_schedule.json`), which the pipeline uses when no step count is given."""
     card_loss = (
-        "{{ config.distill_intermediate_weight }} x states at the jumps + {{ config.distill_teacher_weight }} x final "
-        "vs teacher + {{ config.resolved_distill_gt_weight }} x final vs ground truth "
-        "({{ config.resolved_distill_distance }}) + {{ config.distill_base_weight }} x velocity MSE (teacher: "
-        "{{ config.teacher_steps }} steps)"
+        "{{ options.distill_intermediate_weight }} x states at the jumps + {{ options.distill_teacher_weight }} x final "
+        "vs teacher + {{ options.resolved_distill_gt_weight }} x final vs ground truth "
+        "({{ options.resolved_distill_distance }}) + {{ options.distill_base_weight }} x velocity MSE (teacher: "
+        "{{ config.run.teacher_steps }} steps)"
     )
 
     def __init__(self, *args, **kwargs):
@@ -87,10 +87,10 @@ given."""
 
     @classmethod
     def config_problems(cls, config) -> list[str]:
-        steps, k = config.teacher_steps, config.num_student_steps
+        steps, k = config.run.teacher_steps, config.distill.num_student_steps
         if not 1 <= k < steps:
             return [f"`num_student_steps` must be from 1 to teacher_steps - 1 ({steps - 1}), got {k}."]
-        if config.distill_schedule == "uniform" and steps % k:
+        if config.distill.distill_schedule == "uniform" and steps % k:
             return [
                 f"A uniform {k}-step schedule lies on the teacher's grid only when it divides teacher_steps "
                 f"({steps}); use the cost-aware schedule or another step count."
@@ -104,13 +104,13 @@ given."""
 
         from .data import iterate_batches
 
-        config, accelerator = self.config, trainer.accelerator
+        config, accelerator = trainer.config, trainer.accelerator
         device, dtype = accelerator.device, trainer.weight_dtype
         batches = iterate_batches(config, trainer.source, accelerator.process_index, accelerator.num_processes)
         rollouts = []
-        for index in range(config.schedule_search_batches):
+        for index in range(self.options.schedule_search_batches):
             batch = next(batches)
-            generator = torch_generator(config.seed, "schedule", index)
+            generator = torch_generator(config.optim.seed, "schedule", index)
             with torch.no_grad():
                 z0, z_lq = trainer.encode(batch["hq"]), trainer.encode(batch["lq"])
                 embeds, pooled, txt_ids = trainer.pipe.encode_prompt(  # the pairs' own prompts (task prompts too)
@@ -118,7 +118,7 @@ given."""
                 )
             b, _, h, w = z0.shape
             z1 = pack_latents(torch.randn(z0.shape, generator=generator).to(device))
-            guidance = torch.full((b,), config.guidance_scale, device=device)
+            guidance = torch.full((b,), config.objective.guidance_scale, device=device)
             lq = pack_latents(z_lq).to(dtype)
             states, velocities, sigmas = self.teacher_rollout(
                 self.transformer,
@@ -152,38 +152,38 @@ given."""
 
     def choose_schedule(self, rollouts: list[tuple[list, list, torch.Tensor]]) -> DistillSchedule:
         """Schedule from the teacher trajectories of a few batches (jump costs averaged over them)."""
-        config, k = self.config, self.config.num_student_steps
+        options, k = self.options, self.options.num_student_steps
         cost = np.mean([jump_costs(states, velocities, sigmas) for states, velocities, sigmas in rollouts], axis=0)
         uniform = uniform_sigmas(k)
         try:
             uniform_indices = grid_indices(uniform, self.teacher_grid)
         except ValueError:
             uniform_indices = None
-        if config.distill_schedule == "uniform":
+        if options.distill_schedule == "uniform":
             indices = uniform_indices
         else:
             indices = cheapest_schedule(cost, k)
         self.schedule = DistillSchedule(
-            mode=config.distill_schedule,
-            teacher_steps=config.teacher_steps,
+            mode=options.distill_schedule,
+            teacher_steps=self.teacher_steps,
             indices=indices,
             sigmas=[self.teacher_grid[i] for i in indices[:-1]],
             cost=schedule_cost(cost, indices),
             uniform_cost=None if uniform_indices is None else schedule_cost(cost, uniform_indices),
         )
         self.student.register_to_config(
-            distilled_sigmas=self.schedule.sigmas, distilled_start_lq_weight=config.distill_start_lq_weight
+            distilled_sigmas=self.schedule.sigmas, distilled_start_lq_weight=options.distill_start_lq_weight
         )
         return self.schedule
 
     def start(self, z1: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
         """Where the teacher's and the student's trajectories begin: noise, or noise mixed with the LQ latent."""
-        w = self.config.distill_start_lq_weight
+        w = self.options.distill_start_lq_weight
         return z1 if w == 0 else (1 - w) * z1 + w * lq.to(z1.dtype)
 
     def loss(self, batch) -> tuple[torch.Tensor, dict[str, float]]:
         """The distillation loss of one [`~training.objectives.LatentBatch`], and its parts."""
-        config, schedule, model = self.config, self.schedule, self.model
+        options, schedule, model = self.options, self.schedule, self.model
         base_loss, logs, _, _ = self.base.velocity_terms(batch)
         (z0, z1), lq, embeds, pooled = batch.packed, batch.lq, batch.embeds, batch.pooled
         img_ids, txt_ids, guidance = batch.img_ids, batch.txt_ids, batch.guidance
@@ -191,7 +191,7 @@ given."""
         states, _, sigmas = self.teacher_rollout(
             self.transformer, start, lq, embeds, pooled, img_ids, txt_ids, guidance
         )
-        distance = F.l1_loss if config.resolved_distill_distance == "l1" else F.mse_loss
+        distance = F.l1_loss if options.resolved_distill_distance == "l1" else F.mse_loss
 
         def student(x: torch.Tensor, sigma: float) -> torch.Tensor:
             t = torch.full((z1.shape[0],), float(sigma), device=z1.device)
@@ -205,10 +205,10 @@ given."""
         to_teacher = distance(x, states[-1])
         to_gt = distance(x, z0.float())
         loss = (
-            config.distill_intermediate_weight * intermediate
-            + config.distill_teacher_weight * to_teacher
-            + config.resolved_distill_gt_weight * to_gt
-            + config.distill_base_weight * base_loss
+            options.distill_intermediate_weight * intermediate
+            + options.distill_teacher_weight * to_teacher
+            + options.resolved_distill_gt_weight * to_gt
+            + options.distill_base_weight * base_loss
         )
         logs.update(
             {

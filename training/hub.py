@@ -47,22 +47,19 @@ def write_model_card(folder: Path, config: TrainConfig, steps: int, validation_d
 
     from .stages import get_stage, render_card_text
 
-    stage = get_stage(config.stage)
-    base = hub_id(config.pretrained_model)
+    stage = get_stage(config.run.stage)
+    stage_options = getattr(config, stage.section) if stage.section else None
+    base = hub_id(config.model.pretrained_model)
     tags = ["diffusers", "flux", "image-restoration", "fluxir", "super-resolution"] + (
-        ["lora"] if config.use_lora else []
+        ["lora"] if config.model.use_lora else []
     )
-    dataset = hub_id(config.dataset)
+    dataset = hub_id(config.data.dataset)
     gallery = copy_gallery(folder, validation_dir)
     adapter_config = Path(folder) / "config.json"
-    kind, fixed = conditioning_names()[config.conditioning]
     # the saved component's config; before it is saved, the options it is built with
-    component = (
-        json.loads(adapter_config.read_text())
-        if adapter_config.exists()
-        else {**fixed, **{argument: getattr(config, name) for argument, name in kind.train_options.items()}}
-    )
+    component = json.loads(adapter_config.read_text()) if adapter_config.exists() else config.model.component_options()
     task_prompts = component.get("task_prompts")
+    kind = conditioning_names()[config.model.conditioning][0]
     if task_prompts:
         tags.append("all-in-one")
     card_data = ModelCardData(
@@ -72,23 +69,23 @@ def write_model_card(folder: Path, config: TrainConfig, steps: int, validation_d
         tags=tags,
         datasets=[dataset] if dataset else None,
         pipeline_tag="image-to-image",
-        **card_licence([base, config.pretrained_model]),
+        **card_licence([base, config.model.pretrained_model]),
     )
     card = ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATE),
-        repo_id=config.hub_model_id or "path/to/this/folder",
+        repo_id=config.validation.hub_model_id or "path/to/this/folder",
         base_model=base or "black-forest-labs/FLUX.1-dev",
-        trained_on=config.pretrained_model,
+        trained_on=config.model.pretrained_model,
         gallery=gallery,
         gallery_dir=GALLERY,
-        data=config.dataset
-        or f"HQ images in `{Path(config.hq_folder).name}`, degraded on the fly "
-        f"(`{config.degradation_preset}`, x{config.scale})",
+        data=config.data.dataset
+        or f"HQ images in `{Path(config.data.hq_folder).name}`, degraded on the fly "
+        f"(`{config.data.degradation_preset}`, x{config.data.scale})",
         steps=steps,
         config=config,
-        effective_batch=config.train_batch_size * config.gradient_accumulation_steps,
-        use_lora=config.use_lora,
+        effective_batch=config.optim.train_batch_size * config.optim.gradient_accumulation_steps,
+        use_lora=config.model.use_lora,
         task_prompts=task_prompts or {},
         component_card=render_card_text(
             kind.card_text,
@@ -96,8 +93,8 @@ def write_model_card(folder: Path, config: TrainConfig, steps: int, validation_d
             base_model=base or "black-forest-labs/FLUX.1-dev",
             description=kind.description,
         ),
-        stage_summary=render_card_text(stage.card_summary, config=config),
-        stage_loss=render_card_text(stage.card_loss, config=config),
+        stage_summary=render_card_text(stage.card_summary, config=config, options=stage_options),
+        stage_loss=render_card_text(stage.card_loss, config=config, options=stage_options),
         stage_own_schedule=stage.own_schedule,
     )
     path = Path(folder) / "README.md"

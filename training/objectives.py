@@ -66,14 +66,17 @@ class AdapterObjective:
     Args:
         model: `(latents, lq, embeds, pooled, t, img_ids, txt_ids, guidance) -> velocity`, packed, with gradients.
         decode: Latents `(B, C, h, w)` -> images in [-1, 1] (the frozen VAE).
-        config: The training configuration (`pixel_loss_weight`, `pixel_loss_form`, `pixel_loss_crop`).
+        objective: The training configuration's `objective` section (`pixel_loss_weight`, `pixel_loss_form`,
+            `pixel_loss_crop`).
         dtype: The frozen base's dtype (inputs are cast to it).
         autocast: The accelerator's autocast context for the decode.
     """
 
-    def __init__(self, model, decode: Callable, config, dtype: torch.dtype, autocast: Callable, pixel_loss_on: bool):
-        self.model, self.decode, self.config, self.dtype, self.autocast = model, decode, config, dtype, autocast
-        self.pixel_loss_on = pixel_loss_on and config.pixel_loss_weight > 0
+    def __init__(
+        self, model, decode: Callable, objective, dtype: torch.dtype, autocast: Callable, pixel_loss_on: bool
+    ):
+        self.model, self.decode, self.objective, self.dtype, self.autocast = model, decode, objective, dtype, autocast
+        self.pixel_loss_on = pixel_loss_on and objective.pixel_loss_weight > 0
 
     def velocity_terms(self, batch: LatentBatch) -> tuple[torch.Tensor, dict[str, float], torch.Tensor, torch.Tensor]:
         """`(velocity MSE, logs, predicted velocity, noisy latent)` at the batch's flow times."""
@@ -96,15 +99,15 @@ class AdapterObjective:
     def loss(self, batch: LatentBatch) -> tuple[torch.Tensor, dict[str, float]]:
         loss, logs, v_pred, z_t = self.velocity_terms(batch)
         if self.pixel_loss_on:
-            config = self.config
+            objective = self.objective
             crop = random_latent_crop(
-                [batch.z0, z_t, v_pred, batch.z1 - batch.z0], config.pixel_loss_crop, batch.generator
+                [batch.z0, z_t, v_pred, batch.z1 - batch.z0], objective.pixel_loss_crop, batch.generator
             )
             with self.autocast():
                 loss_pixel = pixel_loss(
-                    self.decode, crop[0], crop[1], crop[2], crop[3], batch.t, config.pixel_loss_form
+                    self.decode, crop[0], crop[1], crop[2], crop[3], batch.t, objective.pixel_loss_form
                 )
-            loss = loss + config.pixel_loss_weight * loss_pixel
+            loss = loss + objective.pixel_loss_weight * loss_pixel
             logs["loss_pixel"] = loss_pixel.item()
         logs["loss"] = loss.item()
         return loss, logs
@@ -117,13 +120,14 @@ class FrozenCopyStage(TrainingStage):
     Only conditioning kinds listing the stage in their `training_stages` support it; `--use_lora` is refused.
 
     Args:
-        config: The training configuration (`teacher_steps`: the copy's Euler grid).
+        options: The stage's own section of the training configuration (`config.rl`, `config.distill`).
         component: The conditioning component being tuned (installed on `transformer`).
         model: The trainer's controlled model (the component on the base, with gradients).
         transformer: The frozen base.
         scheduler_config: FLUX's scheduler config (the resolution shift).
         dtype: The frozen base's dtype.
         base: The objective whose velocity MSE is the "base" term ([`AdapterObjective`]).
+        teacher_steps: Euler steps of the frozen copy's trajectory (`config.run.teacher_steps`).
         decode: Latents `(B, C, h, w)` -> images in [-1, 1] (the frozen VAE), for stages that score images.
     """
 
@@ -131,28 +135,38 @@ class FrozenCopyStage(TrainingStage):
     trains_base_lora = False
 
     def __init__(
-        self, config, component, model, transformer, scheduler_config, dtype=torch.float32, base=None, decode=None
+        self,
+        options,
+        component,
+        model,
+        transformer,
+        scheduler_config,
+        teacher_steps: int = 20,
+        dtype=torch.float32,
+        base=None,
+        decode=None,
     ):
         import copy
 
         from fluxir_hub.schedules import uniform_sigmas
 
-        self.config, self.dtype = config, dtype
+        self.options, self.teacher_steps, self.dtype = options, teacher_steps, dtype
         self.model, self.transformer, self.base, self.decode = model, transformer, base, decode
         self.trained = component
         self.frozen = copy.deepcopy(component).requires_grad_(False).eval()
         self.scheduler_config = scheduler_config
-        self.grid = uniform_sigmas(config.teacher_steps)
+        self.grid = uniform_sigmas(teacher_steps)
 
     @classmethod
     def from_trainer(cls, trainer, base) -> FrozenCopyStage:
         models = trainer.models
         return cls(
-            trainer.config,
+            getattr(trainer.config, cls.section),
             trainer.adapter,
             trainer.model,
             models.transformer,
             models.scheduler.config,
+            teacher_steps=trainer.config.run.teacher_steps,
             dtype=trainer.weight_dtype,
             base=base,
             decode=trainer.decode,

@@ -74,12 +74,12 @@ class RLTuner(FrozenCopyStage):
     needs_trained_component = "tunes a trained adapter"
     card_summary = """
 
-**RL-tuned** (paper 002's trajectory tuning with modulated SDEs): tuned from `{{ config.adapter_init }}` with
-{{ config.rl_rollouts }} exploratory rollouts per pair, the best kept by fidelity to the ground truth."""
+**RL-tuned** (paper 002's trajectory tuning with modulated SDEs): tuned from `{{ config.model.adapter_init }}` with
+{{ options.rl_rollouts }} exploratory rollouts per pair, the best kept by fidelity to the ground truth."""
     card_loss = (
-        "{{ config.rl_traj_weight }} x policy step vs kept rollout + {{ config.rl_gt_weight }} x clean estimate vs "
-        "ground truth + {{ config.rl_base_weight }} x velocity MSE (reference: {{ config.teacher_steps }} steps, "
-        "refreshed every {{ config.rl_refresh_steps }})"
+        "{{ options.rl_traj_weight }} x policy step vs kept rollout + {{ options.rl_gt_weight }} x clean estimate vs "
+        "ground truth + {{ options.rl_base_weight }} x velocity MSE (reference: {{ config.run.teacher_steps }} steps, "
+        "refreshed every {{ options.rl_refresh_steps }})"
     )
 
     def __init__(self, *args, **kwargs):
@@ -88,11 +88,11 @@ class RLTuner(FrozenCopyStage):
 
     @classmethod
     def config_problems(cls, config) -> list[str]:
-        steps = config.teacher_steps
-        if not config.rl_perturb_steps or any(not 0 <= k < steps - 1 for k in config.rl_perturb_steps):
+        steps = config.run.teacher_steps
+        if not config.rl.rl_perturb_steps or any(not 0 <= k < steps - 1 for k in config.rl.rl_perturb_steps):
             return [
                 f"`rl_perturb_steps` must be step indices from 0 to teacher_steps - 2 ({steps - 2}), got "
-                f"{config.rl_perturb_steps}."
+                f"{config.rl.rl_perturb_steps}."
             ]
         return []
 
@@ -101,7 +101,7 @@ class RLTuner(FrozenCopyStage):
             self.refresh()
 
     def after_optimizer_step(self, step: int) -> None:
-        if step % self.config.rl_refresh_steps == 0:
+        if step % self.options.rl_refresh_steps == 0:
             self.refresh()
 
     def refresh(self) -> None:
@@ -118,12 +118,12 @@ class RLTuner(FrozenCopyStage):
         levels, the reference state at step k, the kept state at step k + 1 and the rewards of the kept and the ODE
         branches (`(B,)`).
         """
-        config = self.config
+        options = self.options
         b = z1.shape[0]
         sigmas = shifted_sigmas(self.grid, z1.shape[1], self.scheduler_config)
-        steps = config.rl_perturb_steps
+        steps = options.rl_perturb_steps
         k = int(steps[int(torch.randint(len(steps), (1,), generator=generator))])
-        n = config.rl_rollouts
+        n = options.rl_rollouts
 
         def rep(t):  # the conditioning of every branch
             return t.repeat(n + 1, *([1] * (t.dim() - 1)))
@@ -136,7 +136,7 @@ class RLTuner(FrozenCopyStage):
         with self.frozen_hooks():  # the policy's hooks back afterwards, for the gradients
             x_k = euler_trajectory(velocity, z1.float(), sigmas[: k + 1])[0][-1]
             v_k = velocity(x_k, sigmas[k])
-            low, high = config.rl_alpha
+            low, high = options.rl_alpha
             alpha = low + (high - low) * torch.rand((n * b,), generator=generator)
             noise = torch.randn((n * b, *x_k.shape[1:]), generator=generator).to(x_k)
             branches = torch.cat(
@@ -158,7 +158,7 @@ class RLTuner(FrozenCopyStage):
 
     def loss(self, batch) -> tuple[torch.Tensor, dict[str, float]]:
         """The RL loss of one [`~training.objectives.LatentBatch`], and its parts."""
-        config, model = self.config, self.model
+        options, model = self.options, self.model
         base_loss, logs, _, _ = self.base.velocity_terms(batch)
         (z0, z1), lq, embeds, pooled = batch.packed, batch.lq, batch.embeds, batch.pooled
         img_ids, txt_ids, guidance = batch.img_ids, batch.txt_ids, batch.guidance
@@ -182,7 +182,7 @@ class RLTuner(FrozenCopyStage):
             t = torch.full((b,), float(sigma), device=z1.device)
             return model(x.to(self.dtype), lq, embeds, pooled, t, img_ids, txt_ids, guidance).float()
 
-        if config.rl_loss_form == "rollout":  # the policy's own ODE from the start, checkpointed per step
+        if options.rl_loss_form == "rollout":  # the policy's own ODE from the start, checkpointed per step
             states = euler_trajectory(policy, z1.float(), sigmas, checkpointed=True)[0]
             traj, to_gt = F.mse_loss(states[k + 1], kept), F.mse_loss(states[-1], z0.float())
         else:  # one step from the reference state; one jump to a clean estimate from the kept state
@@ -190,7 +190,7 @@ class RLTuner(FrozenCopyStage):
             traj = F.mse_loss(step, kept)
             estimate = kept - float(sigmas[k + 1]) * policy(kept, sigmas[k + 1])
             to_gt = F.mse_loss(estimate, z0.float())
-        loss = config.rl_traj_weight * traj + config.rl_gt_weight * to_gt + config.rl_base_weight * base_loss
+        loss = options.rl_traj_weight * traj + options.rl_gt_weight * to_gt + options.rl_base_weight * base_loss
         gain = (kept_reward - ode_reward).mean().item()  # >= 0: how much the kept branch beat the ODE path
         logs.update(
             {

@@ -38,8 +38,9 @@ class TrainingStage:
     - `conditioning_support`: whether only conditioning kinds listing `name` in their `training_stages` can run it.
     - `pixel_loss`: whether the base objective's pixel loss (paper 001 Eq. 9) is on.
     - `own_schedule`: whether the trained component carries its own sampling schedule (a distilled student).
-    - `card_summary`, `card_loss`: model-card text (Jinja, rendered with `config`): a paragraph after the
-      component's description (starting with a blank line), and the loss row of the training table.
+    - `card_summary`, `card_loss`: model-card text (Jinja, rendered with `config` and `options`, its own section):
+      a paragraph after the component's description (starting with a blank line), and the loss row of the training
+      table.
     """
 
     name: ClassVar[str]
@@ -113,7 +114,10 @@ class AdapterStage(TrainingStage):
     name = "adapter"
     help = "train the conditioning component, from scratch or from `adapter_init`"
     pixel_loss = True
-    card_loss = "velocity MSE + {{ config.pixel_loss_weight }} x pixel L1 ({{ config.pixel_loss_form }} form)"
+    card_loss = (
+        "velocity MSE + {{ config.objective.pixel_loss_weight }} x pixel L1 "
+        "({{ config.objective.pixel_loss_form }} form)"
+    )
 
     def __init__(self, objective):
         self.objective = objective

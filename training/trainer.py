@@ -31,7 +31,7 @@ from .checkpoint import (
     staging_folder,
     staging_path,
 )
-from .config import CONFIG_NAME, TrainConfig
+from .config import CONFIG_NAME, ModelConfig, TrainConfig
 from .data import PairSource, training_batches
 from .losses import sample_timesteps
 from .model import ControlledTransformer, training_attention_backends
@@ -64,27 +64,25 @@ def conditioning_class(conditioning: str) -> type:
     return conditioning_names()[conditioning][0]
 
 
-def new_conditioning(config, transformer, max_sequence_length: int):
-    """A fresh conditioning component of `config.conditioning` for `transformer`: the registered name's fixed options
-    plus the class's `train_options` read from `config`."""
-    from fluxir_hub.models import conditioning_names
-
-    cls, fixed = conditioning_names()[config.conditioning]
-    options = {argument: getattr(config, name) for argument, name in cls.train_options.items()}
-    return cls.from_transformer(transformer, max_sequence_length=max_sequence_length, **fixed, **options)
+def new_conditioning(model: ModelConfig, transformer, max_sequence_length: int):
+    """A fresh conditioning component of `model.conditioning` for `transformer`, built with its options
+    ([`ModelConfig.component_options`])."""
+    return conditioning_class(model.conditioning).from_transformer(
+        transformer, max_sequence_length=max_sequence_length, **model.component_options()
+    )
 
 
 def load_models(config: TrainConfig, weight_dtype: torch.dtype) -> Models:
     """Base FLUX components from the Hub/folder, or the embedded random ones: `"tiny"`, or `"tiny-mid"` (wider)."""
-    if config.pretrained_model in ("tiny", "tiny-mid"):
+    if config.model.pretrained_model in ("tiny", "tiny-mid"):
         from fluxir_hub.tiny import T5_MAX_LENGTH, tiny_components
 
-        size = "mid" if config.pretrained_model == "tiny-mid" else "tiny"
-        return Models(**tiny_components(size=size, seed=config.seed), max_sequence_length=T5_MAX_LENGTH)
+        size = "mid" if config.model.pretrained_model == "tiny-mid" else "tiny"
+        return Models(**tiny_components(size=size, seed=config.optim.seed), max_sequence_length=T5_MAX_LENGTH)
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
     from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5TokenizerFast
 
-    source, rev = config.pretrained_model, config.revision
+    source, rev = config.model.pretrained_model, config.model.revision
     tokenizer_2 = T5TokenizerFast.from_pretrained(source, subfolder="tokenizer_2", revision=rev)
     return Models(
         scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(source, subfolder="scheduler", revision=rev),
@@ -111,24 +109,26 @@ class Trainer:
     def __init__(self, config: TrainConfig):
         config.validate()
         self.config = config
-        self.stage: TrainingStage | None = None  # what `config.stage` names, set up by `setup`
-        self.output_dir = Path(config.output_dir)
+        self.stage: TrainingStage | None = None  # what `config.run.stage` names, set up by `setup`
+        self.output_dir = Path(config.checkpoints.output_dir)
         self.accelerator = Accelerator(
-            gradient_accumulation_steps=config.gradient_accumulation_steps,
-            mixed_precision=config.mixed_precision,
-            log_with=None if config.report_to == "none" else config.report_to,
+            gradient_accumulation_steps=config.optim.gradient_accumulation_steps,
+            mixed_precision=config.optim.mixed_precision,
+            log_with=None if config.validation.report_to == "none" else config.validation.report_to,
             project_config=ProjectConfiguration(
                 project_dir=str(self.output_dir), logging_dir=str(self.output_dir / "logs")
             ),
             cpu=not torch.cuda.is_available(),
         )
         # the frozen base split over the processes (FSDP2); with one process there is nothing to split
-        self.sharded = config.shard_base and self.accelerator.num_processes > 1
-        self.weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(config.mixed_precision, torch.float32)
+        self.sharded = config.optim.shard_base and self.accelerator.num_processes > 1
+        self.weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(
+            config.optim.mixed_precision, torch.float32
+        )
         self.validation_metrics: dict | None = None  # pyiqa models, built at the first validation
         self.validation_inputs: list | None = None
         # Checkpoints to resume from, newest first: a damaged one is skipped for the one before it.
-        self.resume_candidates = resolve_resume(self.output_dir, config.resume_from_checkpoint)
+        self.resume_candidates = resolve_resume(self.output_dir, config.checkpoints.resume_from_checkpoint)
         for candidate in self.resume_candidates:
             try:
                 stored = TrainConfig.from_file(candidate / CONFIG_NAME)
@@ -159,29 +159,31 @@ class Trainer:
         accelerator.register_load_state_pre_hook(self._load_state_hook)
         self.adapter = adapter
         self.ema = None
-        if config.use_ema:
+        if config.checkpoints.use_ema:
             from diffusers.training_utils import EMAModel
 
-            self.ema = EMAModel([p for p in adapter.parameters() if p.requires_grad], decay=config.ema_decay)
+            self.ema = EMAModel(
+                [p for p in adapter.parameters() if p.requires_grad], decay=config.checkpoints.ema_decay
+            )
         self.stage = self.make_stage()
         self.global_step = 0
         self.resume_checkpoint()
         self.stage.prepare(self)
         if self.ema is not None and not self.resumed:
             self.ema.to(accelerator.device)
-        if accelerator.is_main_process and config.report_to != "none":
+        if accelerator.is_main_process and config.validation.report_to != "none":
             accelerator.init_trackers("fluxir-train", config={k: str(v) for k, v in config.to_dict().items()})
 
     def prepare_component(self):
         """The conditioning component (new, or `adapter_init`) on the frozen base, its prompts cached, the optional
         LoRA diffusion adapter added, ready to train."""
         config, models, device = self.config, self.models, self.accelerator.device
-        torch.manual_seed(config.seed)  # fresh adapter layers are identical on every process
-        if config.adapter_init:
-            adapter = conditioning_class(config.conditioning).from_pretrained(config.adapter_init)
+        torch.manual_seed(config.optim.seed)  # fresh adapter layers are identical on every process
+        if config.model.adapter_init:
+            adapter = conditioning_class(config.model.conditioning).from_pretrained(config.model.adapter_init)
             adapter.check_compatible(models.transformer)
         else:
-            adapter = new_conditioning(config, models.transformer, models.max_sequence_length)
+            adapter = new_conditioning(config.model, models.transformer, models.max_sequence_length)
         for frozen in (models.transformer, models.vae, models.text_encoder, models.text_encoder_2):
             frozen.requires_grad_(False)
         for frozen in (models.vae, models.transformer):
@@ -216,13 +218,13 @@ class Trainer:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
 
-        self.uses_lora = config.use_lora  # the diffusion adapter (a component's own LoRA, if any, lives in it)
-        if config.use_lora:
+        self.uses_lora = config.model.use_lora  # the diffusion adapter (a component's own LoRA, if any, lives in it)
+        if config.model.use_lora:
             from peft import LoraConfig
 
             lora = LoraConfig(
-                r=config.lora_rank,
-                lora_alpha=config.lora_rank,
+                r=config.model.lora_rank,
+                lora_alpha=config.model.lora_rank,
                 init_lora_weights="gaussian",
                 target_modules=LORA_TARGETS,
             )
@@ -232,7 +234,7 @@ class Trainer:
                     param.data = param.data.float()  # trainable LoRA weights in full precision
         adapter.train()
         self.frozen = adapter.freeze_unreachable_parameters()
-        if config.gradient_checkpointing:
+        if config.optim.gradient_checkpointing:
             models.transformer.enable_gradient_checkpointing()
             if adapter._supports_gradient_checkpointing:
                 adapter.enable_gradient_checkpointing()
@@ -242,7 +244,7 @@ class Trainer:
         """AdamW (or bitsandbytes' 8-bit AdamW) over the trainable parameters, and the learning-rate schedule."""
         config = self.config
         params = [p for p in model.parameters() if p.requires_grad]
-        if config.use_8bit_adam:
+        if config.optim.use_8bit_adam:
             try:
                 import bitsandbytes as bnb
             except ImportError as err:
@@ -252,30 +254,31 @@ class Trainer:
             optimizer_cls = torch.optim.AdamW
         optimizer = optimizer_cls(
             params,
-            lr=config.learning_rate,
-            betas=(config.adam_beta1, config.adam_beta2),
-            weight_decay=config.adam_weight_decay,
-            eps=config.adam_epsilon,
+            lr=config.optim.learning_rate,
+            betas=(config.optim.adam_beta1, config.optim.adam_beta2),
+            weight_decay=config.optim.adam_weight_decay,
+            eps=config.optim.adam_epsilon,
         )
         from diffusers.optimization import get_scheduler
 
         # accelerate steps a prepared scheduler once per process per optimizer step: scale the schedule to match
         world = self.accelerator.num_processes
         lr_scheduler = get_scheduler(
-            config.lr_scheduler,
+            config.optim.lr_scheduler,
             optimizer,
-            num_warmup_steps=config.lr_warmup_steps * world,
-            num_training_steps=config.max_train_steps * world,
+            num_warmup_steps=config.optim.lr_warmup_steps * world,
+            num_training_steps=config.optim.max_train_steps * world,
         )
         return optimizer, lr_scheduler
 
     def make_stage(self) -> TrainingStage:
-        """The registered stage `config.stage` names (`training.stages`), on paper 001's objective as its base term."""
-        stage = get_stage(self.config.stage)
+        """The registered stage `config.run.stage` names (`training.stages`), on paper 001's objective as its base
+        term."""
+        stage = get_stage(self.config.run.stage)
         base = AdapterObjective(
             self.model,
             self.decode,
-            self.config,
+            self.config.objective,
             self.weight_dtype,
             self.accelerator.autocast,
             pixel_loss_on=stage.pixel_loss,
@@ -302,7 +305,7 @@ class Trainer:
                 batch["prompts"], device=device, max_sequence_length=self.models.max_sequence_length
             )
         b, _, h, w = z0.shape
-        t = sample_timesteps(b, config.timestep_eps, generator).to(device)
+        t = sample_timesteps(b, config.objective.timestep_eps, generator).to(device)
         z1 = torch.randn(z0.shape, generator=generator).to(device)
         return LatentBatch(
             z0=z0,
@@ -312,7 +315,7 @@ class Trainer:
             pooled=pooled.to(dtype),
             img_ids=image_ids(h // 2, w // 2, device=device),
             txt_ids=txt_ids,
-            guidance=torch.full((b,), config.guidance_scale, device=device),
+            guidance=torch.full((b,), config.objective.guidance_scale, device=device),
             t=t,
             hq_pixels=batch["hq"].to(device),
             generator=generator,
@@ -328,31 +331,31 @@ class Trainer:
         self.setup()
         config, accelerator = self.config, self.accelerator
         rank, world = accelerator.process_index, accelerator.num_processes
-        skip = self.global_step * config.gradient_accumulation_steps
+        skip = self.global_step * config.optim.gradient_accumulation_steps
         batches = training_batches(config, self.source, rank, world, skip=skip)
         history: list[dict[str, float]] = []
         micro = skip
         bar = tqdm(
-            total=config.max_train_steps,
+            total=config.optim.max_train_steps,
             initial=self.global_step,
             desc="Training",
             disable=not accelerator.is_local_main_process,
         )
         step_logs: dict[str, float] = {}
-        while self.global_step < config.max_train_steps:
+        while self.global_step < config.optim.max_train_steps:
             batch = next(batches)
-            generator = torch_generator(config.seed, "noise", rank, micro)
+            generator = torch_generator(config.optim.seed, "noise", rank, micro)
             micro += 1
             with accelerator.accumulate(self.model), training_attention_backends(accelerator.device):
                 loss, logs = self.compute_loss(batch, generator)
                 accelerator.backward(loss)
-                if accelerator.sync_gradients and config.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
+                if accelerator.sync_gradients and config.optim.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(self.model.parameters(), config.optim.max_grad_norm)
                 self.optimizer.step()
                 self.lr_scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
             for key, value in logs.items():
-                step_logs[key] = step_logs.get(key, 0.0) + value / config.gradient_accumulation_steps
+                step_logs[key] = step_logs.get(key, 0.0) + value / config.optim.gradient_accumulation_steps
             if not accelerator.sync_gradients:
                 continue
             if self.ema is not None:
@@ -367,9 +370,12 @@ class Trainer:
             bar.set_postfix(loss=f"{step_logs['loss']:.4f}")
             bar.update()
             step_logs = {}
-            if self.global_step % config.checkpointing_steps == 0 or self.global_step == config.max_train_steps:
+            if (
+                self.global_step % config.checkpoints.checkpointing_steps == 0
+                or self.global_step == config.optim.max_train_steps
+            ):
                 self.save_checkpoint()
-            if config.validation_steps and self.global_step % config.validation_steps == 0:
+            if config.validation.validation_steps and self.global_step % config.validation.validation_steps == 0:
                 self.validate()
         bar.close()
         accelerator.wait_for_everyone()
@@ -422,7 +428,7 @@ class Trainer:
             # written last: a checkpoint without it is incomplete and ignored by "latest"
             (folder / "trainer_state.json").write_text(json.dumps({"global_step": self.global_step}))
             publish_checkpoint(folder, final)  # one rename: the folder under its final name is always complete
-            prune_checkpoints(self.output_dir, self.config.checkpoints_total_limit)
+            prune_checkpoints(self.output_dir, self.config.checkpoints.checkpoints_total_limit)
         accelerator.wait_for_everyone()
 
     def _save_state_hook(self, models: list, weights: list, output_dir: str) -> None:
@@ -488,10 +494,12 @@ class Trainer:
 
         steps = sorted(self.output_dir.glob("validation/step-*"), key=lambda p: int(p.name.split("-")[1]))
         write_model_card(self.output_dir, self.config, self.global_step, steps[-1] if steps else None)
-        if self.config.push_to_hub:
+        if self.config.validation.push_to_hub:
             from .hub import push_adapter
 
-            push_adapter(self.output_dir, self.config.hub_model_id, private=self.config.hub_private)
+            push_adapter(
+                self.output_dir, self.config.validation.hub_model_id, private=self.config.validation.hub_private
+            )
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()

@@ -14,24 +14,26 @@ def validation_inputs(trainer, count: int) -> list[tuple[Image.Image, str | None
     from fluxir_hub.degradations import degrade
 
     config, source = trainer.config, trainer.source
-    width, height = min(config.crop_pairs, key=lambda s: s[0] * s[1])
+    width, height = min(config.data.crop_pairs, key=lambda s: s[0] * s[1])
     images = []
-    pairs = source.stream(config.seed, 0, 0, 1) if source.streaming else (source.get(i) for i in range(len(source)))
+    pairs = (
+        source.stream(config.optim.seed, 0, 0, 1) if source.streaming else (source.get(i) for i in range(len(source)))
+    )
     for pair in pairs:
         if len(images) == count:
             break
         left, top = (
-            (pair.hq.width - width) // 2 // config.scale * config.scale,
-            (pair.hq.height - height) // 2 // config.scale * config.scale,
+            (pair.hq.width - width) // 2 // config.data.scale * config.data.scale,
+            (pair.hq.height - height) // 2 // config.data.scale * config.data.scale,
         )
         if left < 0 or top < 0:
             continue
         if pair.lq is None:
             hq = pair.hq.crop((left, top, left + width, top + height))
-            result = degrade(hq, preset=config.degradation_config, scale=config.scale, seed=len(images))
+            result = degrade(hq, preset=config.data.degradation_config, scale=config.data.scale, seed=len(images))
             lq, task = result.lq, result.task
         else:
-            s = 1 if pair.lq.size == pair.hq.size else config.scale  # same-size tasks keep the HQ's size
+            s = 1 if pair.lq.size == pair.hq.size else config.data.scale  # same-size tasks keep the HQ's size
             lq, task = pair.lq.crop((left // s, top // s, (left + width) // s, (top + height) // s)), pair.task
         images.append((lq, task if source.use_task_prompts else None))
     return images
@@ -43,7 +45,7 @@ def run_validation(trainer, folder: Path) -> dict[str, float]:
     config = trainer.config
     pipe = trainer.pipe
     if trainer.validation_inputs is None:  # the same LQ images at every validation, read once
-        trainer.validation_inputs = validation_inputs(trainer, config.num_validation_images)
+        trainer.validation_inputs = validation_inputs(trainer, config.validation.num_validation_images)
     inputs = trainer.validation_inputs
     if not inputs:
         return {}
@@ -51,19 +53,19 @@ def run_validation(trainer, folder: Path) -> dict[str, float]:
     if writes:
         folder.mkdir(parents=True, exist_ok=True)
     if trainer.validation_metrics is None:  # built on first use, then reused
-        pretrained = not config.pretrained_model.startswith("tiny")  # the tiny model's runs stay offline
+        pretrained = not config.model.pretrained_model.startswith("tiny")  # the tiny model's runs stay offline
         trainer.validation_metrics = {
             name: create_pyiqa_metric(name, trainer.accelerator.device, pretrained=pretrained)
-            for name in config.validation_metrics
+            for name in config.validation.validation_metrics
         }
     totals = {name: 0.0 for name in trainer.validation_metrics}
-    width, _ = min(config.crop_pairs, key=lambda s: s[0] * s[1])
+    width, _ = min(config.data.crop_pairs, key=lambda s: s[0] * s[1])
     for index, (lq, task) in enumerate(inputs):
         restored = pipe(
             lq,
             task=task,
             upscale=width / lq.width,
-            num_inference_steps=config.validation_inference_steps,
+            num_inference_steps=config.validation.validation_inference_steps,
             generator=torch.Generator().manual_seed(index),
             output_type="pt",
         ).images

@@ -31,6 +31,15 @@ def quiet_optional_backends() -> None:
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 
+def report_failure(prog: str, err: ValueError | OSError) -> int:
+    """Print what went wrong as one line, `prog: ...`, on stderr (an `OSError` as [`describe_os_error`] says it) and
+    return the exit code of a failed command, 2."""
+    import sys
+
+    print(f"{prog}: {describe_os_error(err) if isinstance(err, OSError) else err}", file=sys.stderr)
+    return 2
+
+
 def describe_os_error(err: OSError) -> str:
     """
     One line for an `OSError` met by a command: a failed model or dataset lookup (Hub or cache; these carry no

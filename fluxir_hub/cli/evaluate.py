@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from fluxir_hub.cli import add_common_arguments, configure_logging
+from fluxir_hub.cli import add_common_arguments, configure_logging, report_failure
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -282,14 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
     try:
         {"build": run_build, "restore": run_restore, "score": run_score}[args.command](args)
-    except ValueError as err:
-        print(f"fluxir-eval: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        from fluxir_hub.cli import describe_os_error
-
-        print(f"fluxir-eval: {describe_os_error(err)}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError) as err:  # bad input, model lookups, disk full, permissions
+        return report_failure("fluxir-eval", err)
     return 0
 
 

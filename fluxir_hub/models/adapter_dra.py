@@ -19,6 +19,7 @@ for each call inside `joint_attention_kwargs`, so concurrent calls never share i
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -30,6 +31,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from .conditioning import (
     TRANSFORMER_GEOMETRY,
     ConditioningMixin,
+    ConditioningOptions,
     install_block_hooks,
     pop_block_kwarg,
     remove_block_hooks,
@@ -75,6 +77,17 @@ class DRAStage(nn.Module):
         return h, self.out(h)
 
 
+@dataclass
+class DRAAdapterOptions(ConditioningOptions):
+    """What a training run chooses about a new [`DRAAdapter`]."""
+
+    adapter_dim: int = field(default=320, metadata={"help": "width of the adapter stages"})
+    lora_rank: int = field(default=32, metadata={"help": "rank of the diffusion adapter's LoRA on the base attention"})
+
+    def problems(self) -> list[str]:
+        return self._positive("adapter_dim", "lora_rank")
+
+
 class DRAAdapter(ConditioningMixin, ModelMixin, ConfigMixin):
     r"""
     DRA's restoration adapter for a FLUX transformer (see the module docstring).
@@ -99,7 +112,7 @@ A restoration adapter after "Diffusion Restoration Adapter" (paper 004 §3.2, Di
 (rank {{ component.lora_rank }}) on its attention, held in the same weights file."""
     module_file = "adapter_dra"
     geometry_keys = TRANSFORMER_GEOMETRY
-    train_options = {"adapter_dim": "dra_adapter_dim", "lora_rank": "lora_rank"}
+    options = DRAAdapterOptions
     lora_targets = DRA_LORA_TARGETS
     gradient_checkpointing_refusal = "its adapter chain runs across the base blocks that checkpointing would recompute"
 

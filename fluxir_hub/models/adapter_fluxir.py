@@ -4,7 +4,7 @@ frozen FLUX transformer for image restoration (paper 001, §3.2, Fig. 3, Eq. 1-4
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -21,6 +21,7 @@ from diffusers.utils import BaseOutput, logging
 from .conditioning import (
     TRANSFORMER_GEOMETRY,
     ConditioningMixin,
+    ConditioningOptions,
     check_base_geometry,
     install_block_hooks,
     pop_block_kwarg,
@@ -52,6 +53,16 @@ class FluxIRAdapterOutput(BaseOutput):
     # Defaults as every diffusers output has them: accelerate's offload hooks rebuild outputs as `type(out)(dict)`.
     image_features: torch.Tensor | None = None
     text_features: torch.Tensor | None = None
+
+
+@dataclass
+class FluxIRAdapterOptions(ConditioningOptions):
+    """What a training run chooses about a new [`FluxIRAdapter`]."""
+
+    rank: int = field(default=32, metadata={"help": "rank r of every SE layer (paper 001 Table 2 picks 32)"})
+
+    def problems(self) -> list[str]:
+        return self._positive("rank")
 
 
 class SqueezeExcitation(nn.Module):
@@ -139,7 +150,7 @@ one MM-DiT block plus low-rank squeeze-and-excitation layers (rank {{ component.
 of every FLUX block. It steers the frozen base model to restore real-world degraded photos."""
     module_file = "adapter_fluxir"
     geometry_keys = (*BASE_GEOMETRY_KEYS, "axes_dims_rope")
-    train_options = {"rank": "rank"}
+    options = FluxIRAdapterOptions
     training_stages = ("adapter", "rl", "distill")
     _supports_gradient_checkpointing = True
     _no_split_modules = ["FluxTransformerBlock"]

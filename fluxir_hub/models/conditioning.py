@@ -13,6 +13,7 @@ import contextlib
 import os
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,6 +27,22 @@ LEGACY_LORA_NAME = "pytorch_lora_weights.safetensors"  # UMMF/DRA folders writte
 _CLASSES: dict[str, type] = {}  # `_class_name` -> class, filled as each conditioning class is defined
 _NAMES: dict[str, tuple[type, dict[str, Any]]] = {}  # training name -> (class, fixed `from_transformer` options)
 _OWNER = "_fluxir_conditioning_owner"  # transformer attribute: a weak reference to the component whose hooks it has
+
+
+@dataclass
+class ConditioningOptions:
+    """
+    The settings a kind's `from_transformer` takes besides the base, the text length and its registered name's fixed
+    options: what `fluxir-train --conditioning_options "{name: value}"` sets. A kind subclasses it as a dataclass, one
+    field per option with its default and a `help` entry in the field's metadata, and names it as its `options`.
+    """
+
+    def problems(self) -> list[str]:
+        """The values' own problems, one message each (the trainer reports them before loading any model)."""
+        return []
+
+    def _positive(self, *names: str) -> list[str]:
+        return [f"`{n}` must be a positive integer, got {getattr(self, n)}." for n in names if getattr(self, n) < 1]
 
 
 def register_conditioning(cls: type) -> type:
@@ -65,8 +82,8 @@ class ConditioningMixin:
       rendered with `component`, the saved component's config, and `base_model`); `module_file`: the import-only module file a saved folder
       carries (`fluxir_hub.hub_code`), so `AutoModel`/`DiffusionPipeline` with `trust_remote_code=True` find it;
     - `geometry_keys`: the base transformer config values it must match ([`check_compatible`]);
-    - `train_options`: `{from_transformer argument: TrainConfig field}` (e.g. the rank); `training_stages`, the
-      `--stage` values it supports; `lora_targets`, when it holds a LoRA of the base ([`ConditioningLoRA`]);
+    - `options`: its [`ConditioningOptions`] dataclass (e.g. the rank), the `from_transformer` settings a training run
+      chooses; `training_stages`, the `--stage` values it supports; `lora_targets`, when it holds a LoRA of the base ([`ConditioningLoRA`]);
 
     and implements `from_transformer(transformer, max_sequence_length, **options)`, `prepare_base_call` and, when it
     acts inside the base, `_install_hooks`/`_remove_hooks` (callers use `install`/`uninstall`, which keep one
@@ -81,7 +98,7 @@ class ConditioningMixin:
     )
     module_file: ClassVar[str | None] = None
     geometry_keys: ClassVar[tuple[str, ...]] = ()
-    train_options: ClassVar[dict[str, str]] = {}
+    options: ClassVar[type[ConditioningOptions]] = ConditioningOptions
     training_stages: ClassVar[tuple[str, ...]] = ("adapter",)  # `fluxir-train --stage` values it supports
     lora_targets: ClassVar[str | tuple[str, ...] | None] = None  # the base projections its own LoRA updates
     gradient_checkpointing_refusal: ClassVar[str | None] = None  # why the base may not be checkpointed, if so

@@ -16,13 +16,14 @@ changed block). The paper does not say which it uses.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
-from .conditioning import TRANSFORMER_GEOMETRY, ConditioningMixin
+from .conditioning import TRANSFORMER_GEOMETRY, ConditioningMixin, ConditioningOptions
 from .lora import ConditioningLoRA, flux_linear_targets, lora_parameter_count  # noqa: F401 (re-exported)
 
 UMMF_MODES = ("sequence", "add")
@@ -33,6 +34,16 @@ UMMF_LORA_TARGETS = (
     r"|ff\.net\.(0\.proj|2)|ff_context\.net\.(0\.proj|2))"
     r"|single_transformer_blocks\.\d+\.(attn\.(to_q|to_k|to_v)|proj_mlp|proj_out))"
 )
+
+
+@dataclass
+class UMMFOptions(ConditioningOptions):
+    """What a training run chooses about a new [`UMMFConditioner`]."""
+
+    lora_rank: int = field(default=16, metadata={"help": "rank of the LoRA on every attention and MLP"})
+
+    def problems(self) -> list[str]:
+        return self._positive("lora_rank")
 
 
 class UMMFConditioner(ConditioningMixin, ModelMixin, ConfigMixin):
@@ -61,7 +72,7 @@ base's joint attention as extra tokens at the output's positions{% else %}is add
 projection of the frozen base, held in this component's weights file."""
     module_file = "conditioning_ummf"
     geometry_keys = TRANSFORMER_GEOMETRY
-    train_options = {"lora_rank": "ummf_lora_rank"}
+    options = UMMFOptions
     lora_targets = UMMF_LORA_TARGETS
 
     @register_to_config

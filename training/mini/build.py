@@ -258,7 +258,7 @@ class MiniBuild:
         settings = {
             "pretrained_model": str(self.base_dir),
             "dataset": str(self.dataset_dir),
-            "rank": stage.rank,
+            "conditioning_options": {"rank": stage.rank},
             "crop_sizes": [f"{stage.crop_size}x{stage.crop_size}"],
             "train_batch_size": stage.batch_size,
             "max_train_steps": stage.steps,
@@ -517,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from fluxir_hub.cli import configure_logging, describe_os_error
+    from fluxir_hub.cli import configure_logging, report_failure
 
     configure_logging(args.verbose)
     output_dir = Path(args.output_dir)
@@ -544,12 +544,8 @@ def main(argv: list[str] | None = None) -> int:
         config = config.scaled(args.scale)
     try:
         MiniBuild(config, Path(args.work_dir), output_dir, args.photos_dir, args.device).run(args.stages)
-    except ValueError as err:
-        print(f"fluxir-build-mini: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        print(f"fluxir-build-mini: {describe_os_error(err)}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError) as err:
+        return report_failure("fluxir-build-mini", err)
     return 0
 
 
