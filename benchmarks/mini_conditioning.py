@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=None, help="JSON results (default <work-dir>/conditioning.json)")
     args = parser.parse_args(argv)
 
-    from benchmarks._common import ceiling, evaluate, open_mini_build, shipped_pipeline
+    from benchmarks._common import ceiling, evaluate, open_mini_build, report, shipped_pipeline
 
     build = open_mini_build(args.work_dir)
     config, work = build.config, build.work
@@ -112,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     results["VAE round trip (ceiling)"] = bound
     table = "\n".join(lines)
-    print(table)
-    output = Path(args.output) if args.output else work / "conditioning.json"
-    output.write_text(json.dumps({"results": results, "table": table, "args": vars(args)}, indent=1) + "\n")
+    report(table, results, Path(args.output) if args.output else work / "conditioning.json", args=vars(args))
     return 0
 
 

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import copy
 
-    from benchmarks._common import ceiling, evaluate, markdown_table, open_mini_build, shipped_pipeline
+    from benchmarks._common import ceiling, evaluate, markdown_table, open_mini_build, report, shipped_pipeline
     from fluxir_hub import FluxIRAdapter
     from fluxir_hub.schedules import uniform_sigmas
 
@@ -104,9 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         run(f"student, {k} cost-aware steps, {what}", pipe, {}, f"distilled {args.train_steps} steps")
 
     table = markdown_table(results, "notes")
-    print(table)
-    output = Path(args.output) if args.output else work / "distill.json"
-    output.write_text(json.dumps({"results": results, "table": table, "args": vars(args)}, indent=1) + "\n")
+    report(table, results, Path(args.output) if args.output else work / "distill.json", args=vars(args))
     return 0
 
 

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import copy
 
-    from benchmarks._common import ceiling, evaluate, markdown_table, open_mini_build, shipped_pipeline
+    from benchmarks._common import ceiling, evaluate, markdown_table, open_mini_build, report, shipped_pipeline
     from fluxir_hub import FluxIRAdapter
 
     build = open_mini_build(args.work_dir)
@@ -79,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                          "note": f"{note}; {args.train_steps} steps, lr {args.learning_rate:g}"}  # fmt: skip
         print(f"{name}: {results[name]}", flush=True)
     table = markdown_table(results, "notes")
-    print(table)
-    output = Path(args.output) if args.output else work / "rl.json"
-    output.write_text(json.dumps({"results": results, "table": table, "args": vars(args)}, indent=1) + "\n")
+    report(table, results, Path(args.output) if args.output else work / "rl.json", args=vars(args))
     return 0
 
 

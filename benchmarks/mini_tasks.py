@@ -17,7 +17,6 @@ input?
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -43,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import copy
 
-    from benchmarks._common import open_mini_build, shipped_pipeline
+    from benchmarks._common import open_mini_build, report, shipped_pipeline
     from fluxir_hub import FluxIRAdapter
     from fluxir_hub.evaluation.metrics import create_scorers
     from fluxir_hub.evaluation.runner import restore_benchmark, score_results, task_means
@@ -112,9 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         gain = (best if task == "all" else best[task])["PSNR"] - (base if task == "all" else base[task])["PSNR"]
         lines.append(f"| {task} | " + " | ".join(cells) + f" | {gain:+.2f} |")
     table = "\n".join(lines)
-    print(table)
-    output = Path(args.output) if args.output else work / "tasks.json"
-    output.write_text(json.dumps({"results": results, "table": table, "args": vars(args)}, indent=1) + "\n")
+    report(table, results, Path(args.output) if args.output else work / "tasks.json", args=vars(args))
     return 0
 
 

@@ -12,7 +12,6 @@ seconds per image.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -44,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from PIL import Image
 
-    from benchmarks._common import ceiling, open_mini_build, shipped_pipeline
+    from benchmarks._common import ceiling, open_mini_build, report, shipped_pipeline
     from fluxir_hub import TTSConfig
     from fluxir_hub.evaluation.metrics import create_scorers
     from fluxir_hub.tts import metric_verifier
@@ -97,9 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     results["VAE round trip (ceiling)"] = bound
     table = "\n".join(lines)
-    print(table)
-    output = Path(args.output) if args.output else work / "tts.json"
-    output.write_text(json.dumps({"results": results, "per_image": per_image, "table": table}, indent=1) + "\n")
+    report(table, results, Path(args.output) if args.output else work / "tts.json", per_image=per_image)
     return 0
 
 

@@ -12,6 +12,7 @@ conditioning kind's options are the kind's own (`fluxir_hub.models.ConditioningO
 from __future__ import annotations
 
 import json
+import logging
 import math
 import types
 from dataclasses import asdict, dataclass, field, fields
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Union, get_args, get_origin, get_type_hints
 
 CONFIG_NAME = "train_config.json"
+logger = logging.getLogger(__name__)
 
 # Settings that may differ when resuming without changing what was trained so far.
 RESUMABLE_KEYS = {
@@ -574,14 +576,13 @@ class TrainConfig:
     sections: ClassVar[dict[str, type[_Section]]] = SECTIONS
 
     def __init__(self, **settings: Any):
-        settings, legacy_problems = _apply_legacy_option_flags(settings)
+        settings = _apply_legacy_option_flags(settings)
         unknown = sorted(set(settings) - set(_SECTION_OF))
         if unknown:
             raise TypeError(f"TrainConfig got unknown setting(s) {unknown}; known: {sorted(_SECTION_OF)}.")
         for name, cls in SECTIONS.items():
             values = {key: value for key, value in settings.items() if _SECTION_OF[key] == name}
             object.__setattr__(self, name, cls(**values))
-        object.__setattr__(self, "_legacy_problems", legacy_problems)
 
     def __getattr__(self, name: str) -> Any:  # a flat name reads its section's field
         section = _SECTION_OF.get(name)
@@ -625,9 +626,9 @@ class TrainConfig:
         those between sections."""
         typed = [p for name in SECTIONS for p in getattr(self, name).check_types()]
         if typed:  # the value checks need the declared types
-            return self._legacy_problems + typed
+            return typed
         sections = [p for name in SECTIONS for p in getattr(self, name).problems()]
-        return self._legacy_problems + sections + self._cross_section_problems()
+        return sections + self._cross_section_problems()
 
     def _cross_section_problems(self) -> list[str]:
         from fluxir_hub.models import conditioning_names
@@ -718,34 +719,36 @@ class TrainConfig:
         return out
 
 
-def _apply_legacy_option_flags(settings: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def _apply_legacy_option_flags(settings: dict[str, Any]) -> dict[str, Any]:
     """`settings` with each old flat option flag (`LEGACY_OPTION_FLAGS`) moved into `conditioning_options` (the flag
-    wins over the same option there, as an option given on the command line wins over a file), and the problems of
-    flags that do not apply to the chosen kind. Their defaults, which every configuration saved then holds, are
-    dropped for the other kinds."""
+    wins over the same option there, as an option given on the command line wins over a file). A flag of another
+    kind is dropped, as it was ignored before, with a warning when it is not its default (every configuration saved
+    then holds all of them)."""
+    given = [flag for flag in LEGACY_OPTION_FLAGS if flag in settings]
     conditioning = settings.get("conditioning", ModelConfig.conditioning)
     # DRA's LoRA took `lora_rank` (the `use_lora` LoRA's rank, which stays a setting of its own) when set
     dra_rank = conditioning == "dra" and settings.get("lora_rank", 32) != 32
-    given = [flag for flag in LEGACY_OPTION_FLAGS if flag in settings]
+    if not (given or dra_rank):
+        return settings
+    settings = dict(settings)
+    values = [settings.pop(flag) for flag in given]
     options = settings.get("conditioning_options")
-    if not (given or dra_rank) or not isinstance(options, (dict, str, type(None))):
-        return settings, []  # nothing to move, or options of the wrong type (reported as such)
-    settings, options, problems = dict(settings), OptionValues(options or {}), []
+    if not isinstance(options, (dict, str, type(None))):
+        return settings  # options of the wrong type: reported as such
+    options = OptionValues(options or {})
     if dra_rank:
         options.setdefault("lora_rank", settings["lora_rank"])
-    for flag in given:
+    for flag, value in zip(given, values, strict=True):
         names, option, default = LEGACY_OPTION_FLAGS[flag]
-        value = settings.pop(flag)
         if conditioning in names:
             options[option] = value
         elif value != default:
-            problems.append(
-                f"`{flag}` sets an option of `--conditioning {' or '.join(names)}`, not of {conditioning}: give "
-                f"{conditioning}'s options as `conditioning_options` (listed at the end of --help)."
+            logger.warning(
+                f"`{flag}` sets an option of `--conditioning {' or '.join(names)}`, not of {conditioning}: ignored. "
+                f"Give {conditioning}'s options as `conditioning_options` (listed at the end of `fluxir-train --help`)."
             )
-    if options or "conditioning_options" in settings:
-        settings["conditioning_options"] = options
-    return settings, problems
+    settings["conditioning_options"] = options
+    return settings
 
 
 def setting_types() -> dict[str, Any]:

@@ -50,26 +50,13 @@ def sample_noise(config: NoiseConfig, rng: np.random.Generator) -> dict[str, Any
     kind = str(rng.choice(NOISE_KINDS, p=probs / probs.sum()))
     seed = int(rng.integers(0, 2**31 - 1))
     gray = bool(rng.uniform() < config.gray_prob)
-    if kind == "gaussian":
-        return {
-            "kind": kind,
-            "noise": {
-                "type": "gaussian",
-                "sigma": float(rng.uniform(*config.gaussian_sigma)),
-                "gray": gray,
-                "seed": seed,
-            },
-        }
-    if kind == "poisson":
-        return {
-            "kind": kind,
-            "noise": {
-                "type": "poisson",
-                "scale": float(rng.uniform(*config.poisson_scale)),
-                "gray": gray,
-                "seed": seed,
-            },
-        }
+    if kind in ("gaussian", "poisson"):  # one `add_noise` record: its strength, then the shared draws
+        strength = (
+            {"sigma": float(rng.uniform(*config.gaussian_sigma))}
+            if kind == "gaussian"
+            else {"scale": float(rng.uniform(*config.poisson_scale))}
+        )
+        return {"kind": kind, "noise": {"type": kind, **strength, "gray": gray, "seed": seed}}
     return {
         "kind": kind,
         "shot_noise": float(rng.uniform(*config.shot_noise)),

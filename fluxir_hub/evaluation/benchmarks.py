@@ -35,6 +35,28 @@ def _write_manifest(out_dir: Path, data: dict) -> None:
     atomic_write_text(out_dir / "benchmark.json", json.dumps(data, indent=1) + "\n")
 
 
+def images_at_least(source: Path, crop: int, hint: str) -> list[Path]:
+    """The images under `source` whose shorter side is at least `crop` pixels; none is an error ending in `hint`."""
+    usable = []
+    for path in find_images([source]).paths:
+        with Image.open(path) as image:
+            if min(image.size) >= crop:
+                usable.append(path)
+    if not usable:
+        raise ValueError(f"No image in {source} is at least {crop}x{crop}; {hint}.")
+    return usable
+
+
+def draw_crop(rng: np.random.Generator, images: list[Path], crop: int) -> tuple[Path, list[int]]:
+    """One of `images` and a random `crop`-pixel box `[left, top, right, bottom]` in it, drawn from `rng` (three
+    draws, in the order every published manifest was made with)."""
+    path = images[int(rng.integers(len(images)))]
+    with Image.open(path) as image:
+        width, height = image.size
+    left, top = int(rng.integers(0, width - crop + 1)), int(rng.integers(0, height - crop + 1))
+    return path, [left, top, left + crop, top + crop]
+
+
 def build_div2k_val(
     source: Path,
     out_dir: Path,
@@ -47,26 +69,16 @@ def build_div2k_val(
     """`count` random `crop`-pixel crops of DIV2K validation HR images, degraded like training data (LQ = crop/scale)."""
     from fluxir_hub.degradations import degrade
 
-    files = find_images([source]).paths
-    usable = []
-    for path in files:
-        with Image.open(path) as image:
-            if min(image.size) >= crop:
-                usable.append(path)
-    if not usable:
-        raise ValueError(f"No image in {source} is at least {crop}x{crop}; point --source at DIV2K_valid_HR.")
+    usable = images_at_least(source, crop, "point --source at DIV2K_valid_HR")
     rng = np.random.default_rng(seed)
     entries = []
     for index in range(count):  # draw every crop first: the set does not depend on what is already on disk
-        path = usable[int(rng.integers(len(usable)))]
-        with Image.open(path) as image:
-            width, height = image.size
-        left, top = int(rng.integers(0, width - crop + 1)), int(rng.integers(0, height - crop + 1))
+        path, box = draw_crop(rng, usable, crop)
         entries.append(
             {
                 "name": f"{index:04d}_{path.stem}",
                 "source": path.name,
-                "box": [left, top, left + crop, top + crop],
+                "box": box,
                 "degradation_seed": seed * 1_000_003 + index,
             }
         )
@@ -200,28 +212,18 @@ def build_tasks(
     tasks = list(tasks or TASKS)
     for task in tasks:
         get_task(task)
-    files = find_images([source]).paths
-    usable = []
-    for path in files:
-        with Image.open(path) as image:
-            if min(image.size) >= crop:
-                usable.append(path)
-    if not usable:
-        raise ValueError(f"No image in {source} is at least {crop}x{crop}; use a smaller --crop or larger photos.")
+    usable = images_at_least(source, crop, "use a smaller --crop or larger photos")
     rng = np.random.default_rng(seed)
     entries = []
     for task in tasks:  # every crop drawn first: the set does not depend on what is already on disk
         for index in range(count):
-            path = usable[int(rng.integers(len(usable)))]
-            with Image.open(path) as image:
-                width, height = image.size
-            left, top = int(rng.integers(0, width - crop + 1)), int(rng.integers(0, height - crop + 1))
+            path, box = draw_crop(rng, usable, crop)
             entries.append(
                 {
                     "name": f"{task}_{index:03d}_{path.stem}",
                     "source": path.name,
                     "task": task,
-                    "box": [left, top, left + crop, top + crop],
+                    "box": box,
                     "degradation_seed": seed * 1_000_003 + len(entries),
                 }
             )
