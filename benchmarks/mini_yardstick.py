@@ -2,18 +2,18 @@
 
     python benchmarks/mini_yardstick.py                       # fetches the held-out photos once (Debian packages)
     python benchmarks/mini_yardstick.py --work-dir mini-build
+    python benchmarks/mini_yardstick.py --photos texture      # the texture-rich held-out set (fur, foliage, stone)
 
 Rows: the mini VAE's own round trip of the ground truth (the ceiling of any restoration through it), bicubic,
 Real-ESRGAN x4plus (official weights, ncnn on this CPU; the [baselines] extra) and the shipped mini model with its
 defaults, on the same seeded `seesr` x4 crops of photos no stage trained on. Seconds per image are measured here, in
 this run, for every row. Restored images go to `<work-dir>/yardstick/<row>/` and a side-by-side sheet to
-`<work-dir>/yardstick/sheet.png`, to look at.
+`<work-dir>/yardstick/sheet.png`, to look at (`yardstick-texture/` with `--photos texture`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a fresh clone
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import ceiling, evaluate, markdown_table  # noqa: E402
+from benchmarks._common import ceiling, evaluate, markdown_table, report  # noqa: E402
 
 
 class AsPipeline:
@@ -57,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", default="mini-build", help="where the bench and results go (reused)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's and ncnn's own)")
+    parser.add_argument(
+        "--photos",
+        choices=["heldout", "texture"],
+        default="heldout",
+        help="which held-out set: the standard one, or the texture-rich one (fur, feathers, foliage, carved stone)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -72,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     config = MiniBuildConfig.load(work) or MiniBuildConfig()
     build = MiniBuild(config, work, work / "model")
     build.run(["photos"])
-    bench = build.build_bench()
+    bench = build.build_bench(split=args.photos)
     pipe = load_mini_pipeline(device="cpu")
-    out = work / "yardstick"
+    out = work / ("yardstick" if args.photos == "heldout" else f"yardstick-{args.photos}")
     seed, steps = config.seed, config.eval.num_inference_steps
     rows = {
         "mini VAE round trip (ceiling)": ceiling(pipe.vae, bench, out / "vae"),
@@ -99,10 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     table = markdown_table(rows, "note")
-    print(table)
+    report(table, rows, out / "yardstick.json")
     sheet(bench, {"bicubic": out / "bicubic", "Real-ESRGAN": out / "realesrgan", "mini (defaults)": out / "mini",
                   f"mini ({steps} steps)": out / "mini-20"}, out / "sheet.png")  # fmt: skip
-    (out / "yardstick.json").write_text(json.dumps({"rows": rows, "table": table}, indent=1) + "\n")
     return 0
 
 

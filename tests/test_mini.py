@@ -210,7 +210,7 @@ def test_the_photo_registry_records_source_licence_and_checksum():
     heldout = set(photo_names("heldout"))
     assert {"astronaut", "chelsea", "coffee"} <= heldout and len(heldout) >= 6  # three of the new photos too
     for photo in PHOTOS:
-        assert photo.credit and photo.licence and photo.split in ("train", "heldout")
+        assert photo.credit and photo.licence and photo.split in ("train", "heldout", "texture")
         if photo.source == "debian":
             assert photo.package and photo.version and photo.path.startswith("/usr/share/")
             assert len(photo.sha256) == 64 and photo.file_name.endswith(photo.suffix)
@@ -294,3 +294,93 @@ def test_build_scale_must_be_a_positive_number(tmp_path, capsys, scale):
 
     assert main(["--scale", scale, "--work-dir", str(tmp_path / "w"), "--output-dir", str(tmp_path / "o")]) == 2
     assert "--scale must be a positive number" in capsys.readouterr().err
+
+
+def _qt_bundle(files: dict[str, bytes], version: int = 3, compress: tuple[str, ...] = ()) -> bytes:
+    """A compiled Qt resource bundle holding `files` (`"dir/name"` -> bytes) in one folder level, laid out as Qt's
+    `rcc` writes it: header, names, data, then the tree of nodes (root, folders, files)."""
+    import struct
+    import zlib
+
+    names, data, name_offsets = b"", b"", {}
+
+    def name_offset(name: str) -> int:
+        nonlocal names
+        if name not in name_offsets:
+            name_offsets[name] = len(names)
+            names += struct.pack(">HI", len(name), 0) + name.encode("utf-16-be")
+        return name_offsets[name]
+
+    folders: dict[str, list[str]] = {}
+    for path in files:
+        folder, name = path.split("/")
+        folders.setdefault(folder, []).append(name)
+    node_size = 14 if version < 2 else 22
+    tail = b"" if version < 2 else bytes(8)
+    nodes = [struct.pack(">IHII", 0, 2, len(folders), 1) + tail]  # the root: a folder of folders
+    first_file = 1 + len(folders)
+    for folder, members in folders.items():
+        nodes.append(struct.pack(">IHII", name_offset(folder), 2, len(members), first_file) + tail)
+        first_file += len(members)
+    for folder, members in folders.items():
+        for name in members:
+            content = files[f"{folder}/{name}"]
+            flags = 0
+            if name in compress:
+                content, flags = struct.pack(">I", len(content)) + zlib.compress(content), 1
+            nodes.append(struct.pack(">IHHHI", name_offset(name), flags, 0, 0, len(data)) + tail)
+            data += struct.pack(">I", len(content)) + content
+    header_size = 24 if version >= 3 else 20
+    tree = b"".join(nodes)
+    assert all(len(node) == node_size for node in nodes)
+    offsets = (header_size, header_size + len(names), header_size + len(names) + len(data))  # names, data, tree
+    header = b"qres" + struct.pack(">4I", version, offsets[2], offsets[1], offsets[0])
+    return header + (struct.pack(">I", 0) if version >= 3 else b"") + names + data + tree
+
+
+@pytest.mark.parametrize("version", [1, 3])
+def test_photos_are_read_out_of_a_qt_resource_bundle(tmp_path, version):
+    from training.mini.qt_resources import read_qt_resources
+
+    files = {"animals/koala.webp": b"RIFF koala bytes", "animals/owl.webp": b"owl " * 50, "sounds/owl.ogg": b"hoot"}
+    bundle = tmp_path / "bundle.rcc"
+    bundle.write_bytes(_qt_bundle(files, version, compress=("owl.webp",)))
+    assert read_qt_resources(bundle) == files  # nested folders, plain and zlib-compressed files, node sizes
+    (tmp_path / "other.rcc").write_bytes(b"PK\x03\x04 a zip")
+    with pytest.raises(ValueError, match="not a compiled Qt resource bundle"):
+        read_qt_resources(tmp_path / "other.rcc")
+
+
+def test_the_texture_set_is_held_out_and_fetched_out_of_its_bundle(monkeypatch, tmp_path):
+    import hashlib
+
+    from training.mini import fetch_photos
+    from training.mini.photos import PHOTOS, Photo, check_training_photos, photo_names
+
+    texture = photo_names("texture")
+    assert len(texture) >= 10 and not set(texture) & (set(photo_names("train")) | set(photo_names("heldout")))
+    with pytest.raises(ValueError, match="may not enter a training stage"):
+        check_training_photos(photo_names("train")[:2] + texture[:1])
+    assert all(p.member.endswith(".webp") and p.path.endswith(".rcc") for p in PHOTOS if p.split == "texture")
+    # A package whose bundle holds the photo: only the member is kept, checked by its own sha256
+    content = b"RIFF the koala"
+    photo = Photo("koala", "texture", "debian", "/usr/share/app/rcc/animals.rcc", "someone", "CC0-1.0", "fake-data",
+                  "1.0-1", hashlib.sha256(content).hexdigest(), "animals/koala.webp")  # fmt: skip
+    monkeypatch.setattr(fetch_photos, "PHOTOS", (photo,))
+    bundle = tmp_path / "animals.rcc"
+    bundle.write_bytes(_qt_bundle({"animals/koala.webp": content, "animals/owl.webp": b"x"}))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apt-get").write_text('#!/bin/sh\ntouch "fake-data_1.0-1_all.deb"\n')
+    (bin_dir / "dpkg").write_text(
+        f'#!/bin/sh\nmkdir -p "$3/usr/share/app/rcc" && cp "{bundle}" "$3/usr/share/app/rcc/"\n'
+    )
+    for tool in ("apt-get", "dpkg"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    assert fetch_photos.fetch_photos(tmp_path / "photos") == ["koala"]
+    assert (tmp_path / "photos" / "koala.webp").read_bytes() == content
+    bundle.write_bytes(_qt_bundle({"animals/owl.webp": b"x"}))  # a package version without it: named, and what to do
+    (tmp_path / "photos" / "koala.webp").unlink()
+    with pytest.raises(fetch_photos.PhotoFetchError, match=r"does not hold animals/koala.webp.*inside it"):
+        fetch_photos.fetch_photos(tmp_path / "photos")

@@ -26,9 +26,11 @@ def configure_logging(verbose: int = 0) -> None:
 
 
 def quiet_optional_backends() -> None:
-    """Silence bitsandbytes' CPU-kernel warning: pyiqa pulls the package in, and its "Failed to load CPU
-    gemm_4bit_forward" line at import means nothing for these commands (no 4-bit models are used)."""
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    """Silence bitsandbytes' CPU-kernel warnings: pyiqa pulls the package in, and its "Failed to load CPU
+    gemm_4bit_forward" line at import (or `kernels`' "Skipping publisher trust check" for that kernel when offline)
+    means nothing for these commands (no 4-bit models are used)."""
+    for name in ("bitsandbytes", "kernels"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def report_failure(prog: str, err: ValueError | OSError) -> int:

@@ -366,27 +366,33 @@ class MiniBuild:
     def bench_dir(self) -> Path:
         return self.work / "bench"
 
-    def heldout_photo_folder(self) -> Path:
-        photos = self.work / "heldout-photos"
+    def photo_folder(self, split: str = "heldout") -> Path:
+        """The photos of a measurement set (`heldout`, or the texture-rich `texture`) as PNG files, for benchmarks."""
+        if split == "train":
+            raise ValueError("Benchmarks are built from held-out photos: split 'heldout' or 'texture'.")
+        photos = self.work / f"{split}-photos"
         photos.mkdir(parents=True, exist_ok=True)
-        for name in photo_names("heldout"):
+        for name in photo_names(split):
             if not (photos / f"{name}.png").exists():
                 load_photo(name, self.photos_dir).save(photos / f"{name}.png")
         return photos
 
-    def build_bench(self, kind: str = "div2k-val", count: int | None = None) -> Path:
-        """A held-out benchmark: seeded crops of the held-out photos, degraded like the training pairs (`div2k-val`,
-        `seesr` x4) or with each of the seven tasks (`tasks`, `count` crops per task)."""
+    def build_bench(self, kind: str = "div2k-val", count: int | None = None, split: str = "heldout") -> Path:
+        """A held-out benchmark: seeded crops of the held-out photos (`split`: `heldout`, or the texture-rich
+        `texture` set), degraded like the training pairs (`div2k-val`, `seesr` x4) or with each of the seven tasks
+        (`tasks`, `count` crops per task)."""
         from fluxir_hub.cli.evaluate import main as fluxir_eval
 
         stage = self.config.eval
         count = stage.count if count is None else count
         bench = self.bench_dir if kind == "div2k-val" else self.work / f"bench-tasks-{count}"
+        if split != "heldout":
+            bench = bench.with_name(f"{bench.name}-{split}")
         argv = [
             "build",
             kind,
             "--source",
-            str(self.heldout_photo_folder()),
+            str(self.photo_folder(split)),
             "--count",
             str(count),
             "--crop",

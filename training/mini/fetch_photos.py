@@ -1,12 +1,13 @@
 """The `photos` stage of `fluxir-build-mini`: fetch the registry's Debian photographs into the photos folder.
 
 Each package is fetched once with `apt-get download <package>=<version>` (no installation, no root) and unpacked with
-`dpkg -x` into a temporary folder; only the registry's files are kept, each checked against its sha256 and written
-atomically as `<name><suffix>`. Files already there with the right sha256 are kept; wrong ones are fetched again.
+`dpkg -x` into a temporary folder; only the registry's files are kept (a photo inside a Qt resource bundle is read out
+of it: `training.mini.qt_resources`), each checked against its sha256 and written atomically as `<name><suffix>`. Files already there with the right sha256 are kept; wrong ones are fetched again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import tempfile
@@ -17,6 +18,7 @@ from tqdm.auto import tqdm
 
 from fluxir_hub.files import atomic_write
 from training.mini.photos import PHOTOS, Photo, sha256_of
+from training.mini.qt_resources import read_qt_resources
 
 
 class PhotoFetchError(RuntimeError):
@@ -38,7 +40,10 @@ def _by_hand(photos: list[Photo], photos_dir: Path) -> str:
     return (
         f"To supply them by hand, unpack {first.package} ({first.version}) anywhere (`apt-get download "
         f"{first.package}` then `dpkg -x <file>.deb <folder>`, on any Debian or Ubuntu machine) and copy "
-        + ", ".join(f"{p.path} to {photos_dir / p.file_name}" for p in photos[:3])
+        + ", ".join(
+            f"{p.path}{f' ({p.member} inside it)' if p.member else ''} to {photos_dir / p.file_name}"
+            for p in photos[:3]
+        )
         + (f" (and {len(photos) - 3} more, listed in training/mini/photos.py)" if len(photos) > 3 else "")
         + "; or pass --photos-dir to a folder that holds them."
     )
@@ -56,6 +61,22 @@ def _download(package: str, version: str, folder: Path) -> Path:
             return debs[0]
     reason = (result.stderr.strip().splitlines() or ["no reason given"])[-1]
     raise PhotoFetchError(f"`apt-get download {package}` failed ({reason}).")
+
+
+def _packaged_file(root: Path, photo: Photo, bundles: dict[str, dict[str, bytes]]) -> bytes | None:
+    """The bytes of `photo` in the package unpacked at `root` (read out of its Qt bundle, each bundle read once),
+    or None when the package lacks it."""
+    source = root / photo.path.lstrip("/")
+    if not source.is_file():
+        return None
+    if photo.member is None:
+        return source.read_bytes()
+    if photo.path not in bundles:
+        try:
+            bundles[photo.path] = read_qt_resources(source)
+        except ValueError:
+            bundles[photo.path] = {}
+    return bundles[photo.path].get(photo.member)
 
 
 def fetch_photos(photos_dir: str | Path) -> list[str]:
@@ -86,14 +107,17 @@ def fetch_photos(photos_dir: str | Path) -> list[str]:
                 subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True, capture_output=True)
             except (PhotoFetchError, subprocess.CalledProcessError, OSError) as err:
                 raise PhotoFetchError(f"{err} {_by_hand(photos, photos_dir)}") from err
+            bundles: dict[str, dict[str, bytes]] = {}
             for photo in photos:
-                source = root / photo.path.lstrip("/")
-                if not source.is_file() or sha256_of(source) != photo.sha256:
-                    what = "does not hold" if not source.is_file() else "holds a different"
+                content = _packaged_file(root, photo, bundles)
+                if content is None or hashlib.sha256(content).hexdigest() != photo.sha256:
+                    what = "does not hold" if content is None else "holds a different"
                     raise PhotoFetchError(
-                        f"{deb.name} {what} {photo.path} (the registry's is from version {version}). "
+                        f"{deb.name} {what} {photo.member or photo.path} (the registry's is from version {version}). "
                         + _by_hand([photo], photos_dir)
                     )
-                atomic_write(photos_dir / photo.file_name, lambda tmp_path, src=source: shutil.copyfile(src, tmp_path))
+                atomic_write(
+                    photos_dir / photo.file_name, lambda tmp_path, data=content: Path(tmp_path).write_bytes(data)
+                )
                 fetched.append(photo.name)
     return fetched

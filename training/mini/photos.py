@@ -1,11 +1,14 @@
 """The real photos the mini model is trained and evaluated on, with where each comes from and its licence.
 
 Three sources, all offline-installable: scikit-image's bundled colour photos, matplotlib's sample data, and the
-photographs in Debian's wallpaper packages (fetched with `apt-get download` + `dpkg -x` by the `photos` stage of
-`fluxir-build-mini`, or supplied by hand with `--photos-dir`; every file's sha256 is checked against this registry).
+photographs in Debian packages: wallpapers, and the animal and monument photos GCompris keeps in Qt resource bundles
+(fetched with `apt-get download` + `dpkg -x` by the `photos` stage of `fluxir-build-mini`, or supplied by hand with
+`--photos-dir`; every file's sha256 is checked against this registry).
 
 Every photo is in exactly one split. `heldout` photos never enter any training stage (VAE, base generator, FluxGen,
 adapter) and never choose a setting; they exist to measure restoration. The Space's examples are made from them.
+`texture` photos (fur, feathers, foliage, carved stone) are held out the same way, as a second, texture-rich
+measurement set: the wallpapers the stages train on are mostly landscapes and smooth surfaces.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ MAX_SIDE = 1024  # wallpapers are 1.3k-6k px: downscaled (Lanczos) to photo-like
 @dataclass(frozen=True)
 class Photo:
     """One photo: `source` is `skimage` (`path` names the `skimage.data` function), `matplotlib` (`path` is a file of
-    its sample data) or `debian` (`path` is the file inside `package` at `version`)."""
+    its sample data) or `debian` (`path` is the file inside `package` at `version`; with `member`, a file inside the
+    Qt resource bundle at `path`)."""
 
     name: str
     split: str  # "train" or "heldout"
@@ -36,10 +40,11 @@ class Photo:
     package: str | None = None
     version: str | None = None
     sha256: str | None = None  # of the file as shipped (matplotlib, debian)
+    member: str | None = None
 
     @property
     def suffix(self) -> str:
-        return Path(self.path).suffix
+        return Path(self.member or self.path).suffix
 
     @property
     def file_name(self) -> str:
@@ -52,6 +57,8 @@ _PLASMA = ("plasma-workspace-wallpapers", "4:5.27.5-2", "/usr/share/wallpapers/"
 _LOMIRI16 = ("lomiri-wallpapers-16.04", "20.04.0-2", "/usr/share/backgrounds/")
 _LOMIRI20 = ("lomiri-wallpapers-20.04", "20.04.0-2", "/usr/share/backgrounds/")
 _PLASMA_LICENCE = "GPL-2+ (Debian copyright file); LGPL-3 (the wallpaper's metadata.json)"
+_GCOMPRIS = ("gcompris-qt-data", "3.1-2", "/usr/share/gcompris-qt/rcc/")
+_GCOMPRIS_FILES = "GPL-3+ (Debian copyright file, `Files: *`)"
 
 
 def _debian(release: tuple[str, str, str], name: str, file: str, credit: str, licence: str, sha: str,
@@ -72,6 +79,14 @@ def _plasma(name: str, author: str, sha: str, split: str = "train") -> Photo:
 
 def _lomiri(file: str, credit: str, licence: str, sha: str, split: str = "train", release: tuple = _LOMIRI16) -> Photo:
     return _debian(release, file.split("_by_")[0], file, credit, licence, sha, split)
+
+
+def _gcompris(name: str, activity: str, folder: str, credit: str, licence: str, sha: str) -> Photo:
+    """A texture photo of GCompris (`<activity>.rcc`, `<folder>/<name>.webp` inside it), held out."""
+    package, version, rcc_folder = _GCOMPRIS
+    member = f"gcompris/src/activities/{activity}/resource/{folder}/{name}.webp"
+    return Photo(name, "texture", "debian", f"{rcc_folder}{activity}.rcc", credit, licence, package, version, sha,
+                 member)  # fmt: skip
 
 
 PHOTOS: tuple[Photo, ...] = (
@@ -152,7 +167,33 @@ PHOTOS: tuple[Photo, ...] = (
             "474dab6a4b9f94dc76c29dfe30e9f5db4af0fd2e33fe5d695f8152b371efca18"),
     _lomiri("Kleiber_by_Lukas_Baubkus.jpg", "Lukas Baubkus", "CC-BY-SA-3.0",
             "6572410c09f4492c74ccadde133565a14c0161617d5917d4c820c66d65a44ba7", release=_LOMIRI20),
+    # Debian: gcompris-qt-data, the texture set (held out): fur, feathers, scales and leaves, carved stone
+    _gcompris("sheep", "explore_farm_animals", "animals", "GCompris (Bruno Coudoin and others)", "GPL-3",
+              "3bac61d5dabb709cdea2511f63bab6bfcde9736536a39f1f7510f5258a75b088"),
+    _gcompris("dog", "explore_farm_animals", "animals", "GCompris (Bruno Coudoin and others)", "GPL-3",
+              "5e9d9544495740101e4cfff817d986b683731112b2cf17fde2e4c2a26c3c5314"),
+    _gcompris("owl", "explore_farm_animals", "animals", "GCompris (Bruno Coudoin and others)", "GPL-3",
+              "e8b7d705a955799f02eb3e8ded6487991d2c5c8274fee828ac75c0b917b3e237"),
+    _gcompris("koala", "explore_world_animals", "animals", "David Iliff (Wikimedia Commons)", "CC-BY-SA-3.0",
+              "77b243c27d79f3f5706497af5c1e8e9134f87d634def2b81e2074b572b575d18"),
+    _gcompris("lemur", "explore_world_animals", "animals", "Sannse (Wikimedia Commons)", "CC-BY-SA-3.0",
+              "4fccf91dd5e6a749d9eb621f982e6a0d7072830db91ba0daabcd86b1de7a9747"),
+    _gcompris("hedgehog", "explore_world_animals", "animals", "GCompris contributors", _GCOMPRIS_FILES,
+              "780aceaa624415db1f6ff304ed13e804572686316e69d21ee0e13856ef173f7e"),
+    _gcompris("jaguar", "explore_world_animals", "animals", "GCompris contributors", _GCOMPRIS_FILES,
+              "22704727b6643480c62487ffb2d9fd618a3f499dde84b1eb789d4b0b11477e85"),
+    _gcompris("chameleon", "explore_world_animals", "animals", "Laika ac (Wikimedia Commons)", "CC-BY-SA-2.0",
+              "f3ececf0133c1301227fdea62d74bce7bcc0d138b048714b116aa4a0744260d5"),
+    _gcompris("hawaMahal", "explore_monuments", "india", "GCompris contributors", _GCOMPRIS_FILES,
+              "4edb7eed9db596bd7f3ad98eb34a82c04c32ff1d57aeec80a815c1248feb8e04"),
+    _gcompris("ajantaCave", "explore_monuments", "india", "GCompris contributors", _GCOMPRIS_FILES,
+              "7dbf980b3711f7557ed4d5748e494c48f72ac34ff601cf1a46f272ff9ab20543"),
+    _gcompris("citedeCarcassonne", "explore_monuments", "france", "GCompris contributors", _GCOMPRIS_FILES,
+              "b9de4b334e76df53df948de034f4bcc744be682a904ad7c61a9f9f7ac8de326b"),
+    _gcompris("wormsCathedral", "explore_monuments", "germany", "GCompris contributors", _GCOMPRIS_FILES,
+              "c90cdcbf981bcd5f118b553b059448db6fb0bfe801b40240e02ccd2975b92a59"),
 )  # fmt: skip
+SPLITS = ("train", "heldout", "texture")
 _BY_NAME = {photo.name: photo for photo in PHOTOS}
 
 
@@ -167,14 +208,14 @@ def get_photo(name: str) -> Photo:
 
 
 def photo_names(split: str) -> list[str]:
-    if split not in ("train", "heldout"):
-        raise ValueError(f"`split` must be 'train' or 'heldout', got {split!r}.")
+    if split not in SPLITS:
+        raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}.")
     return [p.name for p in PHOTOS if p.split == split]
 
 
 def check_training_photos(names: list[str]) -> None:
-    """Refuse a held-out photo anywhere a training stage reads photos."""
-    heldout = sorted(set(names) & set(photo_names("heldout")))
+    """Refuse a held-out photo (of either measurement set) anywhere a training stage reads photos."""
+    heldout = sorted(set(names) - set(photo_names("train")))
     if heldout:
         raise ValueError(
             f"Held-out photo(s) {heldout} may not enter a training stage: they measure the model. Train on "
@@ -207,9 +248,10 @@ def photo_file(photo: Photo, photos_dir: str | Path | None = None) -> Path:
     else:
         path = Path(photos_dir or default_photos_dir()) / photo.file_name
         if not path.is_file():
+            where = f"{photo.member} of the Qt bundle {photo.path}" if photo.member else photo.path
             raise PhotoUnavailableError(
                 f"Photo {photo.name!r} is not in {path.parent}. Fetch it with `fluxir-build-mini --stages photos`, or "
-                f"put {photo.path} from the Debian package {photo.package} ({photo.version}) there as "
+                f"put {where} from the Debian package {photo.package} ({photo.version}) there as "
                 f"{photo.file_name} and pass --photos-dir {path.parent}."
             )
     found = sha256_of(path)
