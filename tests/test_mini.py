@@ -236,16 +236,22 @@ def _fake_registry(monkeypatch, tmp_path, content: bytes):
     photo = Photo("Fake", "train", "debian", "/usr/share/backgrounds/fake.jpg", "nobody", "CC0-1.0", "fake-backgrounds",
                   "1.0-1", hashlib.sha256(b"the real photo").hexdigest())  # fmt: skip
     monkeypatch.setattr(fetch_photos, "PHOTOS", (photo,))
+    unpack = (
+        f'mkdir -p "$3/usr/share/backgrounds" && printf "{content.decode()}" > "$3/usr/share/backgrounds/fake.jpg"'
+    )
+    _fake_apt(monkeypatch, tmp_path, "fake-backgrounds_1.0-1_all.deb", unpack)
+    return photo
+
+
+def _fake_apt(monkeypatch, tmp_path, deb: str, unpack: str) -> None:
+    """`apt-get download` that makes `deb`, and `dpkg -x` that runs `unpack` (`$3`: the folder), first on PATH."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(parents=True)
-    (bin_dir / "apt-get").write_text('#!/bin/sh\ntouch "fake-backgrounds_1.0-1_all.deb"\n')
-    (bin_dir / "dpkg").write_text(
-        f'#!/bin/sh\nmkdir -p "$3/usr/share/backgrounds" && printf "{content.decode()}" > "$3/usr/share/backgrounds/fake.jpg"\n'
-    )
+    (bin_dir / "apt-get").write_text(f'#!/bin/sh\ntouch "{deb}"\n')
+    (bin_dir / "dpkg").write_text(f"#!/bin/sh\n{unpack}\n")
     for tool in ("apt-get", "dpkg"):
         (bin_dir / tool).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    return photo
 
 
 def test_the_photos_stage_fetches_checks_and_keeps_what_is_there(monkeypatch, tmp_path):
@@ -369,15 +375,12 @@ def test_the_texture_set_is_held_out_and_fetched_out_of_its_bundle(monkeypatch, 
     monkeypatch.setattr(fetch_photos, "PHOTOS", (photo,))
     bundle = tmp_path / "animals.rcc"
     bundle.write_bytes(_qt_bundle({"animals/koala.webp": content, "animals/owl.webp": b"x"}))
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "apt-get").write_text('#!/bin/sh\ntouch "fake-data_1.0-1_all.deb"\n')
-    (bin_dir / "dpkg").write_text(
-        f'#!/bin/sh\nmkdir -p "$3/usr/share/app/rcc" && cp "{bundle}" "$3/usr/share/app/rcc/"\n'
+    _fake_apt(
+        monkeypatch,
+        tmp_path,
+        "fake-data_1.0-1_all.deb",
+        f'mkdir -p "$3/usr/share/app/rcc" && cp "{bundle}" "$3/usr/share/app/rcc/"',
     )
-    for tool in ("apt-get", "dpkg"):
-        (bin_dir / tool).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     assert fetch_photos.fetch_photos(tmp_path / "photos") == ["koala"]
     assert (tmp_path / "photos" / "koala.webp").read_bytes() == content
     bundle.write_bytes(_qt_bundle({"animals/owl.webp": b"x"}))  # a package version without it: named, and what to do
