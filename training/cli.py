@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as stop:  # argparse has printed the usage and what is wrong (or --help / --version)
         return stop.code if isinstance(stop.code, int) else 2
     configure_logging(verbose)
+    output_dir = config.checkpoints.output_dir
     try:
         config.validate()
         from .trainer import Trainer
@@ -117,18 +118,15 @@ def main(argv: list[str] | None = None) -> int:
         history = Trainer(config).train()
     except HubPushError as err:
         print(
-            f"fluxir-train: training finished and the adapter is saved in {config.output_dir}, but {err}. Log in "
-            "with `hf auth login` (a token with write access), check the repo id, then upload the folder with "
-            "`hf upload`.",
+            f"fluxir-train: training finished and the adapter is saved in {output_dir}, but {err}. Log in with "
+            "`hf auth login` (a token with write access), check the repo id, then upload the folder with `hf upload`.",
             file=sys.stderr,
         )
         return 1
     except (ValueError, OSError) as err:  # bad input, model/dataset lookups, disk full, permissions
         return report_failure("fluxir-train", err)
     if history:
-        print(
-            f"Trained {len(history)} step(s) this run; final loss {history[-1]['loss']:.4f}; saved to {config.output_dir}"
-        )
+        print(f"Trained {len(history)} step(s) this run; final loss {history[-1]['loss']:.4f}; saved to {output_dir}")
     return 0
 
 
