@@ -192,12 +192,18 @@ def test_heldout_photos_never_reach_training(monkeypatch, tmp_path):
         build.run_vae()
     validation = config.vae.validation_photos
     trained = [n for n in seen if n not in validation and n not in photo_names("heldout")]
-    assert trained == [n for n in photo_names("train") if n not in validation]
-    assert set(validation) <= set(photo_names("train"))
+    assert trained == [n for n in photo_names("train", 2) if n not in validation]  # the default build's photo set
+    assert set(validation) <= set(photo_names("train", 2)) and len(photo_names("train", 2)) == 40
+    seen.clear()
+    with pytest.raises(Stop):  # photo set 3 adds the GCompris training photos, none of the held-out ones
+        build_module.MiniBuild(MiniBuildConfig(photo_set=3), tmp_path / "v3", tmp_path / "out3").run_vae()
+    trained = set(seen) - set(validation) - set(photo_names("heldout"))  # held-out photos: measured alongside
+    assert trained == set(photo_names("train", 3)) - set(validation)
+    assert {"cow", "tajMahal"} <= trained and not set(seen) & set(photo_names("texture"))
     config.vae.validation_photos = ["chelsea"]
     with pytest.raises(ValueError, match=r"Held-out photo\(s\) \['chelsea'\] may not enter a training stage"):
         build_module.MiniBuild(config, tmp_path, tmp_path / "out", tmp_path / "photos").run_vae()
-    monkeypatch.setattr(build_module, "photo_names", lambda split: ["rocket", "coffee"])
+    monkeypatch.setattr(build_module, "photo_names", lambda split, photo_set=None: ["rocket", "coffee"])
     with pytest.raises(ValueError, match="may not enter a training stage"):
         build.training_photos()
 
@@ -387,3 +393,16 @@ def test_the_texture_set_is_held_out_and_fetched_out_of_its_bundle(monkeypatch, 
     (tmp_path / "photos" / "koala.webp").unlink()
     with pytest.raises(fetch_photos.PhotoFetchError, match=r"does not hold animals/koala.webp.*inside it"):
         fetch_photos.fetch_photos(tmp_path / "photos")
+
+
+def test_the_card_reports_both_held_out_sets():
+    from training.mini.card import render_model_card
+    from training.mini.config import MiniBuildConfig
+
+    heldout = {"bicubic": {"PSNR": 23.16, "SSIM": 0.5327, "PIQE": 94.18}, "mini-fluxir": {"PSNR": 23.23}}
+    texture = {"vae-round-trip": {"PSNR": 24.62}, "realesrgan": {"PIQE": 23.0}}
+    card = render_model_card(MiniBuildConfig(), {"stages": {"eval": {**heldout, "texture": texture}}})
+    standard, _, textured = card.partition("texture-rich held-out set")
+    assert "| PSNR | n/a | 23.16 | n/a | 23.23 |" in standard and "24.62" not in standard
+    assert "| PSNR | 24.62 | n/a | n/a | n/a |" in textured and "| PIQE | n/a | n/a | 23.00 | n/a |" in textured
+    assert "| `koala` | texture |" in card  # the texture photos listed with their licences

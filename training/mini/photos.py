@@ -41,6 +41,7 @@ class Photo:
     version: str | None = None
     sha256: str | None = None  # of the file as shipped (matplotlib, debian)
     member: str | None = None
+    photo_set: int = 2  # training photos: the first `MiniBuildConfig.photo_set` that trains on it
 
     @property
     def suffix(self) -> str:
@@ -81,12 +82,14 @@ def _lomiri(file: str, credit: str, licence: str, sha: str, split: str = "train"
     return _debian(release, file.split("_by_")[0], file, credit, licence, sha, split)
 
 
-def _gcompris(name: str, activity: str, folder: str, credit: str, licence: str, sha: str) -> Photo:
-    """A texture photo of GCompris (`<activity>.rcc`, `<folder>/<name>.webp` inside it), held out."""
+def _gcompris(name: str, activity: str, folder: str, credit: str, licence: str, sha: str, split: str = "texture"
+              ) -> Photo:  # fmt: skip
+    """A photo of GCompris (`<activity>.rcc`, `<folder>/<name>.webp` inside it): held out in the texture set, or a
+    training photo of photo set 3."""
     package, version, rcc_folder = _GCOMPRIS
     member = f"gcompris/src/activities/{activity}/resource/{folder}/{name}.webp"
-    return Photo(name, "texture", "debian", f"{rcc_folder}{activity}.rcc", credit, licence, package, version, sha,
-                 member)  # fmt: skip
+    return Photo(name, split, "debian", f"{rcc_folder}{activity}.rcc", credit, licence, package, version, sha, member,
+                 photo_set=3 if split == "train" else 2)  # fmt: skip
 
 
 PHOTOS: tuple[Photo, ...] = (
@@ -192,6 +195,128 @@ PHOTOS: tuple[Photo, ...] = (
               "b9de4b334e76df53df948de034f4bcc744be682a904ad7c61a9f9f7ac8de326b"),
     _gcompris("wormsCathedral", "explore_monuments", "germany", "GCompris contributors", _GCOMPRIS_FILES,
               "c90cdcbf981bcd5f118b553b059448db6fb0bfe801b40240e02ccd2975b92a59"),
+    # Debian: gcompris-qt-data, training photos of photo set 3 (the other animals, kangaroo's GFDL aside, and monuments)
+    _gcompris("cat", "explore_farm_animals", "animals", "GCompris (Bruno Coudoin and others)", "GPL-3",
+              "ab7c3e1b04e80bc567b00dba49946918b5a38be1f37618f0d2b4887ef5792770", "train"),
+    _gcompris("chicken", "explore_farm_animals", "animals", "GCompris (Bruno Coudoin and others)", "GPL-3",
+              "30a07d3c7dfc191ff4d160826ad14babb4cfb9cb47b15ec8a098857f135bfcd4", "train"),
+    _gcompris("cow", "explore_farm_animals", "animals", "GCompris (Bruno Coudoin and others)", "GPL-3",
+              "db359136be5ef7c435a2521e7f782a7f13ab48634f8a955864b1557ca21926db", "train"),
+    _gcompris("duck", "explore_farm_animals", "animals", "GCompris (Bruno Coudoin and others)", "GPL-3",
+              "fa4572f2022a3aded4b627b9234fb8abf1658d125b267dc8d28cb1a8213c3b60", "train"),
+    _gcompris("horse", "explore_farm_animals", "animals", "GCompris (Bruno Coudoin and others)", "GPL-3",
+              "87879a9644b71713f52aadf22562f30cc3e6e25a36e07d602a90e0cf6ec888aa", "train"),
+    _gcompris("pig", "explore_farm_animals", "animals", "GCompris (Bruno Coudoin and others)", "GPL-3",
+              "4f3d27d1fd3d0b3c0482d72a7b62101c133329f95427dcb3fb1319e69d53b7c8", "train"),
+    _gcompris("bison", "explore_world_animals", "animals", "GCompris contributors", _GCOMPRIS_FILES,
+              "11f3b2c5b876ee083924ff3ffab233c3e1d161993605b67d4d2ab5a9f1d9cf25", "train"),
+    _gcompris("crocodile", "explore_world_animals", "animals", "Kmanoj (Wikimedia Commons)", "CC-BY-3.0",
+              "840cf54b69bf4fb9a14a99fe502e237ad36e7230c146ca884b7b0e444ec12534", "train"),
+    _gcompris("dragon", "explore_world_animals", "animals", "Raul654 (Wikimedia Commons)", "CC-BY-SA-3.0",
+              "fc36683cc2069ac83ae84f2da61c2774149d1a1dcb99820380b724ca50d3532e", "train"),
+    _gcompris("giraffe", "explore_world_animals", "animals", "GCompris contributors", _GCOMPRIS_FILES,
+              "68014ed783cf6a8b8c9c4202cf2c467a34819dab08bf566e93d5fcd872e41f5c", "train"),
+# skip GFDL kangaroo
+    _gcompris("moose", "explore_world_animals", "animals", "Ryan Hagerty (Wikimedia Commons)", "public-domain",
+              "2252a671c2e0ade9ce6ff6d41957348a81ebccfd952ba59bfddceff0b059ea48", "train"),
+    _gcompris("narwhal", "explore_world_animals", "animals", "GCompris contributors", _GCOMPRIS_FILES,
+              "2a94d2fc7482ca806ce60210031f167782f7407ed47cd721371355e2ab575afc", "train"),
+    _gcompris("panda", "explore_world_animals", "animals", "Aaron Logan (Wikimedia Commons)", "CC-BY-1.0",
+              "70ccf9a9db5008100eb6955ae25fabd4f7769427be784d627cf6315f6dfce692", "train"),
+    _gcompris("polar_bear", "explore_world_animals", "animals", "Arturo de Frias Marques (Wikimedia Commons)", "CC-BY-SA-4.0",
+              "0544cef0a7d6940d3c143a04eecb7065bf9b90d7d367ad8bacbef6631b506070", "train"),
+    _gcompris("scarlet_macaw", "explore_world_animals", "animals", "Jar0d (Wikimedia Commons)", "CC-BY-SA-2.0",
+              "8b088ed71a87e7e929cf08b49a1e1c977c47544307d348e52a0f4a85128662a0", "train"),
+    _gcompris("bentPyramid", "explore_monuments", "egypt", "GCompris contributors", _GCOMPRIS_FILES,
+              "ca717a088d790a901ffa1b03162c5cc438f99924d457f988263f158a7cc2cb38", "train"),
+    _gcompris("greatPyramidOfGiza", "explore_monuments", "egypt", "GCompris contributors", _GCOMPRIS_FILES,
+              "f8427c09579493e7918d00134423ed40140c2f3fa09fb13341d3c1a0640fc1e9", "train"),
+    _gcompris("meidumPyramid", "explore_monuments", "egypt", "GCompris contributors", _GCOMPRIS_FILES,
+              "694a4eaebc52849aacf802383bc5c755c0fff97b8342a4ef733c7a36c6e6aa53", "train"),
+    _gcompris("redPyramid", "explore_monuments", "egypt", "GCompris contributors", _GCOMPRIS_FILES,
+              "7df87dfe904e18fee2062e8dba2cbfc5c7b807e27c688b271a7380000865c2cf", "train"),
+    _gcompris("arlesAmphitheater", "explore_monuments", "france", "GCompris contributors", _GCOMPRIS_FILES,
+              "62d80a80ca5e5040bdb87c6f2fb57fa333d9b190c9a41066e4017cd4268656d9", "train"),
+    _gcompris("chateaudeChambord", "explore_monuments", "france", "GCompris contributors", _GCOMPRIS_FILES,
+              "a96693bfff66c9a747a066b8d798aaf876427de969603c4125bf881f8af0ac2d", "train"),
+    _gcompris("chateaudeChenonceau", "explore_monuments", "france", "GCompris contributors", _GCOMPRIS_FILES,
+              "4e414fc35ae9b4e18e3219d6278287fb720e89facd332fef9a1c4fe9c3c3adc3", "train"),
+    _gcompris("eiffelTower", "explore_monuments", "france", "GCompris contributors", _GCOMPRIS_FILES,
+              "cf115ede228937f0dfea0ffd7efa5fa24a948f388091ce1a123e7636b25c080b", "train"),
+    _gcompris("montStMichel", "explore_monuments", "france", "GCompris contributors", _GCOMPRIS_FILES,
+              "1c097b958c4bc0e52384e572c3e3ed70abbb54e9b4936cd0852320e1ce12561e", "train"),
+    _gcompris("palaisdesPapes", "explore_monuments", "france", "GCompris contributors", _GCOMPRIS_FILES,
+              "fded6367850d2fafaf5ecad961ba51efbdc0c3d3171f7cc058d2ccfd2e6897e6", "train"),
+    _gcompris("pontduGard", "explore_monuments", "france", "GCompris contributors", _GCOMPRIS_FILES,
+              "b9e560a9ae2fd919baec7f5ceb08877d57194e614481b25058693a88c232897f", "train"),
+    _gcompris("reimsCathedral", "explore_monuments", "france", "GCompris contributors", _GCOMPRIS_FILES,
+              "720ddce0a3124d68e306008c152fb19ec2a2917b3609ba8a31607cffaf52c2d2", "train"),
+    _gcompris("rocamadour", "explore_monuments", "france", "GCompris contributors", _GCOMPRIS_FILES,
+              "e9642c03c23004248bcdf0a364d9828625ba5ef75f82e4a10bfdf2b16bd0a18c", "train"),
+    _gcompris("aulaPalatina", "explore_monuments", "germany", "GCompris contributors", _GCOMPRIS_FILES,
+              "5b39680425fca3ff5f56b3bd79d11683a46a009d66ef23445e165ea72524b3cb", "train"),
+    _gcompris("berlinCathedral", "explore_monuments", "germany", "GCompris contributors", _GCOMPRIS_FILES,
+              "b552994f64727ceaa04218d6a5e7a86b08cb8b550c1eeae0b010f857286d308e", "train"),
+    _gcompris("brandenburgGate", "explore_monuments", "germany", "GCompris contributors", _GCOMPRIS_FILES,
+              "2cb312c79a20e0cd8ed865c5b15a95af86d8d95a0ab96da8814c073857abf4bb", "train"),
+    _gcompris("neuschwansteinCastle", "explore_monuments", "germany", "GCompris contributors", _GCOMPRIS_FILES,
+              "15ec5fcb8758d54efa65581b9682e5cc766d700f3f329d700a06d0550d2c8e03", "train"),
+    _gcompris("schwerinPalace", "explore_monuments", "germany", "GCompris contributors", _GCOMPRIS_FILES,
+              "91be8dd19821221b2b3c30a78cb43a17d8017751a1d36acd751b1e9417acbbae", "train"),
+    _gcompris("trierImperialBaths", "explore_monuments", "germany", "GCompris contributors", _GCOMPRIS_FILES,
+              "dd1818360d153c095e227157d128e498fe9b29437594e8e5c663184cad4120fb", "train"),
+    _gcompris("charminar", "explore_monuments", "india", "GCompris contributors", _GCOMPRIS_FILES,
+              "a657a2139787bded963966d92b4ff9825327572e5e73d4badc1ac52cc063db0f", "train"),
+    _gcompris("gatewayofIndia", "explore_monuments", "india", "GCompris contributors", _GCOMPRIS_FILES,
+              "8d1053776a85a9703f819ae6a82f981cbfa9a8961712404afee235afd87a0e48", "train"),
+    _gcompris("goldenTemple", "explore_monuments", "india", "GCompris contributors", _GCOMPRIS_FILES,
+              "ec52355726f8c36c78f0db526dc0fd8c823f5572a5ced04e8914a82a7b496a8c", "train"),
+    _gcompris("greatStupa", "explore_monuments", "india", "GCompris contributors", _GCOMPRIS_FILES,
+              "3b6741152471d00646271d3a413c08af0533766f09dc87af19abb9ff71801886", "train"),
+    _gcompris("konarkSunTemple", "explore_monuments", "india", "GCompris contributors", _GCOMPRIS_FILES,
+              "c94ddb83bb2d878fecaf0677e8e6c1e73ede7dd39bd69f5e84d2f68e84515156", "train"),
+    _gcompris("mysorePalace", "explore_monuments", "india", "GCompris contributors", _GCOMPRIS_FILES,
+              "a84a26be8d9447341e5235dd319acc71a49f2d91c8dd55a17a89867c64a580c0", "train"),
+    _gcompris("qutubMinar", "explore_monuments", "india", "GCompris contributors", _GCOMPRIS_FILES,
+              "dea912cbd3950dacbba8cd810e39713525c27d54e58ce6ba7502a0f83cf24c95", "train"),
+    _gcompris("rangGhar", "explore_monuments", "india", "GCompris contributors", _GCOMPRIS_FILES,
+              "41791947f8772c9bf483ddb13a4fa4dfbbd1eef44f29937a99eebc5361d981a2", "train"),
+    _gcompris("victoriaMemorial", "explore_monuments", "india", "GCompris contributors", _GCOMPRIS_FILES,
+              "be7b3264cd3391e5b50714e0cec31f2e23e658498b5aba584a4b9aaf526dc51e", "train"),
+    _gcompris("cabrillo", "explore_monuments", "usa", "GCompris contributors", _GCOMPRIS_FILES,
+              "e109eb44fd12f853a4adfa0c30ca5a6bcc03205a58c9e6802b88886751d42277", "train"),
+    _gcompris("canyondeChelly", "explore_monuments", "usa", "GCompris contributors", _GCOMPRIS_FILES,
+              "2148fe45a54186a6e8bc4a395bbbffa0e3530e65232ceda5b841397a0d031bfb", "train"),
+    _gcompris("castillodeSanMarcos", "explore_monuments", "usa", "GCompris contributors", _GCOMPRIS_FILES,
+              "b1d3584272eb66d8211a9cb71a3647e88597986f8020eca9691c488282ea9a88", "train"),
+    _gcompris("castleClinton", "explore_monuments", "usa", "GCompris contributors", _GCOMPRIS_FILES,
+              "c36913b06cea891736c82132a9124d178c11a0b1e1f0d511e9f8158a8271ac62", "train"),
+    _gcompris("fortSumter", "explore_monuments", "usa", "GCompris contributors", _GCOMPRIS_FILES,
+              "42c8376f99f770fa9daa92afb8cde44dc58dd3282b10c5ba8fabec02ea4b9643", "train"),
+    _gcompris("georgeWashingtonBirthplace", "explore_monuments", "usa", "GCompris contributors", _GCOMPRIS_FILES,
+              "134f44b0e1c333202da337c73b6752db36fcbb5cb73e05cfcb4e5f4ff2fb4f43", "train"),
+    _gcompris("lincolnMemorial", "explore_monuments", "usa", "GCompris contributors", _GCOMPRIS_FILES,
+              "52eab4d110bd168e644c9152a60a911cdd8ba5e3d4b661e966f256a074f66fb8", "train"),
+    _gcompris("mountRushmore", "explore_monuments", "usa", "GCompris contributors", _GCOMPRIS_FILES,
+              "d9fec7d6ac491a64c5dab74fed447054e9d188dc9732715bef12bd63909e87c8", "train"),
+    _gcompris("navajo", "explore_monuments", "usa", "GCompris contributors", _GCOMPRIS_FILES,
+              "fa8d36162b1380ac7998ab32d82f7b86b390cdce830acd807ef314291cc03ee5", "train"),
+    _gcompris("statueofLiberty", "explore_monuments", "usa", "GCompris contributors", _GCOMPRIS_FILES,
+              "8eeda3c92c734520b4b7865eb04a900402a329890064058bcb4448d21669a3a8", "train"),
+    _gcompris("chichenItza", "explore_monuments", "wonders", "GCompris contributors", _GCOMPRIS_FILES,
+              "9882593801be435822f1d948afb36b171ed7fc7a301dfa74b11df5ea9afaf681", "train"),
+    _gcompris("christTheRedeemer", "explore_monuments", "wonders", "GCompris contributors", _GCOMPRIS_FILES,
+              "3133f2872b3d791595296fd4bf4812654326e01f5c7cd2d870765bfd6772fa2b", "train"),
+    _gcompris("colosseum", "explore_monuments", "wonders", "GCompris contributors", _GCOMPRIS_FILES,
+              "0d38a0c2d4910f895c003825999345a86da080ff76d709bba923153cbd654945", "train"),
+    _gcompris("greatWallofChina", "explore_monuments", "wonders", "GCompris contributors", _GCOMPRIS_FILES,
+              "546e2483d17c2b732ce375d946afba6fc612166abcd6d976217747a982b60777", "train"),
+    _gcompris("machuPicchu", "explore_monuments", "wonders", "GCompris contributors", _GCOMPRIS_FILES,
+              "e04e163ccef6e59411dff15c3459768b2f442fe2ff5042369d9a480f1f272068", "train"),
+    _gcompris("petra", "explore_monuments", "wonders", "GCompris contributors", _GCOMPRIS_FILES,
+              "cc782ccdd5b508299ad17402df2d0d375c26e1f9b18e4d2e6c3fd474fcaeb458", "train"),
+    _gcompris("tajMahal", "explore_monuments", "wonders", "GCompris contributors", _GCOMPRIS_FILES,
+              "fc0d45ec5a258568858c70d2d78eb23a5eb769255d74b384f70c20422d2eb351", "train"),
 )  # fmt: skip
 SPLITS = ("train", "heldout", "texture")
 _BY_NAME = {photo.name: photo for photo in PHOTOS}
@@ -207,10 +332,12 @@ def get_photo(name: str) -> Photo:
     return _BY_NAME[name]
 
 
-def photo_names(split: str) -> list[str]:
+def photo_names(split: str, photo_set: int | None = None) -> list[str]:
+    """The photos of `split`; with `photo_set`, only the training photos that set includes (a build's
+    `MiniBuildConfig.photo_set`: 2, the wallpapers and package photos of v2; 3 adds GCompris' animals and monuments)."""
     if split not in SPLITS:
         raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}.")
-    return [p.name for p in PHOTOS if p.split == split]
+    return [p.name for p in PHOTOS if p.split == split and (photo_set is None or p.photo_set <= photo_set)]
 
 
 def check_training_photos(names: list[str]) -> None:
