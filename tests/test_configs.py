@@ -66,6 +66,8 @@ def test_conditioning_options_are_the_kinds_own_and_the_old_flat_flags_still_set
     assert TrainConfig(dataset="x", rank=8).differences(TrainConfig(dataset="x")) == [
         "conditioning_options: {'rank': 8} -> {'rank': 32}"
     ]
+    loaded.ummf_lora_rank = 4  # an attribute write of older code lands in the options too
+    assert loaded.conditioning_options == {"lora_rank": 4}
     # DRA's LoRA took the shared `lora_rank`
     dra = TrainConfig(dataset="x", conditioning="dra", lora_rank=8, dra_adapter_dim=16)
     assert dra.model.component_options() == {"adapter_dim": 16, "lora_rank": 8}

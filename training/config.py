@@ -602,6 +602,12 @@ class TrainConfig:
             setattr(self.__dict__[_SECTION_OF[name]], name, value)
         elif name in SECTIONS:
             object.__setattr__(self, name, value)
+        elif name in LEGACY_OPTION_FLAGS:  # `config.rank = 16`: the option, as the flag sets it
+            model = self.__dict__["model"]
+            settings = _apply_legacy_option_flags(
+                {"conditioning": model.conditioning, "conditioning_options": model.conditioning_options, name: value}
+            )
+            model.conditioning_options = settings["conditioning_options"]
         else:
             raise AttributeError(f"'TrainConfig' has no setting {name!r}")
 
