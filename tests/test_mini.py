@@ -406,3 +406,5 @@ def test_the_card_reports_both_held_out_sets():
     assert "| PSNR | n/a | 23.16 | n/a | 23.23 |" in standard and "24.62" not in standard
     assert "| PSNR | 24.62 | n/a | n/a | n/a |" in textured and "| PIQE | n/a | n/a | 23.00 | n/a |" in textured
     assert "| `koala` | texture |" in card  # the texture photos listed with their licences
+    assert "| `cow` |" not in card and "on a CPU on 40 photos" in card  # photo set 2: only the photos it trained on
+    assert "| `cow` | train |" in render_model_card(MiniBuildConfig(photo_set=3), {})

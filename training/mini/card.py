@@ -24,7 +24,8 @@ def render_model_card(config: MiniBuildConfig, report: dict) -> str:
     stages = report.get("stages", {})
     seconds = report.get("seconds", {})
     vae, fluxgen, evaluation = stages.get("vae", {}), stages.get("fluxgen", {}), stages.get("eval", {})
-    photo_rows = "\n".join(f"| `{p.name}` | {p.split} | {_source(p)} | {p.credit} | {p.licence} |" for p in PHOTOS)
+    photos = [p for p in PHOTOS if p.split != "train" or p.photo_set <= config.photo_set]  # this build's photo set
+    photo_rows = "\n".join(f"| `{p.name}` | {p.split} | {_source(p)} | {p.credit} | {p.licence} |" for p in photos)
     methods = [("vae-round-trip", "VAE round trip (ceiling)"), ("bicubic", "bicubic"),
                ("realesrgan", "Real-ESRGAN x4plus"), ("mini-fluxir", "mini FluxIR")]  # fmt: skip
     metric_rows, texture_rows = (
@@ -140,7 +141,7 @@ against its ablations and `python benchmarks/mini_tasks.py` the all-in-one adapt
 
 ## Limits
 
-A few million parameters trained on a CPU on {len([p for p in PHOTOS if p.split == "train"])} photos: it restores
+A few million parameters trained on a CPU on {len([p for p in photos if p.split == "train"])} photos: it restores
 colour and structure and sharpens, but invents little detail, and it has seen few faces, no text and little of the
 world. Use a FLUX.1-based FluxIR adapter for real work.
 """
