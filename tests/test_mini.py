@@ -391,7 +391,10 @@ def test_the_texture_set_is_held_out_and_fetched_out_of_its_bundle(monkeypatch, 
     assert (tmp_path / "photos" / "koala.webp").read_bytes() == content
     bundle.write_bytes(_qt_bundle({"animals/owl.webp": b"x"}))  # a package version without it: named, and what to do
     (tmp_path / "photos" / "koala.webp").unlink()
-    with pytest.raises(fetch_photos.PhotoFetchError, match=r"does not hold animals/koala.webp.*inside it"):
+    with pytest.raises(
+        fetch_photos.PhotoFetchError,
+        match=r"does not hold animals/koala.webp.*animals/koala.webp out of .*animals.rcc",
+    ):
         fetch_photos.fetch_photos(tmp_path / "photos")
 
 

@@ -2,7 +2,8 @@
 
 Each package is fetched once with `apt-get download <package>=<version>` (no installation, no root) and unpacked with
 `dpkg -x` into a temporary folder; only the registry's files are kept (a photo inside a Qt resource bundle is read out
-of it: `training.mini.qt_resources`), each checked against its sha256 and written atomically as `<name><suffix>`. Files already there with the right sha256 are kept; wrong ones are fetched again.
+of it: `training.mini.qt_resources`), each checked against its sha256 and written atomically as `<name><suffix>`.
+Files already there with the right sha256 are kept; wrong ones are fetched again.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def _by_hand(photos: list[Photo], photos_dir: Path) -> str:
         f"To supply them by hand, unpack {first.package} ({first.version}) anywhere (`apt-get download "
         f"{first.package}` then `dpkg -x <file>.deb <folder>`, on any Debian or Ubuntu machine) and copy "
         + ", ".join(
-            f"{p.path}{f' ({p.member} inside it)' if p.member else ''} to {photos_dir / p.file_name}"
+            (f"{p.member} out of {p.path} (`training.mini.qt_resources.read_qt_resources`)" if p.member else p.path)
+            + f" to {photos_dir / p.file_name}"
             for p in photos[:3]
         )
         + (f" (and {len(photos) - 3} more, listed in training/mini/photos.py)" if len(photos) > 3 else "")
