@@ -133,8 +133,8 @@ class ModelConfig(_Section):
     conditioning_options: OptionValues = field(
         default_factory=OptionValues,
         metadata=_help(
-            'Options of the conditioning kind as a YAML mapping, e.g. "{rank: 16}" (each kind\'s are listed at the end '
-            "of --help; unset ones keep the kind's defaults)"
+            'Options of the conditioning kind as a YAML mapping, e.g. "{rank: 16}" (each kind\'s are listed at the '
+            "end of --help; unset ones keep the kind's defaults)"
         ),
     )
     use_lora: bool = field(
@@ -650,8 +650,8 @@ class TrainConfig:
         if kind is not None and spec.conditioning_support and stage not in kind.training_stages:
             able = [name for name, (other, _) in conditioning_names().items() if stage in other.training_stages]
             out.append(
-                f"`--stage {stage}` works with `--conditioning {' or '.join(able)}` only: {model.conditioning} supports "
-                f"`--stage {' or '.join(kind.training_stages)}`."
+                f"`--stage {stage}` works with `--conditioning {' or '.join(able)}` only: {model.conditioning} "
+                f"supports `--stage {' or '.join(kind.training_stages)}`."
             )
         if kind is not None and self.optim.gradient_checkpointing and kind.gradient_checkpointing_refusal:
             out.append(
@@ -751,7 +751,8 @@ def _apply_legacy_option_flags(settings: dict[str, Any]) -> dict[str, Any]:
         elif value != default:
             logger.warning(
                 f"`{flag}` sets an option of `--conditioning {' or '.join(names)}`, not of {conditioning}: ignored. "
-                f"Give {conditioning}'s options as `conditioning_options` (listed at the end of `fluxir-train --help`)."
+                f"Give {conditioning}'s options as `conditioning_options` (listed at the end of `fluxir-train "
+                "--help`)."
             )
     settings["conditioning_options"] = options
     return settings

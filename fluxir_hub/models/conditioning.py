@@ -83,7 +83,8 @@ class ConditioningMixin:
       carries (`fluxir_hub.hub_code`), so `AutoModel`/`DiffusionPipeline` with `trust_remote_code=True` find it;
     - `geometry_keys`: the base transformer config values it must match ([`check_compatible`]);
     - `options`: its [`ConditioningOptions`] dataclass (e.g. the rank), the `from_transformer` settings a training run
-      chooses; `training_stages`, the `--stage` values it supports; `lora_targets`, when it holds a LoRA of the base ([`ConditioningLoRA`]);
+      chooses; `training_stages`, the `--stage` values it supports; `lora_targets`, when it holds a LoRA of the base
+      ([`ConditioningLoRA`]);
 
     and implements `from_transformer(transformer, max_sequence_length, **options)`, `prepare_base_call` and, when it
     acts inside the base, `_install_hooks`/`_remove_hooks` (callers use `install`/`uninstall`, which keep one

@@ -195,7 +195,7 @@ PHOTOS: tuple[Photo, ...] = (
               "b9de4b334e76df53df948de034f4bcc744be682a904ad7c61a9f9f7ac8de326b"),
     _gcompris("wormsCathedral", "explore_monuments", "germany", "GCompris contributors", _GCOMPRIS_FILES,
               "c90cdcbf981bcd5f118b553b059448db6fb0bfe801b40240e02ccd2975b92a59"),
-    # Debian: gcompris-qt-data, training photos of photo set 3 (the other animals, kangaroo's GFDL aside, and monuments)
+    # Debian: gcompris-qt-data, training photos of photo set 3 (the other animals but GFDL's kangaroo, the monuments)
     _gcompris("cat", "explore_farm_animals", "animals", "GCompris (Bruno Coudoin and others)", "GPL-3",
               "ab7c3e1b04e80bc567b00dba49946918b5a38be1f37618f0d2b4887ef5792770", "train"),
     _gcompris("chicken", "explore_farm_animals", "animals", "GCompris (Bruno Coudoin and others)", "GPL-3",
@@ -223,7 +223,8 @@ PHOTOS: tuple[Photo, ...] = (
               "2a94d2fc7482ca806ce60210031f167782f7407ed47cd721371355e2ab575afc", "train"),
     _gcompris("panda", "explore_world_animals", "animals", "Aaron Logan (Wikimedia Commons)", "CC-BY-1.0",
               "70ccf9a9db5008100eb6955ae25fabd4f7769427be784d627cf6315f6dfce692", "train"),
-    _gcompris("polar_bear", "explore_world_animals", "animals", "Arturo de Frias Marques (Wikimedia Commons)", "CC-BY-SA-4.0",
+    _gcompris("polar_bear", "explore_world_animals", "animals", "Arturo de Frias Marques (Wikimedia Commons)",
+              "CC-BY-SA-4.0",
               "0544cef0a7d6940d3c143a04eecb7065bf9b90d7d367ad8bacbef6631b506070", "train"),
     _gcompris("scarlet_macaw", "explore_world_animals", "animals", "Jar0d (Wikimedia Commons)", "CC-BY-SA-2.0",
               "8b088ed71a87e7e929cf08b49a1e1c977c47544307d348e52a0f4a85128662a0", "train"),
@@ -334,7 +335,8 @@ def get_photo(name: str) -> Photo:
 
 def photo_names(split: str, photo_set: int | None = None) -> list[str]:
     """The photos of `split`; with `photo_set`, only the training photos that set includes (a build's
-    `MiniBuildConfig.photo_set`: 2, the wallpapers and package photos of v2; 3 adds GCompris' animals and monuments)."""
+    `MiniBuildConfig.photo_set`: 2, the wallpapers and package photos of v2; 3 adds GCompris' animals and
+    monuments)."""
     if split not in SPLITS:
         raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}.")
     return [p.name for p in PHOTOS if p.split == split and (photo_set is None or p.photo_set <= photo_set)]
