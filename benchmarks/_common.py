@@ -135,11 +135,14 @@ def hq_images(n: int) -> list[Image.Image]:
 
 
 def validation_bench(work: Path, photos_dir: Path | None, seed: int, count: int = 14) -> Path:
-    """Seeded `seesr` x4 crops of 7 training photos, built like the held-out bench."""
+    """Seeded `seesr` x4 crops of 7 training photos of the build's photo set (`work`'s config; the default's when it
+    has none), built like the held-out bench."""
     from fluxir_hub.cli.evaluate import main as fluxir_eval
+    from training.mini.config import MiniBuildConfig
     from training.mini.photos import check_training_photos, default_photos_dir, load_photo, photo_names
 
-    names = sorted(random.Random(seed).sample(photo_names("train"), 7))
+    photo_set = (MiniBuildConfig.load(work) or MiniBuildConfig()).photo_set
+    names = sorted(random.Random(seed).sample(photo_names("train", photo_set), 7))
     check_training_photos(names)
     folder = work / "validation-photos"
     folder.mkdir(parents=True, exist_ok=True)
