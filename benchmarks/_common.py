@@ -74,6 +74,18 @@ def open_mini_build(work_dir: str):
     return build
 
 
+def work_dir_model(work: Path) -> Path:
+    """The model a mini build in `work` shipped (its report's `ship` folder, when it holds weights), else the packaged
+    weights: benchmarks given `--work-dir` measure that build's model, not always the packaged one."""
+    from fluxir_hub.mini import MINI_DIR, has_mini_weights
+
+    report = work / "build_report.json"
+    shipped = (
+        json.loads(report.read_text()).get("stages", {}).get("ship", {}).get("folder") if report.exists() else None
+    )
+    return Path(shipped) if shipped and has_mini_weights(Path(shipped)) else MINI_DIR
+
+
 def shipped_pipeline(build):
     """The build's shipped pipeline (its stored weights, as users get them), else its base with its adapter;
     progress bars off."""

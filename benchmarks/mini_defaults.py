@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a fresh clone
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import evaluate, report, validation_bench  # noqa: E402
+from benchmarks._common import evaluate, report, validation_bench, work_dir_model  # noqa: E402
 
 STEPS = (1, 2, 4, 8, 20)
 WEIGHTS = (0.0, 0.05, 0.1)
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(args.work_dir)
     bench = validation_bench(work, Path(args.photos_dir) if args.photos_dir else None, args.seed)
-    pipe = load_mini_pipeline(device="cpu")
+    pipe = load_mini_pipeline(work_dir_model(work), device="cpu")
     candidates = {"": (pipe, STEPS)}  # the shipped adapter, unnamed
     for item in args.adapter:
         label, sep, folder = item.partition("=")

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a fresh clone
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import report, validation_bench  # noqa: E402
+from benchmarks._common import report, validation_bench, work_dir_model  # noqa: E402
 
 STEPS = (1, 2, 4, 20)
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                       "--scale", "4", "--seed", str(args.seed + 2), "-o", str(bench)]  # fmt: skip
         if fluxir_eval(argv_build) != 0:
             raise SystemExit("could not build the validation tasks bench")
-    pipe = load_mini_pipeline(device="cpu", task="denoise")  # the all-in-one adapter
+    pipe = load_mini_pipeline(work_dir_model(work), device="cpu", task="denoise")  # the all-in-one adapter
     if args.adapter:
         pipe.register_modules(adapter=FluxIRAdapter.from_pretrained(args.adapter).eval())
     scorers = create_scorers(["PSNR", "SSIM", "PIQE"])

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a fresh clone
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import ceiling, evaluate, markdown_table, report  # noqa: E402
+from benchmarks._common import ceiling, evaluate, markdown_table, report, work_dir_model  # noqa: E402
 
 
 class AsPipeline:
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     build = MiniBuild(config, work, work / "model")
     build.run(["photos"])
     bench = build.build_bench(split=args.photos)
-    pipe = load_mini_pipeline(device="cpu")
+    pipe = load_mini_pipeline(work_dir_model(work), device="cpu")
     out = work / ("yardstick" if args.photos == "heldout" else f"yardstick-{args.photos}")
     seed, steps = config.seed, config.eval.num_inference_steps
     rows = {
