@@ -29,9 +29,13 @@ class Variant:
     adapter: str  # which adapter: shipped, zero, no-pixel-loss, rank-8, real-photos
     kwargs: dict = field(default_factory=dict)  # pipeline call settings beyond the defaults
     note: str = ""
+    at_defaults: bool = False  # sample with the shipped adapter's own defaults instead of the 20-step reference
 
 
 VARIANTS = [
+    Variant("mini FluxIR, shipped defaults", "shipped", note="the shipped model as users get it", at_defaults=True),
+    Variant("zero-initialised adapter at the shipped defaults", "zero", at_defaults=True,
+            note="the same sampling settings, untrained adapter: what training the adapter is worth"),
     Variant("mini FluxIR (20 steps)", "shipped", note="the shipped model, pipeline defaults"),
     Variant("zero-initialised adapter (base only)", "zero", note="untrained adapter: the base generator alone"),
     Variant("adapter only: no RSS, no colour fix", "shipped", {"restoration_weight": 0.0, "color_fix": "none"},
@@ -129,13 +133,19 @@ def main(argv: list[str] | None = None) -> int:
         "VAE round trip (ceiling)": ceiling(shipped.vae, bench, work / "ablation-results" / "vae-round-trip"),
         "bicubic": {**evaluate(None, bench, work / "ablation-results" / "bicubic", {}, seed), "note": ""},
     }
+
+    def sampling(variant: Variant) -> dict:
+        if variant.at_defaults:  # written out: the zero adapter has no defaults of its own
+            return dict(shipped.adapter.config.get("sampling_defaults") or {})
+        return {"num_inference_steps": steps}
+
     for variant in VARIANTS:
         if args.adapters and variant.adapter not in args.adapters:
             continue
         pipe = load_variant_pipeline(build, variant.adapter, shipped)
         folder = work / "ablation-results" / variant.name.replace(" ", "-")
         results[variant.name] = {
-            **evaluate(pipe, bench, folder, {"num_inference_steps": steps, **variant.kwargs}, seed),
+            **evaluate(pipe, bench, folder, {**sampling(variant), **variant.kwargs}, seed),
             "note": variant.note,
         }
         print(f"{variant.name}: {results[variant.name]}", flush=True)

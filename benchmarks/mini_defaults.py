@@ -3,7 +3,7 @@
     python benchmarks/mini_defaults.py --work-dir mini-build
     python benchmarks/mini_defaults.py --adapter "4-step student=students/k4"   # other adapters in the same sweep
 
-Sweeps steps (1, 2, 4, 8, 20), restoration weight (0, 0.05, 0.1) and colour fix (wavelet, none) with the shipped
+Sweeps steps (1, 2, 4, 8, 20), restoration weight (0, 0.05, 0.1, 0.2, 0.3) and colour fix (wavelet, none) with the shipped
 adapter on seeded `seesr` x4 crops of 7 training photos (a fixed, seeded choice), and prints each setting's PSNR /
 SSIM / PIQE and seconds per image, best first by a simple rank sum over the three metrics. `--adapter NAME=FOLDER`
 adds another adapter (a distilled student runs its own schedule; the others the same steps) with the same weights
@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:  # run as a script from a fresh clone
 from benchmarks._common import evaluate, report, validation_bench, work_dir_model  # noqa: E402
 
 STEPS = (1, 2, 4, 8, 20)
-WEIGHTS = (0.0, 0.05, 0.1)
+WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3)
 COLOUR_FIXES = ("wavelet", "none")
 
 
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", default="mini-build")
     parser.add_argument("--photos-dir", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--weights", type=float, nargs="+", default=list(WEIGHTS), help="restoration weights to sweep")
     parser.add_argument("--adapter", action="append", default=[], metavar="NAME=FOLDER", help="another adapter")
     args = parser.parse_args(argv)
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         candidates[f"{label}: "] = (other, (None,) if own else STEPS)  # None: a student's own schedule
     results = {}
     for label, (candidate, step_counts) in candidates.items():
-        for steps, weight, fix in itertools.product(step_counts, WEIGHTS, COLOUR_FIXES):
+        for steps, weight, fix in itertools.product(step_counts, args.weights, COLOUR_FIXES):
             name = f"{label}{'own schedule' if steps is None else f'{steps} steps'}, w={weight}, {fix}"
             kwargs = {"num_inference_steps": steps, "restoration_weight": weight, "color_fix": fix}
             folder = work / "defaults" / "".join(c if c.isalnum() or c in "-." else "-" for c in name)

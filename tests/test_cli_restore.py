@@ -248,6 +248,19 @@ def test_a_damaged_pipeline_folder_is_one_line_naming_the_file(tmp_path, capsys)
         assert len(said) == 1 and "transformer/" in said[0] and "Traceback" not in err, err
 
 
+def test_rerun_with_other_settings_restores_again(tmp_path, capsys):
+    photo(size=(16, 16)).save(tmp_path / "x.png")
+    out = tmp_path / "out"
+    fast = [str(tmp_path / "x.png"), "-o", str(out), "--tiny", "--upscale", "1"]
+    assert main([*fast, "--steps", "1"]) == 0
+    first = (out / "x.png").read_bytes()
+    assert main([*fast, "--steps", "1"]) == 0
+    assert "Skipping 1 image(s) already restored" in capsys.readouterr().out
+    assert main([*fast, "--steps", "1", "--seed", "7"]) == 0  # another seed: a new result, not the old one kept
+    assert "Restored 1 image(s)" in capsys.readouterr().out
+    assert (out / "x.png").read_bytes() != first and sorted(p.name for p in out.iterdir()) == ["x.png"]
+
+
 def test_gpu_options_with_a_model_that_ignores_them_say_so(tmp_path, capsys):
     from fluxir_hub.testing import tiny_pipeline
 

@@ -194,6 +194,32 @@ def test_restore_records_its_settings_and_never_mixes_two(div2k_like, tmp_path, 
     assert "preset=paper001" in (report / "table.md").read_text()
 
 
+def test_restore_refuses_a_folder_of_another_model_at_the_same_path(div2k_like, tmp_path, capsys):
+    from fluxir_hub.testing import tiny_pipeline
+
+    bench, model, out = tmp_path / "bench", tmp_path / "model", tmp_path / "results" / "fluxir"
+    assert (
+        main(["build", "div2k-val", "--source", str(div2k_like), "--count", "1", "--crop", "64", "-o", str(bench)])
+        == 0
+    )
+    pipe = tiny_pipeline()
+    pipe.save_pretrained(model)
+    argv = ["restore", str(bench), "-o", str(out), "--method", "fluxir", "--model", str(model), "--steps", "1"]
+    assert main(argv) == 0
+    assert main(argv) == 0  # the same model: nothing to redo
+    pipe.adapter.register_to_config(sampling_defaults={"restoration_weight": 0.2})
+    pipe.save_pretrained(model)  # the same folder, new defaults: the stored results no longer describe it
+    assert main(argv) == 2
+    assert "sampling_defaults" in capsys.readouterr().err
+    with torch.no_grad():
+        next(pipe.adapter.parameters()).add_(1.0)
+    pipe.adapter.register_to_config(sampling_defaults={})
+    pipe.save_pretrained(model)  # new weights, defaults as at first
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "adapter_sha256" in err and "sampling_defaults" not in err
+
+
 def test_restore_split_over_two_processes_writes_what_one_does(div2k_like, tmp_path):
     import hashlib
     import os

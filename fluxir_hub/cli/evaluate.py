@@ -171,7 +171,7 @@ def load_baseline(args) -> tuple:
 
 
 def run_restore(args) -> None:
-    from fluxir_hub.evaluation.runner import restore_benchmark
+    from fluxir_hub.evaluation.runner import adapter_identity, restore_benchmark
 
     pipe, kwargs, settings = None, {}, {}
     if args.method in ("realesrgan", "spandrel"):
@@ -213,7 +213,7 @@ def run_restore(args) -> None:
             "guidance_scale": args.guidance,
             "tile_size": args.tile_size,
         }
-        settings = {"model": description, "preset": args.preset, **kwargs}
+        settings = {"model": description, **adapter_identity(pipe), "preset": args.preset, **kwargs}
     written = restore_benchmark(
         Path(args.bench), Path(args.output_dir), args.method, pipe, args.upscale, args.seed, settings, **kwargs
     )

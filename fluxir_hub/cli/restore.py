@@ -331,11 +331,14 @@ def _same_source(recorded: str | None, path: Path) -> bool:
     return recorded is not None and recorded in (str(path.resolve()), path.name)
 
 
-def made_from(output: Path, path: Path, digest: str) -> bool:
+def made_from(output: Path, path: Path, digest: str, settings: dict | None = None) -> bool:
     """Whether `output` is this command's restoration of `path` with its current bytes (older outputs recorded no
-    digest: the same path counts)."""
+    digest: the same path counts) and, when given, with these sampling `settings` (a rerun with another seed, step
+    count, prompt, ... restores again instead of keeping the old result)."""
     record = recorded_tag(output) if output.is_file() else None
-    return bool(record) and _same_source(record.get("source"), path) and record.get("sha256", digest) == digest
+    if not record or not _same_source(record.get("source"), path) or record.get("sha256", digest) != digest:
+        return False
+    return settings is None or all(record.get(key, value) == value for key, value in settings.items())
 
 
 def output_names(paths: list[Path], output_dir: Path | None = None) -> dict[Path, str]:
@@ -429,9 +432,23 @@ def main(argv: list[str] | None = None) -> int:
 
     targets = output_names(paths, output_dir)
     digests = {p: file_digest(p) for p in paths}
-    todo = [p for p in paths if args.overwrite or not made_from(output_dir / targets[p], p, digests[p])]
+    settings = {
+        "prompt": args.prompt,
+        "task": args.task,
+        "upscale": args.upscale,
+        "num_inference_steps": args.steps,
+        "seed": args.seed,
+        "restoration_weight": args.restoration_weight,
+        "color_fix": args.color_fix,
+    }
+    if args.upscale is None:  # the task's default, resolved with the model: the same for the same task
+        del settings["upscale"]
+    todo = [p for p in paths if args.overwrite or not made_from(output_dir / targets[p], p, digests[p], settings)]
     if len(todo) < len(paths):
-        print(f"Skipping {len(paths) - len(todo)} image(s) already restored in {output_dir} (use --overwrite).")
+        print(
+            f"Skipping {len(paths) - len(todo)} image(s) already restored in {output_dir} with these settings "
+            "(use --overwrite)."
+        )
     if not todo:
         return 0
 
@@ -449,16 +466,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    settings = {
-        "prompt": args.prompt,
-        "task": args.task,
-        "upscale": args.upscale,
-        "num_inference_steps": args.steps,
-        "seed": args.seed,
-        "restoration_weight": args.restoration_weight,
-        "color_fix": args.color_fix,
-        "model": description,
-    }
+    settings = {**settings, "upscale": args.upscale, "model": description}
     failures: list[tuple[Path, str]] = []
     written = 0
     for path in tqdm(todo, desc="Restoring", unit="image"):

@@ -24,6 +24,23 @@ METHODS = ("bicubic", "fluxir", "realesrgan", "spandrel")  # the last two: `pipe
 SETTINGS_NAME = "restore_settings.json"
 
 
+def adapter_identity(pipe) -> dict:
+    """What a FluxIR result folder must record beyond the model's name: the sampling defaults a call left unset
+    resolves to, and a digest of the conditioning component's weights. A model rebuilt or re-tuned at the same path
+    then gets a fresh folder instead of silently topping up (or reusing) the old model's results."""
+    adapter = getattr(pipe, "adapter", None)
+    if adapter is None:
+        return {}
+    digest = hashlib.sha256()
+    for name, tensor in sorted(adapter.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return {
+        "sampling_defaults": dict(adapter.config.get("sampling_defaults") or {}),
+        "adapter_sha256": digest.hexdigest()[:16],
+    }
+
+
 def restore_benchmark(
     bench_dir: Path,
     out_dir: Path,

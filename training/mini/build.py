@@ -96,6 +96,10 @@ class MiniBuild:
         return self.work / "all-in-one"
 
     @property
+    def results_dir(self) -> Path:
+        return self.work / "results"
+
+    @property
     def shipped_all_in_one_dir(self) -> Path:
         return self.output_dir / ALL_IN_ONE_DIR.name
 
@@ -335,6 +339,8 @@ class MiniBuild:
 
         if self.output_dir.exists():
             shutil.rmtree(self.output_dir)
+        for stale in (*self.results_dir.glob("*/mini-fluxir"), *self.results_dir.glob("*/vae-round-trip")):
+            shutil.rmtree(stale)  # the eval stage's results of the model shipped before
         adapter = FluxIRAdapter.from_pretrained(self.adapter_dir)
         adapter.register_to_config(sampling_defaults=dict(self.config.eval.sampling_defaults))
         pipe = FluxIRPipeline.from_pretrained(self.base_dir, adapter=adapter)
@@ -423,7 +429,7 @@ class MiniBuild:
 
         from .gallery import render_gallery, vae_round_trip
 
-        scale, results, report = str(self.config.eval.scale), self.work / "results", self.work / "report"
+        scale, results, report = str(self.config.eval.scale), self.results_dir, self.work / "report"
         benches = {split: self.build_bench(split=split) for split in ("heldout", "texture")}
         vae = load_mini_pipeline(self.output_dir, device="cpu").vae
         methods = ["vae-round-trip", "bicubic", "mini-fluxir"]
