@@ -186,13 +186,13 @@ def test_heldout_photos_never_reach_training(monkeypatch, tmp_path):
         raise Stop
 
     monkeypatch.setattr(stages, "train_vae", stop)
-    config = MiniBuildConfig()
+    config = MiniBuildConfig(photo_set=2)
     build = build_module.MiniBuild(config, tmp_path, tmp_path / "out", tmp_path / "photos")
     with pytest.raises(Stop):
         build.run_vae()
     validation = config.vae.validation_photos
     trained = [n for n in seen if n not in validation and n not in photo_names("heldout")]
-    assert trained == [n for n in photo_names("train", 2) if n not in validation]  # the default build's photo set
+    assert trained == [n for n in photo_names("train", 2) if n not in validation]  # v2's photo set
     assert set(validation) <= set(photo_names("train", 2)) and len(photo_names("train", 2)) == 40
     seen.clear()
     with pytest.raises(Stop):  # photo set 3 adds the GCompris training photos, none of the held-out ones
@@ -404,10 +404,10 @@ def test_the_card_reports_both_held_out_sets():
 
     heldout = {"bicubic": {"PSNR": 23.16, "SSIM": 0.5327, "PIQE": 94.18}, "mini-fluxir": {"PSNR": 23.23}}
     texture = {"vae-round-trip": {"PSNR": 24.62}, "realesrgan": {"PIQE": 23.0}}
-    card = render_model_card(MiniBuildConfig(), {"stages": {"eval": {**heldout, "texture": texture}}})
+    card = render_model_card(MiniBuildConfig(photo_set=2), {"stages": {"eval": {**heldout, "texture": texture}}})
     standard, _, textured = card.partition("texture-rich held-out set")
     assert "| PSNR | n/a | 23.16 | n/a | 23.23 |" in standard and "24.62" not in standard
     assert "| PSNR | 24.62 | n/a | n/a | n/a |" in textured and "| PIQE | n/a | n/a | 23.00 | n/a |" in textured
     assert "| `koala` | texture |" in card  # the texture photos listed with their licences
     assert "| `cow` |" not in card and "on a CPU on 40 photos" in card  # photo set 2: only the photos it trained on
-    assert "| `cow` | train |" in render_model_card(MiniBuildConfig(photo_set=3), {})
+    assert "| `cow` | train |" in render_model_card(MiniBuildConfig(), {})  # the default, v3's set 3

@@ -28,6 +28,7 @@ import argparse
 import importlib.util
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -94,6 +95,10 @@ class MiniBuild:
     @property
     def all_in_one_dir(self) -> Path:
         return self.work / "all-in-one"
+
+    @property
+    def degrade_workers(self) -> int:
+        return min(4, os.cpu_count() or 1)
 
     @property
     def results_dir(self) -> Path:
@@ -253,6 +258,8 @@ class MiniBuild:
             "8",
             "--validation-fraction",
             "0.05",
+            "--num-workers",  # degradation in CPU processes: the same LQs for any number
+            str(self.degrade_workers),
         ]
         if fluxgen(argv) != 0:
             raise ValueError("The FluxGen stage failed; its message is above.")
@@ -306,7 +313,8 @@ class MiniBuild:
             if not folder.exists():
                 shutil.copytree(source, folder, ignore=shutil.ignore_patterns("lq", "dataset"))
             for stage in ("degrade", "export"):
-                if fluxgen([stage, "-o", str(folder), "--preset", "mixed", "--resume"]) != 0:
+                workers = ["--num-workers", str(self.degrade_workers)] if stage == "degrade" else []
+                if fluxgen([stage, "-o", str(folder), "--preset", "mixed", "--resume", *workers]) != 0:
                     raise ValueError(f"`fluxgen {stage}` failed; its message is above.")
         return folder / "dataset"
 
@@ -498,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         default=None,
-        help="a mini_build_config.json to build instead of the default settings (e.g. configs/mini_v3.json)",
+        help="a mini_build_config.json to build instead of the default settings (e.g. configs/mini_v2.json, the previous shipped build)",
     )
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every stage's steps (0.02: smoke test)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (the VAE and base stages train there)")
