@@ -117,6 +117,22 @@ def test_build_refuses_to_overwrite_the_shipped_weights(capsys, tmp_path):
     assert "already holds a mini model" in capsys.readouterr().err
 
 
+def test_a_work_dir_takes_new_sampling_defaults_but_not_new_training_settings(tmp_path):
+    from training.mini.build import MiniBuild
+    from training.mini.config import MiniBuildConfig
+
+    MiniBuild(MiniBuildConfig(), tmp_path, tmp_path / "out").check_setup()
+    chosen = MiniBuildConfig()
+    chosen.eval.sampling_defaults = {"num_inference_steps": 4}  # chosen after training: ship and eval rerun
+    chosen.tasks.sampling_defaults = {"num_inference_steps": 1}
+    MiniBuild(chosen, tmp_path, tmp_path / "out").check_setup()
+    assert MiniBuildConfig.load(tmp_path).eval.sampling_defaults == {"num_inference_steps": 4}  # recorded
+    retrained = MiniBuildConfig()
+    retrained.adapter.steps += 1  # the trained adapter would no longer match its settings
+    with pytest.raises(ValueError, match="holds a build with other settings"):
+        MiniBuild(retrained, tmp_path, tmp_path / "out").check_setup()
+
+
 def test_pretraining_loop_resumes_bit_exactly(tmp_path):
     from training.mini.loop import CosineSchedule, PlateauSchedule, train_steps
 

@@ -110,11 +110,11 @@ class MiniBuild:
 
     def check_setup(self) -> None:
         stored = MiniBuildConfig.load(self.work)
-        if stored is not None and stored.to_dict() != self.config.to_dict():
+        if stored is not None and stored.trained_settings() != self.config.trained_settings():
             raise ValueError(
                 f"{self.work} holds a build with other settings (see {self.work / CONFIG_NAME}); use another "
                 "--work-dir, or delete it to start over."
-            )
+            )  # settings no trained stage reads (the eval stage, sampling defaults) may change: `ship` and `eval` rerun
         if len(photo_names("heldout")) < 3 or len(self.training_photo_names) < 3:
             raise ValueError("The build needs at least 3 training and 3 held-out photos.")
         self.work.mkdir(parents=True, exist_ok=True)

@@ -127,6 +127,14 @@ class MiniBuildConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def trained_settings(self) -> dict[str, Any]:
+        """The settings the trained stages depend on: all but the eval stage and the shipped sampling defaults, which
+        only `ship` and `eval` read (choosing new defaults on validation reuses the trained stages)."""
+        settings = self.to_dict()
+        del settings["eval"]
+        settings["tasks"].pop("sampling_defaults")
+        return settings
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MiniBuildConfig:
         sections = {f.name: f.default_factory for f in fields(cls) if f.default_factory is not MISSING}
